@@ -1,0 +1,24 @@
+"""rack-twin: a digital twin of a liquid-cooled AI rack.
+
+Python API::
+
+    import twin
+    scenario = twin.load_scenario("scenarios/reference-w32.toml")
+    result = twin.simulate(scenario)
+    result.margins            # name -> value
+    result.to_hdf5("out.h5")
+"""
+__version__ = "0.1.0"
+
+from .errors import TwinInputError  # noqa: E402
+from .scenario import Scenario, load_scenario  # noqa: E402
+
+
+def simulate(scenario, output=None, **kwargs):
+    """Run a scenario; see :func:`twin.engine.simulate`."""
+    from .engine import simulate as _simulate
+
+    return _simulate(scenario, output=output, **kwargs)
+
+
+__all__ = ["Scenario", "TwinInputError", "load_scenario", "simulate", "__version__"]

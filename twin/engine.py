@@ -1,0 +1,407 @@
+"""The coupling loop: hydraulics, thermal kernel, power source, recorder.
+
+Time advances in blocks of ``simulation.hydraulic_update_s``. At each block boundary the
+network is re-solved with the viscosities of the current coolant temperatures (and, in
+flow mode, the pump speed that holds the flow setpoint), plate conductances and the
+exact step maps are recomputed, and the power source describes the block's power. The
+thermal kernel then runs the block's steps without leaving compiled code and writes
+records at the output rate; records stream to HDF5 block by block.
+
+Running is re-entrant: all state lives in a :class:`NetworkState` owned by the run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import brentq
+
+from . import __version__
+from .build import HA_FLOWS_LPM, HA_TEMPS_C, LPM, Model, build_model
+from .correlations import counterflow_effectiveness
+from .kernels import hydraulics as hk
+from .kernels import props as pk
+from .kernels import thermal as tk
+from .margins import Margins, compute_margins
+from .power import PowerSource, SchedulePower
+from .scenario import Scenario
+from .telemetry import SCHEMA, TelemetryWriter, _read_open
+
+# Hydraulic convergence: loop pressure residual [Pa] (0.1 Pa against ~1e5 Pa of head).
+HYDRAULIC_TOL_PA = 0.1
+# Flow setpoint search: relative flow tolerance of the ideal flow controller.
+FLOW_CONTROL_RTOL = 1e-6
+# Steady initialisation: pseudo-time step [s] and convergence on the largest temperature
+# change over a 100-step block [K].
+STEADY_DT_S = 1.0
+STEADY_TOL_K = 1e-9
+
+
+@dataclass
+class Hydraulics:
+    flow_m3s: np.ndarray  # every edge
+    pressure_pa: np.ndarray  # every node (gauge, suction = 0)
+    speed: np.ndarray  # every pump
+    iterations: int
+    residual_pa: float
+
+
+@dataclass
+class NetworkState:
+    """Everything that changes during a run."""
+
+    chip_x: np.ndarray  # (chip, 3) Tj, Tb, Tf [degC]
+    cell_t: np.ndarray
+    edge_out: np.ndarray
+    node_t: np.ndarray
+    q_loop: np.ndarray
+    speed: np.ndarray
+    acc: np.ndarray
+    chip_tj_max: np.ndarray
+
+    @classmethod
+    def uniform(cls, model: Model, temp_c: float, speed: float):
+        n_chip = model.n_chips
+        return cls(
+            chip_x=np.full((n_chip, 3), temp_c),
+            cell_t=np.full(model.cell_kind.size, temp_c),
+            edge_out=np.full(model.edge_from.size, temp_c),
+            node_t=np.full(len(model.node_names), temp_c),
+            q_loop=model.q_loop0.copy(),
+            speed=np.where(model.pump_running, speed, 0.0),
+            acc=np.zeros(7 + n_chip),
+            chip_tj_max=np.full(n_chip, -np.inf),
+        )
+
+
+class Network:
+    """A model plus the coefficient arrays derived from its current flows and temperatures."""
+
+    def __init__(self, model: Model):
+        self.m = model
+        n_cell, n_chip, n_edge = model.cell_kind.size, model.n_chips, model.edge_from.size
+        self.cell_c = model.cell_volume_m3 * model.rho * model.cp
+        self.decay = np.zeros(n_cell)
+        self.meanfac = np.zeros(n_cell)
+        self.hx_ratio = np.zeros(n_cell)
+        self.phi = np.zeros((n_chip, 3, 3))
+        self.gam = np.zeros((n_chip, 3, 2))
+        self.psi = np.zeros((n_chip, 3, 3))
+        self.lam = np.zeros((n_chip, 3, 2))
+        self.chip_g = np.zeros(n_chip)
+        self.edge_mcp = np.zeros(n_edge)
+        self.hx_eps_cmin = 0.0
+        self.fac_temp = model.scenario.facility.supply_temp_c
+        self.fac_flow_m3s = model.scenario.facility.flow_lpm * LPM
+        self.hyd: Hydraulics | None = None
+        self.packed_props = model.coolant.packed()
+        lf = np.log(HA_FLOWS_LPM)
+        self.ha_grid = (lf[0], lf[1] - lf[0], HA_TEMPS_C[0], HA_TEMPS_C[1] - HA_TEMPS_C[0])
+
+    # ---- hydraulics
+    def _edge_params(self, state: NetworkState, speed):
+        m = self.m
+        temps = state.cell_t[m.cell_temp_edge]
+        mu = pk.interp_column(self.packed_props, 2, m.coolant.t0_c, m.coolant.dt_c, temps)
+        r = mu / m.mu_ref
+        head = np.zeros(m.edge_from.size)
+        b = m.edge_b.copy()
+        for i, e in enumerate(m.pump_edges):
+            head[e] = speed[i] ** 2 * m.pump_shutoff_pa[i]
+        return r, b, head
+
+    def solve_hydraulics(self, state: NetworkState, speed=None) -> Hydraulics:
+        m = self.m
+        speed = state.speed if speed is None else speed
+        r, b, head = self._edge_params(state, speed)
+        q, it, res = hk.solve_network(m.basis, state.q_loop, m.edge_a, r, b, head, m.edge_bcv, HYDRAULIC_TOL_PA, 100)
+        dp, _ = hk.edge_dp(q, m.edge_a, r, b, head, m.edge_bcv)
+        p = hk.node_pressures(len(m.node_names), m.tree_order, m.tree_edge, m.tree_parent, m.edge_from, dp, 0.0)
+        return Hydraulics(q, p, speed.copy(), it, res)
+
+    def update_flows(self, state: NetworkState) -> Hydraulics:
+        """Re-solve the network; in flow mode find the pump speed that meets the setpoint."""
+        s = self.m.scenario
+        if s.controls.pump_mode == "flow":
+            target = s.controls.flow_setpoint_lpm * LPM
+            e_rack = self.m.edge["supply_hose"]
+            running = self.m.pump_running
+
+            def err(x):
+                sp = np.where(running, x, 0.0)
+                return self.solve_hydraulics(state, sp).flow_m3s[e_rack] / target - 1.0
+
+            if err(1.0) < 0.0:  # setpoint out of reach: pumps at full speed
+                x = 1.0
+            else:
+                x = brentq(err, 0.05, 1.0, xtol=1e-9, rtol=FLOW_CONTROL_RTOL)
+            state.speed = np.where(running, x, 0.0)
+        self.hyd = self.solve_hydraulics(state)
+        return self.hyd
+
+    # ---- thermal coefficients
+    def prepare(self, state: NetworkState, dt: float):
+        m = self.m
+        q = np.maximum(self.hyd.flow_m3s, 0.0)
+        self.edge_mcp = q * m.rho * m.cp
+        chip_q = q[m.chip_path_edge]
+        ha = pk.plate_ha(m.ha_table, m.chip_plate_type, self.ha_grid[0], self.ha_grid[1],
+                         self.ha_grid[2], self.ha_grid[3], chip_q / LPM, state.chip_x[:, 2])
+        mcp_chip = self.edge_mcp[m.chip_path_edge]
+        g = np.where(mcp_chip > 0, mcp_chip * (1.0 - np.exp(-ha / np.where(mcp_chip > 0, mcp_chip, 1.0))), 0.0)
+        with np.errstate(divide="ignore"):
+            self.chip_g = np.where(g > 0, 1.0 / (1.0 / np.where(g > 0, g, 1.0) + m.chip_fouling), 0.0)
+        self.hx_eps_cmin = self.hx_duty(q[m.edge["hx"]])
+        tk.prepare_step(dt, m.cell_kind, m.cell_edge, m.cell_chip, self.cell_c, self.edge_mcp,
+                        m.chip_r_jb, m.chip_cj, m.chip_cb, self.chip_g, self.hx_eps_cmin,
+                        self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio)
+
+    def hx_duty(self, q_sec_m3s: float) -> float:
+        """eps * Cmin of the CDU plate heat exchanger at the current flows [W/K].
+
+        ``UA = ua_scale / (1/hA_sec + 1/hA_fac)`` with each side's hA scaled from the
+        design point as (mdot/mdot_design)^n (plate HX correlation exponent, see
+        ``twin.correlations.plate_hx_flow_exponent``); effectiveness of a counterflow
+        exchanger (Kays & London)."""
+        m = self.m
+        m_sec = q_sec_m3s * m.rho
+        m_fac = self.fac_flow_m3s * m.facility_rho
+        if m_sec <= 0 or m_fac <= 0:
+            return 0.0
+        n = m.hx_exponent
+        ha_s = m.hx_ha_sec_design * (m_sec / m.hx_msec_design) ** n
+        ha_f = m.hx_ha_fac_design * (m_fac / m.hx_mfac_design) ** n
+        ua = m.scenario.cdu.heat_exchanger.ua_scale / (1.0 / ha_s + 1.0 / ha_f)
+        c_s, c_f = m_sec * m.cp, m_fac * m.facility_cp
+        c_min, c_max = min(c_s, c_f), max(c_s, c_f)
+        return counterflow_effectiveness(ua / c_min, c_min / c_max) * c_min
+
+    # ---- running
+    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, chip_power, aux_liquid, rec):
+        m = self.m
+        return tk.advance(
+            n_steps, dt, step0, rec_every,
+            m.edge_order, m.edge_from, m.edge_cell_ptr, m.node_in_ptr, m.node_in_edge,
+            m.cell_kind, self.cell_c, m.cell_chip, m.cell_aux, self.edge_mcp,
+            self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio,
+            self.hx_eps_cmin, self.fac_temp, self.chip_g, chip_power, aux_liquid,
+            state.chip_x, state.cell_t, state.edge_out, state.node_t,
+            state.acc, state.chip_tj_max, rec["tj"], rec["power"], rec["scalar"], rec["node_t"], rec["edge_out"])
+
+    def stored_energy(self, state: NetworkState, dt: float) -> float:
+        """Thermal energy in the loop relative to 0 degC [J], including the one-step transit
+        at the loop closure (see twin.kernels.thermal)."""
+        m = self.m
+        fluid = m.cell_kind != tk.PLATE
+        e = float(np.sum(self.cell_c[fluid] * state.cell_t[fluid]))
+        plate_cells = np.where(m.cell_kind == tk.PLATE)[0]
+        chips = m.cell_chip[plate_cells]
+        e += float(np.sum(m.chip_cj * state.chip_x[:, 0] + m.chip_cb * state.chip_x[:, 1]))
+        e += float(np.sum(self.cell_c[plate_cells] * state.chip_x[chips, 2]))
+        e += float(np.sum(self.edge_mcp[m.transit_edges] * state.edge_out[m.transit_edges])) * dt
+        return e
+
+
+def _empty_records(model: Model, rows: int):
+    n_chip = model.n_chips
+    return dict(
+        tj=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)), scalar=np.zeros((rows, 2)),
+        node_t=np.zeros((rows, len(model.node_names))), edge_out=np.zeros((rows, model.edge_from.size)),
+    )
+
+
+def steady_state(net: Network, power: PowerSource, t0: float = 0.0, state: NetworkState | None = None,
+                 max_time_s: float = 20000.0) -> NetworkState:
+    """Integrate with the power held at its value at t0 until nothing changes."""
+    m = net.m
+    s = m.scenario
+    guess = s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k
+    state = state or NetworkState.uniform(m, guess, s.controls.pump_speed_fraction)
+    chip_p, aux = power.block(t0, s.simulation.time_step_s, 1)
+    block = 100
+    chip_p = np.repeat(chip_p, block, axis=0)
+    aux_l = np.repeat(aux * m.tray_aux_liquid_fraction, block, axis=0)
+    rec = _empty_records(m, 0)
+    t = 0.0
+    while t < max_time_s:
+        net.update_flows(state)
+        net.prepare(state, STEADY_DT_S)
+        before = np.concatenate([state.chip_x.ravel(), state.cell_t])
+        net.advance(state, STEADY_DT_S, 1, block, 10**9, chip_p, aux_l, rec)
+        t += block * STEADY_DT_S
+        after = np.concatenate([state.chip_x.ravel(), state.cell_t])
+        if np.max(np.abs(after - before)) < STEADY_TOL_K:
+            break
+    state.acc[:] = 0.0
+    state.chip_tj_max[:] = -np.inf
+    return state
+
+
+@dataclass
+class Result:
+    """Outcome of a run: margins, steady figures and the telemetry."""
+
+    scenario: Scenario
+    model: Model
+    margins: dict
+    margin_table: Margins
+    energy: dict
+    final_state: NetworkState
+    telemetry_path: str | None = None
+    _memfile: object = field(default=None, repr=False)
+
+    def to_hdf5(self, path) -> None:
+        """Write the run's telemetry to ``path`` (copied if it was streamed elsewhere)."""
+        import shutil
+
+        import h5py
+        if self._memfile is not None:
+            with h5py.File(path, "w") as dst:
+                for k, v in self._memfile.attrs.items():
+                    dst.attrs[k] = v
+                for key in self._memfile:
+                    self._memfile.copy(self._memfile[key], dst, name=key)
+        elif self.telemetry_path is not None and str(path) != str(self.telemetry_path):
+            shutil.copyfile(self.telemetry_path, path)
+
+    def telemetry(self):
+        """The telemetry as a :class:`twin.telemetry.Telemetry`."""
+        if self._memfile is not None:
+            return _read_open(self._memfile, "<memory>")
+        from .telemetry import read_telemetry
+        return read_telemetry(self.telemetry_path)
+
+
+def _channels(model: Model):
+    types = sorted(set(model.chip_type))
+    n_tray, n_pump = len(model.tray_names), model.pump_edges.size
+    ch = {}
+    for t in types:
+        n = int(np.sum(np.array(model.chip_type) == t))
+        ch[f"{t}/power"] = ("W", n, "f4")
+        ch[f"{t}/junction_temp"] = ("degC", n, "f4")
+    ch["gpu/clock_fraction"] = ("1", int(model.gpu_index.size), "f4")
+    ch.update({
+        "rack/liquid_heat": ("W", None, "f8"),
+        "rack/it_power": ("W", None, "f8"),
+        "rack/air_heat": ("W", None, "f8"),
+        "rack/supply_temp": ("degC", None, "f8"),
+        "rack/return_temp": ("degC", None, "f8"),
+        "rack/flow": ("L/min", None, "f8"),
+        "rack/dp": ("kPa", None, "f8"),
+        "tray/flow": ("L/min", n_tray, "f4"),
+        "tray/return_temp": ("degC", n_tray, "f4"),
+        "cdu/pump_speed": ("1", n_pump, "f4"),
+        "cdu/supply_temp": ("degC", None, "f8"),
+        "cdu/return_temp": ("degC", None, "f8"),
+        "cdu/heat": ("W", None, "f8"),
+        "cdu/dp": ("kPa", None, "f8"),
+        "facility/supply_temp": ("degC", None, "f8"),
+        "facility/return_temp": ("degC", None, "f8"),
+        "facility/flow": ("L/min", None, "f8"),
+    })
+    return ch
+
+
+def simulate(scenario: Scenario, output=None, power: PowerSource | None = None,
+             duration_s: float | None = None, model: Model | None = None) -> Result:
+    """Run a scenario. ``output``: HDF5 path to stream telemetry to (else kept in memory).
+
+    ``power`` replaces the scenario's schedule (a workload model or a replayed trace);
+    ``model`` reuses a model built by :func:`twin.build.build_model` for this scenario.
+    """
+    model = model or build_model(scenario)
+    s = scenario
+    sim = s.simulation
+    dt = sim.time_step_s
+    duration = duration_s if duration_s is not None else sim.duration_s
+    n_total = int(round(duration / dt))
+    rec_every = int(round(sim.output_interval_s / dt))
+    block_steps = int(round(sim.hydraulic_update_s / dt))
+    power = power or SchedulePower(model)
+    net = Network(model)
+
+    if sim.initial_temp_c is None:
+        state = steady_state(net, power)
+    else:
+        state = NetworkState.uniform(model, sim.initial_temp_c, s.controls.pump_speed_fraction)
+
+    types = sorted(set(model.chip_type))
+    type_idx = {t: model.chips_of_type(t) for t in types}
+    channels = _channels(model)
+    labels = {f"{t}/labels": [model.chip_names[i] for i in type_idx[t]] for t in types}
+    labels["tray/labels"] = model.tray_names
+    labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
+    attrs = dict(schema=SCHEMA, scenario=s.to_toml(), software_version=__version__,
+                 coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt)
+    writer = TelemetryWriter(output, attrs, channels, labels)
+    tracker = compute_margins.tracker(model)
+    e0 = None
+    try:
+        step = 0
+        while step < n_total:
+            n = min(block_steps, n_total - step)
+            hyd = net.update_flows(state)
+            net.prepare(state, dt)
+            if e0 is None:
+                e0 = net.stored_energy(state, dt)
+            chip_p, aux = power.block(step * dt, dt, n)
+            aux_l = aux * model.tray_aux_liquid_fraction
+            rows = (step + n) // rec_every - step // rec_every
+            rec = _empty_records(model, rows)
+            got = net.advance(state, dt, step, n, rec_every, chip_p, aux_l, rec)
+            assert got == rows
+            if rows:
+                times = (np.arange(step // rec_every + 1, (step + n) // rec_every + 1) * rec_every) * dt
+                data = _record_rows(net, hyd, rec, rows, type_idx, aux)
+                writer.append(times, data)
+                tracker.update(hyd, data)
+            step += n
+            power.feedback(step * dt, state.chip_x[:, 0].copy())
+        energy = dict(
+            chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
+            hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
+        )
+        margins = tracker.finish(state)
+        writer.add_group_attrs("margins", {k: v for k, v in margins.values.items()})
+        mem = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return Result(scenario=s, model=model, margins=margins.values, margin_table=margins, energy=energy,
+                  final_state=state, telemetry_path=str(output) if output is not None else None, _memfile=mem)
+
+
+def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: dict, aux: np.ndarray) -> dict:
+    m = net.m
+    q = hyd.flow_m3s
+    out = {}
+    for t, idx in type_idx.items():
+        out[f"{t}/power"] = rec["power"][:rows][:, idx]
+        out[f"{t}/junction_temp"] = rec["tj"][:rows][:, idx]
+    out["gpu/clock_fraction"] = np.ones((rows, type_idx["gpu"].size))
+    liquid = rec["scalar"][:rows, 0]
+    hx_heat = rec["scalar"][:rows, 1]
+    aux_total = float(np.sum(aux[-1]))
+    it_power = rec["power"][:rows].sum(axis=1) + aux_total
+    out["rack/liquid_heat"] = liquid
+    out["rack/it_power"] = it_power
+    out["rack/air_heat"] = np.full(rows, float(np.sum(aux[-1] * (1.0 - m.tray_aux_liquid_fraction))))
+    out["rack/supply_temp"] = rec["node_t"][:rows, m.node["rack_in"]]
+    out["rack/return_temp"] = rec["node_t"][:rows, m.node["rack_out"]]
+    out["rack/flow"] = np.full(rows, q[m.edge["supply_hose"]] / LPM)
+    out["rack/dp"] = np.full(rows, (hyd.pressure_pa[m.node["rack_in"]] - hyd.pressure_pa[m.node["rack_out"]]) / 1e3)
+    out["tray/flow"] = np.broadcast_to(q[m.tray_supply_edge] / LPM, (rows, m.tray_supply_edge.size))
+    out["tray/return_temp"] = rec["edge_out"][:rows][:, m.tray_return_edge]
+    out["cdu/pump_speed"] = np.broadcast_to(hyd.speed, (rows, hyd.speed.size))
+    out["cdu/supply_temp"] = rec["node_t"][:rows, m.node["cdu_supply"]]
+    out["cdu/return_temp"] = rec["node_t"][:rows, m.node["cdu_return"]]
+    out["cdu/heat"] = hx_heat
+    out["cdu/dp"] = np.full(rows, (hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]) / 1e3)
+    fac_t = net.fac_temp
+    m_fac_cp = net.fac_flow_m3s * m.facility_rho * m.facility_cp
+    out["facility/supply_temp"] = np.full(rows, fac_t)
+    out["facility/return_temp"] = fac_t + hx_heat / m_fac_cp
+    out["facility/flow"] = np.full(rows, net.fac_flow_m3s / LPM)
+    return out

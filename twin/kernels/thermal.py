@@ -1,0 +1,231 @@
+"""Thermal network kernels: exact (exponential) updates of the coolant path and chips.
+
+The coolant path is a chain of cells in flow order. Each cell is advanced over a step
+with its inputs (chip power, inlet temperature) held at their step means, using the exact
+solution of its linear ODE (matrix exponential), so the update is unconditionally stable
+and has no error for inputs that are constant over the step: the stiff junction nodes
+(time constants of tenths of a second) follow the workload at any step. A cell passes its
+*step-mean* outlet temperature downstream, so the enthalpy one cell sends is exactly
+what the next receives: energy is conserved to round-off. The one place the loop closes
+(CDU return into the reservoir) takes the previous step's value; the energy in that
+one-step transit is tracked (``transit_energy``).
+
+Cell kinds:
+- 0 fluid: ``C dT/dt = mcp (T_in - T) + Q_ext``
+- 1 plate: chip junction, plate base and plate coolant, states ``[Tj, Tb, Tf]``:
+  ``Cj dTj/dt = P - (Tj - Tb)/R``; ``Cb dTb/dt = (Tj - Tb)/R - G (Tb - T_in)``;
+  ``Cf dTf/dt = G (Tb - T_in) + mcp (T_in - Tf)`` with ``G`` the plate conductance
+  referred to the inlet (effectiveness form, see ``twin.correlations``).
+- 2 heat exchanger (CDU secondary side, no capacity): ``T_out = T_in - eps Cmin/mcp (T_in - T_fac)``.
+"""
+import numpy as np
+from numba import njit
+
+FLUID = 0
+PLATE = 1
+HX = 2
+
+
+@njit(cache=True)
+def expm_small(m):
+    """Matrix exponential of a small dense matrix: scaling and squaring with a Taylor
+    series to machine precision (Moler & Van Loan, SIAM Review 45 (2003), method 3)."""
+    n = m.shape[0]
+    norm = 0.0
+    for i in range(n):
+        row = 0.0
+        for j in range(n):
+            row += abs(m[i, j])
+        norm = max(norm, row)
+    s = 0
+    while norm > 0.25:
+        norm *= 0.5
+        s += 1
+    a = m / (2.0**s)
+    result = np.eye(n)
+    term = np.eye(n)
+    for k in range(1, 30):
+        term = term @ a / k
+        result += term
+        if np.max(np.abs(term)) < 1e-18:
+            break
+    for _ in range(s):
+        result = result @ result
+    return result
+
+
+@njit(cache=True)
+def plate_propagator(dt, r_jb, c_j, c_b, c_f, g, mcp, out_phi, out_gam, out_psi, out_lam):
+    """Exact one-step maps of the plate cell for inputs u = [P, T_in] held over the step.
+
+    ``x1 = phi x0 + gam u`` and the step mean ``xbar = psi x0 + lam u``, from the
+    exponential of the augmented matrix [[A, 0, B], [I, 0, 0], [0, 0, 0]] (Van Loan,
+    IEEE TAC 23 (1978) 395).
+    """
+    m = np.zeros((8, 8))
+    # A (states 0..2)
+    m[0, 0] = -1.0 / (r_jb * c_j)
+    m[0, 1] = 1.0 / (r_jb * c_j)
+    m[1, 0] = 1.0 / (r_jb * c_b)
+    m[1, 1] = -(1.0 / r_jb + g) / c_b
+    m[2, 1] = g / c_f
+    m[2, 2] = -mcp / c_f
+    # B (inputs at 6, 7)
+    m[0, 6] = 1.0 / c_j
+    m[1, 7] = g / c_b
+    m[2, 7] = (mcp - g) / c_f
+    # integral states 3..5
+    m[3, 0] = 1.0
+    m[4, 1] = 1.0
+    m[5, 2] = 1.0
+    e = expm_small(m * dt)
+    for i in range(3):
+        for j in range(3):
+            out_phi[i, j] = e[i, j]
+            out_psi[i, j] = e[3 + i, j] / dt
+        for j in range(2):
+            out_gam[i, j] = e[i, 6 + j]
+            out_lam[i, j] = e[3 + i, 6 + j] / dt
+
+
+@njit(cache=True)
+def prepare_step(dt, cell_kind, cell_edge, cell_chip, cell_c, edge_mcp,
+                 chip_r, chip_cj, chip_cb, chip_g, hx_eps_cmin,
+                 decay, meanfac, phi, gam, psi, lam, hx_ratio):
+    """Per-cell update coefficients for a step size and the current flows."""
+    for c in range(cell_kind.shape[0]):
+        kind = cell_kind[c]
+        mcp = edge_mcp[cell_edge[c]]
+        if kind == FLUID:
+            cap = cell_c[c]
+            if cap <= 0.0:
+                decay[c] = 0.0
+                meanfac[c] = 0.0
+            elif mcp <= 0.0:
+                decay[c] = 1.0
+                meanfac[c] = 1.0
+            else:
+                x = dt * mcp / cap
+                decay[c] = np.exp(-x)
+                meanfac[c] = (1.0 - decay[c]) / x if x > 1e-12 else 1.0
+        elif kind == PLATE:
+            k = cell_chip[c]
+            plate_propagator(dt, chip_r[k], chip_cj[k], chip_cb[k], cell_c[c], chip_g[k], mcp,
+                             phi[k], gam[k], psi[k], lam[k])
+        else:
+            hx_ratio[c] = hx_eps_cmin / mcp if mcp > 0.0 else 0.0
+
+
+@njit(cache=True)
+def advance(n_steps, dt, step0, rec_every,
+            edge_order, edge_from, edge_cell_ptr, node_in_ptr, node_in_edge,
+            cell_kind, cell_c, cell_chip, cell_aux, edge_mcp,
+            decay, meanfac, phi, gam, psi, lam, hx_ratio, hx_eps_cmin, fac_temp,
+            chip_g, chip_power, aux_liquid,
+            chip_x, cell_t, edge_out, node_t,
+            acc, chip_tj_max, rec_tj, rec_power, rec_scalar, rec_node_t, rec_edge_out):
+    """Advance the network ``n_steps`` steps of ``dt`` seconds.
+
+    Inputs per step: ``chip_power[n, chip]`` [W] and ``aux_liquid[n, aux]`` [W] (step means).
+    State (updated in place): ``chip_x[chip, 3]`` = [Tj, Tb, Tf], ``cell_t``, ``edge_out``
+    (step-mean outlet temperature of every edge), ``node_t`` (mixed node temperatures).
+    Accumulators ``acc``: [0] chip energy, [1] aux energy into liquid, [2] heat into the
+    coolant, [3] heat out through the HX, [4] and [5] heat into the coolant and out
+    through the HX over the current record interval, [6] that interval's length [s],
+    [7:7+n_chip] each chip's energy over it (interval means are recorded). Records are written every
+    ``rec_every`` global steps (``step0`` is the global index of the first step).
+    Returns the number of records written.
+    """
+    n_chip = chip_x.shape[0]
+    interval_power = acc[7:7 + n_chip]
+    r = 0
+    x0 = np.empty(3)
+    for n in range(n_steps):
+        step_liquid = 0.0
+        step_hx = 0.0
+        for i in range(edge_order.shape[0]):
+            e = edge_order[i]
+            node = edge_from[e]
+            # mix the step-mean outflows of the edges entering this node
+            wsum = 0.0
+            tsum = 0.0
+            for j in range(node_in_ptr[node], node_in_ptr[node + 1]):
+                ei = node_in_edge[j]
+                w = edge_mcp[ei]
+                wsum += w
+                tsum += w * edge_out[ei]
+            if wsum > 0.0:
+                node_t[node] = tsum / wsum
+            t_in = node_t[node]
+            mcp = edge_mcp[e]
+            for c in range(edge_cell_ptr[e], edge_cell_ptr[e + 1]):
+                kind = cell_kind[c]
+                if kind == FLUID:
+                    q_ext = 0.0
+                    if cell_aux[c] >= 0:
+                        q_ext = aux_liquid[n, cell_aux[c]]
+                        step_liquid += q_ext * dt
+                        acc[1] += q_ext * dt
+                    cap = cell_c[c]
+                    t0 = cell_t[c]
+                    if cap <= 0.0:
+                        t_eq = t_in + (q_ext / mcp if mcp > 0.0 else 0.0)
+                        cell_t[c] = t_eq
+                        t_mean = t_eq
+                    elif mcp <= 0.0:
+                        cell_t[c] = t0 + q_ext * dt / cap
+                        t_mean = t0 + 0.5 * q_ext * dt / cap
+                    else:
+                        t_eq = t_in + q_ext / mcp
+                        cell_t[c] = t_eq + (t0 - t_eq) * decay[c]
+                        t_mean = t_eq + (t0 - t_eq) * meanfac[c]
+                    t_in = t_mean
+                elif kind == PLATE:
+                    k = cell_chip[c]
+                    p = chip_power[n, k]
+                    x0[0] = chip_x[k, 0]
+                    x0[1] = chip_x[k, 1]
+                    x0[2] = chip_x[k, 2]
+                    for row in range(3):
+                        chip_x[k, row] = (phi[k, row, 0] * x0[0] + phi[k, row, 1] * x0[1]
+                                          + phi[k, row, 2] * x0[2] + gam[k, row, 0] * p + gam[k, row, 1] * t_in)
+                    tb_mean = (psi[k, 1, 0] * x0[0] + psi[k, 1, 1] * x0[1] + psi[k, 1, 2] * x0[2]
+                               + lam[k, 1, 0] * p + lam[k, 1, 1] * t_in)
+                    tf_mean = (psi[k, 2, 0] * x0[0] + psi[k, 2, 1] * x0[1] + psi[k, 2, 2] * x0[2]
+                               + lam[k, 2, 0] * p + lam[k, 2, 1] * t_in)
+                    step_liquid += chip_g[k] * (tb_mean - t_in) * dt
+                    acc[0] += p * dt
+                    interval_power[k] += p * dt
+                    if chip_x[k, 0] > chip_tj_max[k]:
+                        chip_tj_max[k] = chip_x[k, 0]
+                    cell_t[c] = chip_x[k, 2]
+                    t_in = tf_mean
+                else:
+                    q_hx = hx_eps_cmin * (t_in - fac_temp)
+                    step_hx += q_hx * dt
+                    t_in = t_in - hx_ratio[c] * (t_in - fac_temp)
+                    cell_t[c] = t_in
+            edge_out[e] = t_in
+        acc[2] += step_liquid
+        acc[3] += step_hx
+        acc[4] += step_liquid
+        acc[5] += step_hx
+        acc[6] += dt
+        gstep = step0 + n + 1
+        if gstep % rec_every == 0 and r < rec_tj.shape[0]:
+            span = acc[6]
+            for k in range(n_chip):
+                rec_tj[r, k] = chip_x[k, 0]
+                rec_power[r, k] = interval_power[k] / span
+                interval_power[k] = 0.0
+            rec_scalar[r, 0] = acc[4] / span
+            rec_scalar[r, 1] = acc[5] / span
+            for i in range(rec_node_t.shape[1]):
+                rec_node_t[r, i] = node_t[i]
+            for i in range(rec_edge_out.shape[1]):
+                rec_edge_out[r, i] = edge_out[i]
+            acc[4] = 0.0
+            acc[5] = 0.0
+            acc[6] = 0.0
+            r += 1
+    return r

@@ -1,0 +1,125 @@
+"""Cooling margins of a run: what `twin run` prints and `twin check` will gate on.
+
+Each margin has a value, a unit and, where it is a pass/fail quantity, a limit and a
+direction. Junction maxima are taken at every thermal step inside the kernel, not only
+at the output rate; the other quantities are taken at the output rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .build import LPM
+
+
+@dataclass
+class MarginRow:
+    name: str
+    value: float
+    unit: str
+    limit: float | None = None
+    sense: str | None = None  # "min": value must be >= limit; "max": value must be <= limit
+    note: str = ""
+
+    @property
+    def ok(self) -> bool | None:
+        if self.sense is None:
+            return None
+        return self.value >= self.limit if self.sense == "min" else self.value <= self.limit
+
+
+@dataclass
+class Margins:
+    rows: list = field(default_factory=list)
+
+    @property
+    def values(self) -> dict:
+        return {r.name: r.value for r in self.rows}
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok is not False for r in self.rows)
+
+    def table(self) -> str:
+        lines = [f"{'margin':<30} {'value':>10} {'unit':<8} {'limit':>10}  status  note"]
+        for r in self.rows:
+            limit = "" if r.limit is None else f"{r.limit:>10.3g}"
+            status = "" if r.ok is None else ("ok" if r.ok else "FAIL")
+            lines.append(f"{r.name:<30} {r.value:>10.3f} {r.unit:<8} {limit:>10}  {status:<6}  {r.note}")
+        return "\n".join(lines)
+
+
+class _Tracker:
+    def __init__(self, model):
+        self.m = model
+        self.tray_ratio_min = np.inf
+        self.tray_ratio_arg = -1
+        self.return_max = -np.inf
+        self.head_margin_min = np.inf
+        self.rack_dp_max = -np.inf
+        self.peak_liquid = -np.inf
+        self.flow_at_peak = np.nan
+        self.liquid_sum = 0.0
+        self.it_sum = 0.0
+
+    def update(self, hyd, data):
+        m = self.m
+        ratio = hyd.flow_m3s[m.tray_supply_edge] / LPM / m.tray_required_lpm
+        i = int(np.argmin(ratio))
+        if ratio[i] < self.tray_ratio_min:
+            self.tray_ratio_min, self.tray_ratio_arg = float(ratio[i]), i
+        self.return_max = max(self.return_max, float(np.max(data["rack/return_temp"])))
+        self.rack_dp_max = max(self.rack_dp_max, float(np.max(data["rack/dp"])))
+        # head reserve of the running pumps: full-speed curve at today's flow minus the
+        # head they deliver now
+        delivered = hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]
+        for i, e in enumerate(m.pump_edges):
+            if hyd.speed[i] > 0:
+                q = hyd.flow_m3s[e]
+                avail = m.pump_shutoff_pa[i] - m.pump_k[i] * q * abs(q)
+                self.head_margin_min = min(self.head_margin_min, (avail - delivered) / 1e3)
+        liquid = data["rack/liquid_heat"]
+        self.liquid_sum += float(np.sum(liquid))
+        self.it_sum += float(np.sum(data["rack/it_power"]))
+        i = int(np.argmax(liquid))
+        if liquid[i] > self.peak_liquid:
+            self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
+
+    def finish(self, state) -> Margins:
+        m = self.m
+        s = m.scenario
+        rows = []
+        tj = state.chip_tj_max
+        gpu = m.gpu_index
+        margin = m.chip_throttle_c[gpu] - tj[gpu]
+        k = int(np.argmin(margin))
+        rows.append(MarginRow("gpu_junction_margin_k", float(margin[k]), "K", 0.0, "min",
+                              f"{m.chip_names[gpu[k]]} peaks at {tj[gpu[k]]:.1f} degC, throttles at {m.chip_throttle_c[gpu[k]]:.0f}"))
+        other = np.array([i for i in range(m.n_chips) if m.chip_type[i] != "gpu"], dtype=int)
+        if other.size:
+            om = m.chip_throttle_c[other] - tj[other]
+            j = int(np.argmin(om))
+            rows.append(MarginRow("other_chip_junction_margin_k", float(om[j]), "K", 0.0, "min",
+                                  f"{m.chip_names[other[j]]} peaks at {tj[other[j]]:.1f} degC"))
+        rows.append(MarginRow("gpu_junction_max_c", float(tj[gpu].max()), "degC"))
+        rows.append(MarginRow("rack_return_temp_max_c", self.return_max, "degC", s.rack.max_return_temp_c, "max"))
+        rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", 1.0, "min",
+                              f"{m.tray_names[self.tray_ratio_arg]} ({m.tray_type[self.tray_ratio_arg]}) vs its required flow"))
+        if np.isfinite(self.head_margin_min):
+            rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa", 0.0, "min",
+                                  "full-speed head at the operating flow minus delivered head"))
+        rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa"))
+        rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
+        rows.append(MarginRow("rack_flow_per_kw_lpm", self.flow_at_peak / (self.peak_liquid / 1e3), "L/min/kW",
+                              note="rack flow over liquid heat at the peak"))
+        if self.it_sum > 0:
+            rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum, "1",
+                                  note="heat into the coolant over IT power"))
+        return Margins(rows)
+
+
+class compute_margins:  # noqa: N801  (a namespace with a factory)
+    @staticmethod
+    def tracker(model) -> _Tracker:
+        return _Tracker(model)

@@ -1,0 +1,86 @@
+"""Chip power sources: the interface the engine draws power from.
+
+A power source gives, for a block of steps, every chip's *step-mean* power [W] and every
+tray's auxiliary power [W]. The engine calls :meth:`PowerSource.block` once per block
+(seconds of simulated time), never per step, so a SimPy workload model or a measured
+trace can drive the kernels just as this schedule does: each describes its power over
+the block as arrays (waveforms), and keeps its own events for what changes them.
+
+``feedback`` passes the junction temperatures at the end of the previous block back to the
+source (for throttling); the schedule ignores it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+
+
+class PowerSource(Protocol):
+    def block(self, t0: float, dt: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chip power [n_steps, n_chips], tray aux power [n_steps, n_trays]), step means [W]."""
+
+    def feedback(self, t: float, junction_temp_c: np.ndarray) -> None:
+        """Junction temperatures at time t [degC], one per chip."""
+
+
+def _square_integral(t, period, duty, high, low):
+    """Integral over [0, t] of a square wave that starts high at t = 0 (vectorised)."""
+    cycles = np.floor(t / period)
+    phase = t - cycles * period
+    return low * t + (high - low) * (cycles * duty * period + np.minimum(phase, duty * period))
+
+
+class SchedulePower:
+    """Chip power from the scenario's ``workload.schedule``: constants and square waves.
+
+    Entries apply to one chip type each, inside ``[start_s, end_s)``; a later entry
+    overrides earlier ones where they overlap; chips with no entry in force run at their
+    ``idle_w``. Step means are exact integrals of the schedule (edges inside a step are
+    averaged, not sampled), so the result does not depend on where step edges fall.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        s = model.scenario
+        self.types = sorted(set(model.chip_type))
+        self.type_chips = {t: model.chips_of_type(t) for t in self.types}
+        self.entries = {t: [e for e in s.workload.schedule if e.chips == t] for t in self.types}
+        self.aux = model.tray_aux_w.copy()
+
+    def _fraction_integral(self, ctype, times):
+        """Integral of power as a fraction of TDP (idle for unscheduled time) over [0, t]."""
+        tdp = self.model.chip_tdp[self.type_chips[ctype][0]]
+        idle_frac = self.model.chip_idle[self.type_chips[ctype][0]] / tdp
+        entries = self.entries[ctype]
+        # breakpoints where the entry in force can change
+        bps = sorted({0.0, *[e.start_s for e in entries], *[e.end_s for e in entries if math.isfinite(e.end_s)]})
+        bps.append(math.inf)
+        total = np.zeros_like(times)
+        for a, b in zip(bps[:-1], bps[1:]):
+            active = None
+            for e in entries:  # last entry covering [a, b) wins
+                if e.start_s <= a and e.end_s >= b:
+                    active = e
+            lo = np.clip(times, a, b)
+            if active is None:
+                total += idle_frac * (lo - a)
+            elif active.kind == "constant":
+                total += active.fraction_of_tdp * (lo - a)
+            else:
+                args = (active.period_s, active.duty, active.high_fraction_of_tdp, active.low_fraction_of_tdp)
+                total += _square_integral(lo - active.start_s, *args) - _square_integral(a - active.start_s, *args)
+        return total * tdp
+
+    def block(self, t0, dt, n_steps):
+        edges = t0 + dt * np.arange(n_steps + 1)
+        chip = np.empty((n_steps, self.model.n_chips))
+        for t in self.types:
+            integral = self._fraction_integral(t, edges)
+            chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
+        aux = np.broadcast_to(self.aux, (n_steps, self.aux.size)).copy()
+        return chip, aux
+
+    def feedback(self, t, junction_temp_c):
+        return None

@@ -1,0 +1,416 @@
+"""Scenario files: TOML, validated by a pydantic schema, with includes and overrides.
+
+A scenario is plain data. Every field has a dotted key (``facility.supply_temp_c``) that
+``--set``, calibration overlays and sweeps share. Units are in the field names.
+
+Includes: a top-level ``include = ["racks/nvl72-class.toml", ...]`` merges the named files
+(paths relative to the including file) underneath the including file, which wins on
+conflicts; tables merge key by key, everything else is replaced.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Literal, Optional
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import TwinInputError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+Positive = Field(gt=0)
+NonNegative = Field(ge=0)
+
+
+# --------------------------------------------------------------------------- rack
+
+
+class ChipType(_Model):
+    """A chip on a cold plate: junction - TIM - plate base - coolant."""
+
+    tdp_w: float = Field(gt=0, description="thermal design power [W]")
+    idle_w: float = Field(ge=0, description="power when no workload is scheduled [W]")
+    throttle_temp_c: float = Field(description="junction temperature where clocks slow [degC]")
+    shutdown_temp_c: float = Field(description="junction temperature of thermal shutdown [degC]")
+    r_jc_k_per_w: float = Field(gt=0, description="junction to case (lid) resistance [K/W]")
+    r_tim_k_per_w: float = Field(gt=0, description="case to cold-plate TIM resistance [K/W]")
+    c_junction_j_per_k: float = Field(gt=0, description="heat capacity of die and lid [J/K]")
+    c_plate_j_per_k: float = Field(gt=0, description="heat capacity of the cold-plate body [J/K]")
+    cold_plate: str = Field(description="name of an entry in rack.cold_plates")
+
+    @model_validator(mode="after")
+    def _limits(self):
+        if self.shutdown_temp_c <= self.throttle_temp_c:
+            raise ValueError("shutdown_temp_c must be above throttle_temp_c")
+        if self.idle_w > self.tdp_w:
+            raise ValueError("idle_w must not exceed tdp_w")
+        return self
+
+
+class ColdPlate(_Model):
+    """Straight microchannel cold plate."""
+
+    channel_width_mm: float = Positive
+    channel_height_mm: float = Positive
+    fin_width_mm: float = Positive
+    channel_length_mm: float = Positive
+    channel_count: int = Field(gt=0)
+    port_inner_diameter_mm: float = Positive
+    base_thickness_mm: float = Positive
+    solid_conductivity_w_per_m_k: float = Positive
+    fluid_volume_ml: float = Positive
+    fouling_k_per_w: float = Field(default=0.0, ge=0, description="extra base-to-fluid resistance [K/W]")
+    dp_scale: float = Field(default=1.0, gt=0, description="multiplier on the plate pressure drop (calibration, clogging)")
+
+
+class Tubing(_Model):
+    length_m: float = NonNegative
+    inner_diameter_mm: float = Positive
+    k_fittings: float = Field(default=0.0, ge=0, description="sum of fitting loss coefficients")
+    roughness_um: float = Field(default=1.5, ge=0)
+
+
+class QuickDisconnect(_Model):
+    cv_gpm_per_psi: float = Field(gt=0, description="flow coefficient of one mated coupling")
+    inner_diameter_mm: float = Positive
+
+
+class TrayType(_Model):
+    paths: list[list[str]] = Field(description="parallel coolant paths, each a list of chip types in flow order")
+    aux_power_w: float = Field(default=0.0, ge=0, description="tray power not on cold plates (memory, NICs, VRs, fans)")
+    aux_liquid_fraction: float = Field(default=0.0, ge=0, le=1, description="share of aux power picked up by the liquid")
+    required_flow_lpm: float = Field(gt=0, description="flow the tray needs at its design point [L/min]")
+    tubing: Tubing
+    quick_disconnect: QuickDisconnect
+    branch_k: float = Field(default=2.0, ge=0, description="tee losses at the two manifold ports (dividing + combining)")
+    balancing_k: float = Field(default=0.0, ge=0, description="flow-balancing restrictor, K on the tubing velocity")
+
+    @field_validator("paths")
+    @classmethod
+    def _nonempty(cls, v):
+        if not v or any(len(p) == 0 for p in v):
+            raise ValueError("every tray needs at least one path with at least one chip")
+        return v
+
+
+class TrayGroup(_Model):
+    type: str
+    count: int = Field(gt=0)
+
+
+class Manifold(_Model):
+    layout: Literal["direct_return", "reverse_return"] = "reverse_return"
+    inner_diameter_mm: float = Positive
+    port_spacing_mm: float = Positive
+    roughness_um: float = Field(default=1.5, ge=0)
+
+
+class Rack(_Model):
+    name: str
+    source: str = ""
+    chip_types: dict[str, ChipType]
+    cold_plates: dict[str, ColdPlate]
+    tray_types: dict[str, TrayType]
+    tray_stack: list[TrayGroup] = Field(description="tray groups in order from the manifold inlet end")
+    manifold: Manifold
+    supply_hose: Tubing
+    return_hose: Tubing
+    max_return_temp_c: float = Field(default=65.0, description="limit on the rack return temperature [degC]")
+
+    @model_validator(mode="after")
+    def _references(self):
+        if "gpu" not in self.chip_types:
+            raise ValueError("chip_types must define 'gpu'")
+        for name, chip in self.chip_types.items():
+            if chip.cold_plate not in self.cold_plates:
+                raise ValueError(f"chip_types.{name}.cold_plate: no cold plate named {chip.cold_plate!r}")
+        for name, tray in self.tray_types.items():
+            for path in tray.paths:
+                for chip in path:
+                    if chip not in self.chip_types:
+                        raise ValueError(f"tray_types.{name}.paths: no chip type named {chip!r}")
+        for group in self.tray_stack:
+            if group.type not in self.tray_types:
+                raise ValueError(f"tray_stack: no tray type named {group.type!r}")
+        return self
+
+
+# --------------------------------------------------------------------------- CDU, coolant, facility
+
+
+class Pumps(_Model):
+    count: int = Field(gt=0, description="pumps installed, in parallel")
+    running: int = Field(gt=0, description="pumps running (the rest are standby, behind check valves)")
+    shutoff_head_kpa: float = Positive
+    rated_flow_lpm: float = Positive
+    rated_head_kpa: float = Positive
+    head_scale: float = Field(default=1.0, gt=0, description="multiplier on the head curve (calibration)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.running > self.count:
+            raise ValueError("running must not exceed count")
+        if self.rated_head_kpa >= self.shutoff_head_kpa:
+            raise ValueError("rated_head_kpa must be below shutoff_head_kpa")
+        return self
+
+
+class HeatExchanger(_Model):
+    rated_heat_kw: float = Positive
+    approach_k: float = Positive
+    rated_secondary_flow_lpm: float = Positive
+    rated_facility_flow_lpm: float = Positive
+    rated_secondary_dp_kpa: float = Positive
+    ua_scale: float = Field(default=1.0, gt=0, description="multiplier on UA (calibration, fouling)")
+    flow_exponent: Optional[float] = Field(default=None, gt=0, le=1, description="hA ~ flow^n; default from ht's Muley-Manglik")
+    volume_l: float = Field(default=2.0, gt=0)
+
+
+class Cdu(_Model):
+    name: str = "cdu"
+    source: str = ""
+    pumps: Pumps
+    heat_exchanger: HeatExchanger
+    reservoir_volume_l: float = Positive
+    filter_dp_kpa: float = Field(default=10.0, ge=0, description="filter pressure drop at the pump rated flow")
+    internal_volume_l: float = Field(default=5.0, gt=0, description="piping volume inside the CDU")
+
+
+class Coolant(_Model):
+    name: Literal["water", "pg25"] = "pg25"
+
+
+class Facility(_Model):
+    supply_temp_c: float = Field(description="facility water supply temperature [degC]")
+    flow_lpm: float = Field(gt=0, description="facility water flow through the CDU [L/min]")
+
+
+class Controls(_Model):
+    pump_mode: Literal["speed", "flow"] = "flow"
+    pump_speed_fraction: float = Field(default=1.0, gt=0, le=1.2)
+    flow_setpoint_lpm: float = Field(default=180.0, gt=0)
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class ScheduleEntry(_Model):
+    """One entry of the chip power schedule; later entries override earlier ones."""
+
+    chips: str = Field(description="chip type the entry applies to")
+    kind: Literal["constant", "square"] = "constant"
+    start_s: float = Field(default=0.0, ge=0)
+    end_s: float = Field(default=math.inf, gt=0)
+    fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
+    high_fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
+    low_fraction_of_tdp: float = Field(default=0.3, ge=0, le=1.5)
+    period_s: float = Field(default=1.0, gt=0)
+    duty: float = Field(default=0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.end_s <= self.start_s:
+            raise ValueError("end_s must be after start_s")
+        return self
+
+
+class Workload(_Model):
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
+
+
+class Simulation(_Model):
+    duration_s: float = Field(gt=0)
+    time_step_s: float = Field(default=0.1, gt=0, le=10)
+    output_interval_s: float = Field(default=1.0, gt=0)
+    hydraulic_update_s: float = Field(default=10.0, gt=0, description="interval of network re-solves")
+    initial_temp_c: Optional[float] = Field(default=None, description="start temperature; default: steady state at t=0")
+
+    @model_validator(mode="after")
+    def _multiples(self):
+        for name in ("output_interval_s", "hydraulic_update_s"):
+            ratio = getattr(self, name) / self.time_step_s
+            if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+                raise ValueError(f"{name} must be a whole multiple of time_step_s")
+        return self
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    rack: Rack
+    cdu: Cdu
+    coolant: Coolant = Coolant()
+    facility: Facility
+    controls: Controls = Controls()
+    workload: Workload = Workload()
+    simulation: Simulation
+
+    # Set by load_scenario: where the scenario came from (not part of the data).
+    model_config = ConfigDict(extra="forbid")
+
+    def to_toml(self) -> str:
+        """The resolved scenario as TOML (includes merged, overrides applied)."""
+        return tomli_w.dumps(_toml_safe(self.model_dump(mode="python")))
+
+    def with_overrides(self, overrides: dict) -> "Scenario":
+        """A new scenario with dotted-key overrides applied, validated."""
+        data = self.model_dump(mode="python")
+        for key, value in overrides.items():
+            _set_dotted(data, key, value, "<overrides>")
+        return _validate(data, "<overrides>")
+
+
+def _toml_safe(obj):
+    if isinstance(obj, dict):
+        return {k: _toml_safe(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_toml_safe(v) for v in obj]
+    if isinstance(obj, float) and math.isinf(obj):
+        return 1e300  # TOML has inf, but keep files readable by every parser
+    return obj
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read_toml(path: Path, field: str = "") -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise TwinInputError(path, field, "file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise TwinInputError(path, field, f"cannot read: {exc.__class__.__name__}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TwinInputError(path, field, f"malformed TOML: {exc}") from None
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _resolve_includes(path: Path, seen: tuple = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise TwinInputError(path, "include", "include cycle")
+    data = _read_toml(path)
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise TwinInputError(path, "include", "must be a list of file paths")
+    merged: dict = {}
+    for inc in includes:
+        inc_path = path.parent / inc
+        if not inc_path.exists():
+            raise TwinInputError(path, "include", f"included file not found: {inc}")
+        merged = _merge(merged, _resolve_includes(inc_path, seen + (path,)))
+    return _merge(merged, data)
+
+
+def _set_dotted(data: dict, key: str, value, file) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+                continue
+            except (ValueError, IndexError):
+                raise TwinInputError(file, key, f"no list element {part!r}") from None
+        if part not in node or not isinstance(node[part], (dict, list)):
+            if part in node:
+                raise TwinInputError(file, key, f"{'.'.join(parts[:i + 1])} is not a table")
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        try:
+            node[int(last)] = value
+        except (ValueError, IndexError):
+            raise TwinInputError(file, key, f"no list element {last!r}") from None
+    else:
+        node[last] = value
+
+
+def parse_override(text: str, file="--set") -> tuple[str, object]:
+    """Parse ``dotted.key=value``; the value is read as a TOML value, else as a string."""
+    if "=" not in text:
+        raise TwinInputError(file, text, "expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    if not key:
+        raise TwinInputError(file, text, "empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def _validate(data: dict, file) -> Scenario:
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        raise TwinInputError(file, field, msg) from None
+    _check_physics(scenario, file)
+    return scenario
+
+
+def _check_physics(s: Scenario, file) -> None:
+    """Range checks that need more than one field: temperatures against the coolant."""
+    from .coolant import coolant_table
+
+    table = coolant_table(s.coolant.name)
+    if s.facility.supply_temp_c >= table.boiling_temp_c:
+        raise TwinInputError(
+            file, "facility.supply_temp_c",
+            f"{s.facility.supply_temp_c} degC is at or above the boiling point of {s.coolant.name} "
+            f"({table.boiling_temp_c:.1f} degC at 1 atm)",
+        )
+    lo, hi = table.temp_c[0] + 1.0, table.temp_c[-1] - 30.0
+    if not lo <= s.facility.supply_temp_c <= hi:
+        raise TwinInputError(file, "facility.supply_temp_c",
+                             f"{s.facility.supply_temp_c} degC outside the supported {lo:.0f}-{hi:.0f} degC")
+    if s.simulation.initial_temp_c is not None and not lo <= s.simulation.initial_temp_c <= hi:
+        raise TwinInputError(file, "simulation.initial_temp_c", f"outside the supported {lo:.0f}-{hi:.0f} degC")
+    for i, e in enumerate(s.workload.schedule):
+        if e.chips not in s.rack.chip_types:
+            raise TwinInputError(file, f"workload.schedule.{i}.chips", f"no chip type named {e.chips!r}")
+
+
+def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
+    """Load a scenario TOML file, resolve its includes, apply dotted-key overrides, validate.
+
+    ``overrides`` is a dict ``{"facility.supply_temp_c": 45}`` or a list of
+    ``"key=value"`` strings (as given to ``--set``). Raises :class:`TwinInputError`.
+    """
+    path = Path(path)
+    data = _resolve_includes(path)
+    if isinstance(overrides, (list, tuple)):
+        overrides = dict(parse_override(o) for o in overrides)
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value, path)
+    scenario = _validate(data, path)
+    return scenario

@@ -1,0 +1,180 @@
+"""Telemetry in HDF5: one format for simulated and measured data (docs/telemetry.md).
+
+Layout: a ``time`` dataset [s]; one dataset per channel, named ``group/quantity``
+(``gpu/junction_temp``), shape (time,) or (time, member), each with a ``units`` attribute;
+optional ``labels`` datasets (``gpu/labels``) naming the members; root attributes
+``schema``, ``scenario`` (resolved scenario TOML), ``software_version``, ``coolant``.
+
+The writer streams: datasets are chunked and extended as blocks arrive, so memory is
+bounded by one block whatever the duration. It writes to ``PATH.partial`` and renames on
+success, so a failed run leaves no file behind.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import TwinInputError
+
+SCHEMA = "rack-twin-telemetry/1"
+# Channels every telemetry file must carry (DESIGN.md), with their units.
+REQUIRED_CHANNELS = {
+    "gpu/power": "W",
+    "gpu/junction_temp": "degC",
+    "gpu/clock_fraction": "1",
+    "rack/liquid_heat": "W",
+    "rack/supply_temp": "degC",
+    "rack/return_temp": "degC",
+    "rack/flow": "L/min",
+    "rack/dp": "kPa",
+    "tray/flow": "L/min",
+    "cdu/pump_speed": "1",
+    "facility/supply_temp": "degC",
+    "facility/return_temp": "degC",
+    "facility/flow": "L/min",
+}
+CHUNK_ROWS = 1024
+
+
+class TelemetryWriter:
+    """Stream channels into an HDF5 file (or an in-memory one when ``path`` is None)."""
+
+    def __init__(self, path, attrs: dict, channels: dict, labels: dict | None = None):
+        """``channels``: name -> (units, width or None for 1-D, dtype)."""
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.path.with_name(self.path.name + ".partial")
+            self.f = h5py.File(self.tmp, "w")
+        else:
+            self.tmp = None
+            self.f = h5py.File(f"mem-{id(self)}.h5", "w", driver="core", backing_store=False)
+        for k, v in attrs.items():
+            self.f.attrs[k] = v
+        self.rows = 0
+        self.f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK_ROWS,))
+        self.f["time"].attrs["units"] = "s"
+        self.channels = channels
+        for name, (units, width, dtype) in channels.items():
+            shape, maxshape, chunks = ((0,), (None,), (CHUNK_ROWS,)) if width is None else \
+                ((0, width), (None, width), (min(CHUNK_ROWS, max(1, 2**20 // (8 * width))), width))
+            ds = self.f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
+            ds.attrs["units"] = units
+        for name, values in (labels or {}).items():
+            self.f.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
+
+    def append(self, time: np.ndarray, data: dict) -> None:
+        n = time.shape[0]
+        if n == 0:
+            return
+        new = self.rows + n
+        self.f["time"].resize((new,))
+        self.f["time"][self.rows:new] = time
+        for name in self.channels:
+            ds = self.f[name]
+            ds.resize((new,) + ds.shape[1:])
+            ds[self.rows:new] = data[name]
+        self.rows = new
+
+    def add_group_attrs(self, name: str, attrs: dict) -> None:
+        grp = self.f.require_group(name)
+        for k, v in attrs.items():
+            grp.attrs[k] = v
+
+    def finish(self):
+        """Close and move into place; returns the open in-memory file when path is None."""
+        if self.path is None:
+            self.f.flush()
+            return self.f
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        return None
+
+    def abort(self):
+        try:
+            self.f.close()
+        finally:
+            if self.tmp is not None and self.tmp.exists():
+                self.tmp.unlink()
+
+
+@dataclass
+class Telemetry:
+    """Channels read back from a telemetry file."""
+
+    path: str
+    attrs: dict
+    time: np.ndarray
+    channels: dict
+    units: dict
+    labels: dict
+
+    def __getitem__(self, name):
+        return self.channels[name]
+
+
+def read_telemetry(path) -> Telemetry:
+    """Read every channel of a telemetry file; bad files raise :class:`TwinInputError`."""
+    path = Path(path)
+    if not path.exists():
+        raise TwinInputError(path, "", "file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
+    with f:
+        return _read_open(f, str(path))
+
+
+def _read_open(f, name) -> Telemetry:
+    schema = f.attrs.get("schema")
+    if schema is None:
+        raise TwinInputError(name, "schema", "root attribute missing: not a rack-twin telemetry file")
+    if isinstance(schema, bytes):
+        schema = schema.decode()
+    if schema.split("/")[0] != SCHEMA.split("/")[0]:
+        raise TwinInputError(name, "schema", f"unknown schema {schema!r}")
+    if "time" not in f:
+        raise TwinInputError(name, "time", "dataset missing")
+    try:
+        time = f["time"][()]
+    except (OSError, KeyError) as exc:
+        raise TwinInputError(name, "time", f"unreadable ({exc.__class__.__name__})") from None
+    channels, units, labels = {}, {}, {}
+
+    def visit(key, obj):
+        if not isinstance(obj, h5py.Dataset) or key == "time":
+            return
+        if key.endswith("labels"):
+            try:
+                labels[key] = [x.decode() if isinstance(x, bytes) else str(x) for x in obj[()]]
+            except (OSError, TypeError):
+                raise TwinInputError(name, key, "unreadable labels") from None
+            return
+        if "units" not in obj.attrs:
+            raise TwinInputError(name, key, "dataset has no 'units' attribute")
+        try:
+            data = obj[()]
+        except OSError as exc:
+            raise TwinInputError(name, key, f"unreadable ({exc.__class__.__name__})") from None
+        if data.shape[0] != time.shape[0]:
+            raise TwinInputError(name, key, f"{data.shape[0]} rows but time has {time.shape[0]}")
+        channels[key] = data
+        u = obj.attrs["units"]
+        units[key] = u.decode() if isinstance(u, bytes) else str(u)
+
+    try:
+        f.visititems(visit)
+    except TwinInputError:
+        raise
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise TwinInputError(name, "", f"corrupt HDF5 structure ({exc.__class__.__name__})") from None
+    for ch in REQUIRED_CHANNELS:
+        if ch not in channels:
+            raise TwinInputError(name, ch, "required channel missing")
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return Telemetry(path=name, attrs=attrs, time=time, channels=channels, units=units, labels=labels)
