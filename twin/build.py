@@ -30,12 +30,12 @@ LPM = 1.0 / 60000.0  # m3/s per L/min
 KPA = 1000.0
 
 # Check-valve reverse resistance on every pump [Pa/(m3/s)^2] (assumption: a closed swing
-# check passes ~0.1 L/min at 100 kPa).
-CHECK_VALVE_B = 1.0e15
+# check passes ~0.1 L/min at 280 kPa).
+CHECK_VALVE_B = 1.0e17
 # Temperature grid of the plate conductance tables [degC].
-HA_TEMPS_C = np.arange(5.0, 96.0, 10.0)
+HA_TEMPS_C = np.arange(5.0, 96.0, 5.0)
 # Flow grid of the plate conductance tables [L/min], log-spaced.
-HA_FLOWS_LPM = np.geomspace(1e-3, 50.0, 64)
+HA_FLOWS_LPM = np.geomspace(1e-3, 50.0, 160)
 # Cells a hose is split into: tanks in series approximating its transport delay
 # (assumption; the residence-time variance of N tanks is 1/N of the mean squared).
 HOSE_CELLS = 8

@@ -15,8 +15,11 @@ References
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 
@@ -71,11 +74,45 @@ class CoolantTable:
         return np.vstack([self.rho, self.cp, self.mu, self.k])
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rack-twin"
+
+
 @lru_cache(maxsize=None)
 def coolant_table(name: str) -> CoolantTable:
-    """Tabulate density, cp, viscosity and conductivity of a coolant, 1-99 degC."""
+    """Tabulate density, cp, viscosity and conductivity of a coolant, 1-99 degC.
+
+    Importing CoolProp costs seconds, so the table is computed once per CoolProp version
+    and kept in the user cache directory (``~/.cache/rack-twin``, a plain ``.npz`` with
+    no pickled objects); delete it to recompute.
+    """
     if name not in COOLANTS:
         raise KeyError(name)
+    key = f"{name}-coolprop{version('CoolProp')}-{TABLE_T_MIN_C}-{TABLE_T_MAX_C}-{TABLE_STEP_C}-{TABLE_PRESSURE_PA:.0f}"
+    path = _cache_dir() / f"coolant-{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return CoolantTable(name=name, coolprop_name=COOLANTS[name], t0_c=float(z["temp_c"][0]),
+                                    dt_c=TABLE_STEP_C, temp_c=z["temp_c"], rho=z["rho"], cp=z["cp"], mu=z["mu"],
+                                    k=z["k"], boiling_temp_c=float(z["boiling_temp_c"]))
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable cache: recompute below
+    table = compute_coolant_table(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, temp_c=table.temp_c, rho=table.rho, cp=table.cp, mu=table.mu, k=table.k,
+                 boiling_temp_c=table.boiling_temp_c)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only home: run without the cache
+    return table
+
+
+def compute_coolant_table(name: str) -> CoolantTable:
+    """The table straight from CoolProp (no cache)."""
     from CoolProp.CoolProp import PropsSI
 
     fluid = COOLANTS[name]

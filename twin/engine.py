@@ -61,8 +61,10 @@ class NetworkState:
     chip_tj_max: np.ndarray
 
     @classmethod
-    def uniform(cls, model: Model, temp_c: float, speed: float):
+    def uniform(cls, model: Model, temp_c: float, speed: float | None = None):
+        """Every temperature at ``temp_c``; running pumps at ``speed`` (default: the scenario's)."""
         n_chip = model.n_chips
+        speed = model.scenario.controls.pump_speed_fraction if speed is None else speed
         return cls(
             chip_x=np.full((n_chip, 3), temp_c),
             cell_t=np.full(model.cell_kind.size, temp_c),

@@ -1,0 +1,64 @@
+"""Correlations we wrote ourselves, against published values and limits."""
+import math
+
+import ht
+import pytest
+
+from twin import correlations as corr
+
+# Shah & London (1978) Table 18 quote fRe to 4-5 digits; the polynomial fit is stated
+# accurate to 0.05 %: allow 0.1 %.
+FRE_RTOL = 1e-3
+
+
+@pytest.mark.parametrize("aspect, fre", [(1.0, 14.227), (0.5, 15.548), (0.25, 18.233), (0.125, 20.585)])
+def test_shah_london_fRe_matches_table(aspect, fre):
+    assert corr.fanning_fRe_rectangular_Shah_London(aspect) == pytest.approx(fre, rel=FRE_RTOL)
+
+
+def test_shah_london_fRe_parallel_plate_limit_and_symmetry():
+    assert corr.fanning_fRe_rectangular_Shah_London(1e-9) == pytest.approx(24.0, rel=1e-6)
+    assert corr.fanning_fRe_rectangular_Shah_London(4.0) == corr.fanning_fRe_rectangular_Shah_London(0.25)
+
+
+def test_hagenbach_parallel_plate_limit():
+    # Shah & London: K(inf) = 0.674 for parallel plates; the fit gives 0.6796 (1 %).
+    assert corr.hagenbach_K_rectangular_Shah_London(1e-9) == pytest.approx(0.674, rel=0.01)
+
+
+def test_fin_efficiency_limits_and_value():
+    # mH = 1 -> tanh(1)/1 (Incropera eq. 3.89)
+    k, t, h_fin = 400.0, 1e-3, 0.01
+    h = (1.0 / h_fin) ** 2 * k * t / 2.0
+    assert corr.fin_efficiency_straight_adiabatic_tip(h, k, t, h_fin) == pytest.approx(math.tanh(1.0), rel=1e-12)
+    assert corr.fin_efficiency_straight_adiabatic_tip(1e-12, k, t, h_fin) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_pump_affinity_laws_map_the_curve():
+    h0, k = 350e3, corr.pump_curve_k(350e3, 280 / 60000, 250e3)
+    q, s = 0.004, 0.7
+    h_full = corr.pump_head_pa(q, 1.0, h0, k)
+    # the point (Q, H) on the full-speed curve maps to (sQ, s^2 H)
+    assert corr.pump_head_pa(s * q, s, h0, k) == pytest.approx(s * s * h_full, rel=1e-12)
+    assert corr.pump_head_pa(280 / 60000, 1.0, h0, k) == pytest.approx(250e3, rel=1e-12)
+
+
+def test_hx_design_ua_reproduces_its_rating():
+    c_hot, c_cold, heat, approach = 18e3, 19e3, 250e3, 4.0
+    ua = corr.hx_design_ua(heat, approach, c_hot, c_cold)
+    cmin, cmax = min(c_hot, c_cold), max(c_hot, c_cold)
+    eps = corr.counterflow_effectiveness(ua / cmin, cmin / cmax)
+    dt_max = approach + heat / c_hot
+    assert eps * cmin * dt_max == pytest.approx(heat, rel=1e-9)
+    assert eps == pytest.approx(ht.effectiveness_from_NTU(ua / cmin, cmin / cmax, subtype="counterflow"), rel=1e-12)
+
+
+def test_plate_conductance_is_effectiveness_times_capacity_rate():
+    assert corr.plate_conductance_w_per_k(100.0, 50.0) == pytest.approx(50.0 * (1 - math.exp(-2.0)))
+    # large NTU: the fluid leaves at the wall temperature
+    assert corr.plate_conductance_w_per_k(1e6, 50.0) == pytest.approx(50.0)
+
+
+def test_dp_fit_is_exact_for_laminar_plus_quadratic():
+    a, b, err = corr.fit_dp_coefficients(lambda q: 3e6 * q + 2e9 * q * q, 1e-4)
+    assert a == pytest.approx(3e6, rel=1e-9) and b == pytest.approx(2e9, rel=1e-9) and err < 1e-9

@@ -1,0 +1,153 @@
+"""The thermal network against hand calculations, analytic responses and invariants."""
+import math
+
+import ht
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+import twin
+from twin.build import build_model
+from twin.coolant import coolant_table
+from twin.kernels.thermal import plate_propagator
+
+from .conftest import REFERENCE, single_plate_overrides, steady_overrides
+
+# Plate conductance is read from a table (5 K x 7 % flow grid, bilinear): its error on a
+# 1200 W chip's temperature rise is a few hundredths of a kelvin.
+PLATE_HAND_ATOL_K = 0.05
+# An exact integrator against the analytic first-order response: round-off only, plus
+# the inlet drifting by < 1e-6 K in the first second (transport delay of the loop).
+RC_ATOL_K = 1e-3
+# Time-step convergence required by the issue.
+DT_HALVING_ATOL_K = 0.05
+# Facility supply +5 K at fixed flow moves steady junctions by 5 K; property changes
+# (viscosity, conductivity) with temperature may move it by up to 0.3 K.
+SUPPLY_SHIFT_ATOL_K = 0.3
+
+
+def test_single_cold_plate_matches_hand_calculation():
+    s = twin.load_scenario(REFERENCE, single_plate_overrides())
+    r = twin.simulate(s)
+    tel = r.telemetry()
+    flow_m3s = tel["tray/flow"][-1, 0] / 60000.0
+    t_in = tel["rack/supply_temp"][-1]
+    tj = tel["gpu/junction_temp"][-1, 0]
+
+    # --- by hand, from the cited correlations -----------------------------------
+    gpu = s.rack.chip_types["gpu"]
+    cp_plate = s.rack.cold_plates["gpu_plate"]
+    wc, hc, wf = (cp_plate.channel_width_mm * 1e-3, cp_plate.channel_height_mm * 1e-3, cp_plate.fin_width_mm * 1e-3)
+    L, n, ks = cp_plate.channel_length_mm * 1e-3, cp_plate.channel_count, cp_plate.solid_conductivity_w_per_m_k
+    # fluid properties at the plate's mean temperature
+    props = coolant_table("pg25").at(float(tel["gpu/junction_temp"][-1, 0] * 0 + r.final_state.chip_x[0, 2]))
+    rho_loop, cp_loop = r.model.rho, r.model.cp
+    dh = 2 * wc * hc / (wc + hc)
+    v = flow_m3s / (n * wc * hc)
+    re = props["rho"] * v * dh / props["mu"]
+    pr = props["cp"] * props["mu"] / props["k"]
+    assert re < 2300
+    nu = ht.Nu_laminar_rectangular_Shan_London(wc / hc) * ht.conv_internal.laminar_entry_Baehr_Stephan(re, pr, L, dh) / 3.657
+    h = nu * props["k"] / dh
+    mH = math.sqrt(2 * h / (ks * wf)) * hc
+    eta = math.tanh(mH) / mH  # Incropera eq. 3.89
+    hA = h * n * L * (wc + 2 * eta * hc)
+    mcp = flow_m3s * rho_loop * cp_loop
+    g = mcp * (1 - math.exp(-hA / mcp))  # Incropera eq. 8.42b
+    r_base = cp_plate.base_thickness_mm * 1e-3 / (ks * n * (wc + wf) * L)
+    r_total = gpu.r_jc_k_per_w + gpu.r_tim_k_per_w + r_base + 1.0 / g
+    tj_hand = t_in + gpu.tdp_w * r_total
+    assert tj == pytest.approx(tj_hand, abs=PLATE_HAND_ATOL_K)
+    # the plate resistance is in the range cold-plate vendors quote (< 0.03 K/W)
+    assert r_base + 1.0 / g < 0.03
+
+
+def test_plate_update_equals_the_matrix_exponential():
+    r_jb, cj, cb, cf, g, mcp, dt = 0.018, 5.0, 80.0, 60.0, 150.0, 230.0, 0.1
+    phi, gam = np.zeros((3, 3)), np.zeros((3, 2))
+    psi, lam = np.zeros((3, 3)), np.zeros((3, 2))
+    plate_propagator(dt, r_jb, cj, cb, cf, g, mcp, phi, gam, psi, lam)
+    a = np.array([[-1 / (r_jb * cj), 1 / (r_jb * cj), 0], [1 / (r_jb * cb), -(1 / r_jb + g) / cb, 0],
+                  [0, g / cf, -mcp / cf]])
+    b = np.array([[1 / cj, 0], [0, g / cb], [0, (mcp - g) / cf]])
+    e = expm(a * dt)
+    np.testing.assert_allclose(phi, e, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gam, np.linalg.solve(a, (e - np.eye(3)) @ b), rtol=1e-10, atol=1e-12)
+
+
+def test_power_step_gives_first_order_rc_response():
+    """With negligible plate and coolant capacity the chip is one RC: after a power step
+    Tj(t) = T_inf + (T0 - T_inf) exp(-t/tau), tau = Cj (R_jb + 1/G)."""
+    step_at = 5.0
+    s = twin.load_scenario(REFERENCE, single_plate_overrides(**{
+        "rack.chip_types.gpu.c_plate_j_per_k": 1e-3,
+        "rack.cold_plates.gpu_plate.fluid_volume_ml": 1e-3,
+        "workload.schedule": [{"chips": "gpu", "kind": "constant", "fraction_of_tdp": 0.3},
+                              {"chips": "gpu", "kind": "constant", "fraction_of_tdp": 1.0, "start_s": step_at}],
+        "simulation.duration_s": 6.0, "simulation.time_step_s": 0.01, "simulation.output_interval_s": 0.01,
+        "simulation.hydraulic_update_s": 1.0,
+    }))
+    r = twin.simulate(s)
+    tel = r.telemetry()
+    t = tel.time
+    tj = tel["gpu/junction_temp"][:, 0].astype(float)
+    t_in = tel["rack/supply_temp"]
+    before = t < step_at - 1e-9
+    after = (t > step_at + 1e-9) & (t <= step_at + 1.0 + 1e-9)
+    gpu = s.rack.chip_types["gpu"]
+    # total resistance from the steady state before the step
+    r_total = (tj[before][-1] - t_in[before][-1]) / (0.3 * gpu.tdp_w)
+    tau = gpu.c_junction_j_per_k * r_total
+    t0 = tj[before][-1]
+    t_inf = t_in[before][-1] + gpu.tdp_w * r_total
+    expected = t_inf + (t0 - t_inf) * np.exp(-(t[after] - step_at) / tau)
+    # float32 storage of junction temperatures: 1e-5 K at 60 degC
+    np.testing.assert_allclose(tj[after], expected, atol=RC_ATOL_K)
+    assert 0.05 < tau < 0.5  # the stiff node the step must follow
+
+
+def test_halving_the_time_step_changes_junctions_by_less_than_0_05_k():
+    over = {"simulation.duration_s": 200.0, "workload.schedule.1.start_s": 60.0,
+            "workload.schedule.1.end_s": 150.0, "workload.schedule.2.start_s": 150.0}
+    coarse = twin.simulate(twin.load_scenario(REFERENCE, over)).telemetry()
+    fine = twin.simulate(twin.load_scenario(REFERENCE, {**over, "simulation.time_step_s": 0.05})).telemetry()
+    np.testing.assert_array_equal(coarse.time, fine.time)
+    diff = np.abs(coarse["gpu/junction_temp"].astype(float) - fine["gpu/junction_temp"])
+    assert diff.max() < DT_HALVING_ATOL_K
+    # and the run did swing: bursts move junctions by kelvins
+    assert np.ptp(coarse["gpu/junction_temp"][:, 0]) > 5.0
+
+
+def _steady_junctions(supply_c, coolant="pg25"):
+    s = twin.load_scenario(REFERENCE, steady_overrides(**{"facility.supply_temp_c": supply_c, "coolant.name": coolant}))
+    r = twin.simulate(s)
+    return r, r.telemetry()
+
+
+@pytest.mark.parametrize("coolant", ["pg25", "water"])
+def test_facility_plus_5k_raises_steady_junctions_by_5k(coolant):
+    _, a = _steady_junctions(32.0, coolant)
+    _, b = _steady_junctions(37.0, coolant)
+    assert a["rack/flow"][-1] == pytest.approx(b["rack/flow"][-1], rel=1e-5)  # fixed flow
+    shift = b["gpu/junction_temp"][-1].astype(float) - a["gpu/junction_temp"][-1]
+    assert np.all(np.abs(shift - 5.0) < SUPPLY_SHIFT_ATOL_K)
+
+
+def test_temperature_rises_along_the_flow(reference_scenario):
+    r = twin.simulate(twin.load_scenario(REFERENCE, steady_overrides()))
+    m, st = r.model, r.final_state
+    # along each path the plate coolant warms plate by plate
+    for e in np.unique(m.chip_path_edge):
+        cells = range(m.edge_cell_ptr[e], m.edge_cell_ptr[e + 1])
+        tf = [st.chip_x[m.cell_chip[c], 2] for c in cells]
+        assert np.all(np.diff(tf) > 0)
+        assert tf[0] > st.node_t[m.edge_from[e]]
+    # every junction sits above its plate base, every base above its coolant
+    assert np.all(st.chip_x[:, 0] > st.chip_x[:, 1])
+    assert np.all(st.chip_x[:, 1] > st.chip_x[:, 2])
+    tel = r.telemetry()
+    assert np.all(tel["tray/return_temp"][-1] > tel["rack/supply_temp"][-1])
+    assert tel["rack/return_temp"][-1] > tel["rack/supply_temp"][-1]
+    # the facility side warms, the CDU supply sits above the facility supply
+    assert tel["facility/return_temp"][-1] > tel["facility/supply_temp"][-1]
+    assert tel["cdu/supply_temp"][-1] > tel["facility/supply_temp"][-1]
