@@ -272,8 +272,6 @@ def _toml_safe(obj):
         return {k: _toml_safe(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, list):
         return [_toml_safe(v) for v in obj]
-    if isinstance(obj, float) and math.isinf(obj):
-        return 1e300  # TOML has inf, but keep files readable by every parser
     return obj
 
 
@@ -303,8 +301,25 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def _resolve_includes(path: Path, seen: tuple = ()) -> dict:
-    path = path.resolve()
+def _origins(data, path, prefix=()) -> dict:
+    """Map every dotted key prefix in ``data`` to the file it came from."""
+    out = {}
+    for key, value in data.items():
+        k = prefix + (str(key),)
+        out[k] = path
+        if isinstance(value, dict):
+            out.update(_origins(value, path, k))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                out[k + (str(i),)] = path
+                if isinstance(item, dict):
+                    out.update(_origins(item, path, k + (str(i),)))
+    return out
+
+
+def _resolve_includes(path: Path, seen: tuple = ()) -> tuple[dict, dict]:
+    """The merged data of a file and its includes, and which file each key came from."""
+    path = path.resolve() if path.exists() else path
     if path in seen:
         raise TwinInputError(path, "include", "include cycle")
     data = _read_toml(path)
@@ -314,12 +329,16 @@ def _resolve_includes(path: Path, seen: tuple = ()) -> dict:
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise TwinInputError(path, "include", "must be a list of file paths")
     merged: dict = {}
+    origins: dict = {}
     for inc in includes:
         inc_path = path.parent / inc
         if not inc_path.exists():
             raise TwinInputError(path, "include", f"included file not found: {inc}")
-        merged = _merge(merged, _resolve_includes(inc_path, seen + (path,)))
-    return _merge(merged, data)
+        inc_data, inc_origins = _resolve_includes(inc_path, seen + (path,))
+        merged = _merge(merged, inc_data)
+        origins.update(inc_origins)
+    origins.update(_origins(data, path))
+    return _merge(merged, data), origins
 
 
 def _set_dotted(data: dict, key: str, value, file) -> None:
@@ -362,12 +381,17 @@ def parse_override(text: str, file="--set") -> tuple[str, object]:
     return key, value
 
 
-def _validate(data: dict, file) -> Scenario:
+def _validate(data: dict, file, origins: Optional[dict] = None) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
+        loc = tuple(str(p) for p in err["loc"])
+        field = ".".join(loc)
+        for n in range(len(loc), 0, -1):  # the file that set the deepest known part of the key
+            if origins and loc[:n] in origins:
+                file = origins[loc[:n]]
+                break
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -407,10 +431,13 @@ def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
     ``"key=value"`` strings (as given to ``--set``). Raises :class:`TwinInputError`.
     """
     path = Path(path)
-    data = _resolve_includes(path)
+    data, origins = _resolve_includes(path)
     if isinstance(overrides, (list, tuple)):
         overrides = dict(parse_override(o) for o in overrides)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value, path)
-    scenario = _validate(data, path)
-    return scenario
+        for k in list(origins):  # an override is reported against the scenario and --set
+            if k[:len(key.split("."))] == tuple(key.split(".")):
+                origins[k] = f"{path} (--set {key})"
+        origins[tuple(key.split("."))] = f"{path} (--set {key})"
+    return _validate(data, path, origins)

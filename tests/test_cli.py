@@ -1,0 +1,135 @@
+"""The command line as a user meets it: a good run, and every kind of bad input."""
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from twin.telemetry import REQUIRED_CHANNELS, SCHEMA, read_telemetry
+
+from .conftest import REFERENCE, ROOT
+
+
+def twin_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "twin.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def assert_clean_error(proc, *needles):
+    """Exit 2, exactly one line on stderr naming what it must, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_run_writes_every_design_channel_with_units(tmp_path):
+    out = tmp_path / "out.h5"
+    proc = twin_cli("run", REFERENCE, "-o", out, "--duration", 30)
+    assert proc.returncode == 0, proc.stderr
+    assert "gpu_junction_margin_k" in proc.stdout
+    with h5py.File(out, "r") as f:
+        for name, units in REQUIRED_CHANNELS.items():
+            assert f[name].attrs["units"] == units, name
+            assert f[name].shape[0] == 30
+        assert f["time"].attrs["units"] == "s"
+        assert f.attrs["schema"] == SCHEMA
+        assert f.attrs["coolant"] == "pg25"
+        assert "[rack.chip_types.gpu]" in f.attrs["scenario"]
+        assert f["gpu/junction_temp"].shape == (30, 72)
+        assert f["tray/flow"].shape == (30, 27)
+        assert f["cdu/pump_speed"].shape == (30, 2)
+    assert not (tmp_path / "out.h5.partial").exists()
+
+
+def test_the_resolved_scenario_in_the_file_runs_again(tmp_path):
+    """The root attribute holds the whole resolved scenario: it loads on its own."""
+    import twin
+    out = tmp_path / "out.h5"
+    r = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 5.0}), output=out)
+    text = read_telemetry(out).attrs["scenario"]
+    (tmp_path / "again.toml").write_text(text)
+    again = twin.load_scenario(tmp_path / "again.toml")
+    assert again == r.scenario
+
+
+def test_missing_file(tmp_path):
+    out = tmp_path / "o.h5"
+    assert_clean_error(twin_cli("run", tmp_path / "nope.toml", "-o", out), "nope.toml", "not found")
+    assert not out.exists()
+
+
+def test_malformed_toml(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[facility\nsupply_temp_c = 3\n')
+    out = tmp_path / "o.h5"
+    assert_clean_error(twin_cli("run", bad, "-o", out), "bad.toml", "malformed TOML", "line 2")
+    assert not out.exists()
+
+
+def test_unknown_key_in_an_included_rack_file_names_that_file(tmp_path):
+    scen = tmp_path / "scenarios"
+    shutil.copytree(ROOT / "scenarios", scen)
+    rack = scen / "racks" / "nvl72-class.toml"
+    rack.write_text(rack.read_text().replace("[rack.manifold]\n", "[rack.manifold]\ncolour = \"red\"\n"))
+    out = tmp_path / "o.h5"
+    assert_clean_error(twin_cli("run", scen / "reference-w32.toml", "-o", out),
+                       "nvl72-class.toml", "rack.manifold.colour", "unknown key")
+    assert not out.exists()
+
+
+def test_unknown_key_from_set(tmp_path):
+    assert_clean_error(twin_cli("run", REFERENCE, "--set", "facility.colour=3"), "facility.colour", "unknown key")
+
+
+def test_negative_flow(tmp_path):
+    out = tmp_path / "o.h5"
+    assert_clean_error(twin_cli("run", REFERENCE, "--set", "facility.flow_lpm=-20", "-o", out),
+                       "reference-w32.toml", "facility.flow_lpm", "greater than 0")
+    assert not out.exists()
+
+
+def test_supply_temperature_above_boiling(tmp_path):
+    out = tmp_path / "o.h5"
+    assert_clean_error(twin_cli("run", REFERENCE, "--set", "facility.supply_temp_c=105", "-o", out),
+                       "facility.supply_temp_c", "boiling point")
+    assert not out.exists()
+
+
+def test_corrupt_hdf5_to_the_reader(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert_clean_error(twin_cli("inspect", junk), "junk.h5", "HDF5")
+    # a real file cut short
+    good = tmp_path / "good.h5"
+    assert twin_cli("run", REFERENCE, "-o", good, "--duration", 5).returncode == 0
+    data = good.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_clean_error(twin_cli("inspect", cut), "cut.h5")
+    # an HDF5 file that is not telemetry
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.arange(3)
+    assert_clean_error(twin_cli("inspect", other), "other.h5", "schema")
+
+
+def test_a_failing_run_leaves_no_file(tmp_path, monkeypatch):
+    import twin
+    from twin import engine
+
+    def boom(*a, **k):
+        raise RuntimeError("kernel failure")
+
+    s = twin.load_scenario(REFERENCE, {"simulation.duration_s": 30.0})
+    monkeypatch.setattr(engine, "_record_rows", boom)
+    out = tmp_path / "o.h5"
+    with pytest.raises(RuntimeError):
+        twin.simulate(s, output=out)
+    assert not out.exists()
+    assert not (tmp_path / "o.h5.partial").exists()
