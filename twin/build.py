@@ -60,7 +60,10 @@ class Model:
     edge_bcv: np.ndarray
     edge_fit_error: np.ndarray
     mu_ref: float
-    basis: np.ndarray
+    basis: np.ndarray  # (loops x edges), dense, for inspection and tests
+    loop_ptr: np.ndarray  # the same basis by edge, compressed (what the kernel uses)
+    loop_idx: np.ndarray
+    loop_sign: np.ndarray
     q_loop0: np.ndarray
     tree_order: np.ndarray
     tree_edge: np.ndarray
@@ -409,7 +412,7 @@ def build_model(s: Scenario) -> Model:
         edge_from=edge_from, edge_to=edge_to,
         edge_a=np.array([e["a"] for e in g.edges]), edge_b=np.array([e["b"] for e in g.edges]),
         edge_bcv=np.array([e["bcv"] for e in g.edges]), edge_fit_error=np.array([e["fit_error"] for e in g.edges]),
-        mu_ref=mu, basis=basis, q_loop0=q_loop0,
+        mu_ref=mu, basis=basis, q_loop0=q_loop0, **_compress_basis(basis),
         tree_order=tree_order, tree_edge=tree_edge, tree_parent=tree_parent,
         edge_order=np.array(order, dtype=np.int64), node_in_ptr=node_in_ptr, node_in_edge=node_in_edge,
         edge_cell_ptr=edge_cell_ptr, transit_edges=np.array(transit, dtype=np.int64),
@@ -440,6 +443,18 @@ def build_model(s: Scenario) -> Model:
         facility_cp=water["cp"], facility_rho=water["rho"],
         info=dict(q_rack_nominal_lpm=q_rack_nom / LPM),
     )
+
+
+def _compress_basis(basis):
+    """The loop basis by edge (CSR over edges: loop indices and orientation signs)."""
+    ptr = np.zeros(basis.shape[1] + 1, dtype=np.int64)
+    idx, sign = [], []
+    for e in range(basis.shape[1]):
+        nz = np.nonzero(basis[:, e])[0]
+        idx.extend(nz)
+        sign.extend(basis[nz, e])
+        ptr[e + 1] = len(idx)
+    return dict(loop_ptr=ptr, loop_idx=np.array(idx, dtype=np.int64), loop_sign=np.array(sign, dtype=float))
 
 
 def _cycle_basis(n_node, edge_from, edge_to, root):

@@ -39,28 +39,58 @@ def edge_dp(q, a, r, b, head, bcv):
 
 
 @njit(cache=True)
-def solve_network(basis, q_loop, a, r, b, head, bcv, tol_pa, max_iter):
+def _edge_flows(ptr, loops, signs, q_loop, n_edge):
+    q = np.zeros(n_edge)
+    for e in range(n_edge):
+        acc = 0.0
+        for j in range(ptr[e], ptr[e + 1]):
+            acc += signs[j] * q_loop[loops[j]]
+        q[e] = acc
+    return q
+
+
+@njit(cache=True)
+def _loop_sums(ptr, loops, signs, dp, n_loop):
+    res = np.zeros(n_loop)
+    for e in range(dp.shape[0]):
+        for j in range(ptr[e], ptr[e + 1]):
+            res[loops[j]] += signs[j] * dp[e]
+    return res
+
+
+@njit(cache=True)
+def solve_network(ptr, loops, signs, q_loop, a, r, b, head, bcv, tol_pa, max_iter):
     """Solve loop flows in place. Returns (edge flows [m3/s], iterations, residual [Pa]).
 
-    ``basis`` is the (loops x edges) cycle matrix with entries -1, 0, +1. The step is
-    damped by backtracking until the loop residual norm falls (Armijo), which makes the
-    iteration converge from a cold start on these monotone networks.
+    The loop basis is given by edge in compressed form: edge ``e`` belongs to loops
+    ``loops[ptr[e]:ptr[e+1]]`` with orientation ``signs`` (+1 along, -1 against), so the
+    Jacobian ``B diag(dp') B^T`` is assembled from each edge's loop pairs rather than by
+    dense products. The step is damped by backtracking until the loop residual norm falls
+    (Armijo), which makes the iteration converge from a cold start on these monotone
+    networks.
     """
-    n_loop = basis.shape[0]
-    q = basis.T @ q_loop
+    n_loop = q_loop.shape[0]
+    n_edge = a.shape[0]
+    q = _edge_flows(ptr, loops, signs, q_loop, n_edge)
     dp, slope = edge_dp(q, a, r, b, head, bcv)
-    res = basis @ dp
+    res = _loop_sums(ptr, loops, signs, dp, n_loop)
     norm = np.sqrt(np.sum(res * res))
     it = 0
-    while it < max_iter and np.max(np.abs(res)) > tol_pa:
-        jac = (basis * slope) @ basis.T
+    jac = np.empty((n_loop, n_loop))
+    while it < max_iter and n_loop > 0 and np.max(np.abs(res)) > tol_pa:
+        jac[:, :] = 0.0
+        for e in range(n_edge):
+            for i in range(ptr[e], ptr[e + 1]):
+                li, si = loops[i], signs[i] * slope[e]
+                for j in range(ptr[e], ptr[e + 1]):
+                    jac[li, loops[j]] += si * signs[j]
         step = np.linalg.solve(jac, res)
         lam = 1.0
         while True:
             q_try = q_loop - lam * step
-            q = basis.T @ q_try
+            q = _edge_flows(ptr, loops, signs, q_try, n_edge)
             dp, slope = edge_dp(q, a, r, b, head, bcv)
-            res_try = basis @ dp
+            res_try = _loop_sums(ptr, loops, signs, dp, n_loop)
             norm_try = np.sqrt(np.sum(res_try * res_try))
             if norm_try < (1.0 - 1e-4 * lam) * norm or lam < 1e-6:
                 break
