@@ -63,6 +63,7 @@ class NetworkState:
     speed: np.ndarray
     acc: np.ndarray
     chip_tj_max: np.ndarray
+    interval_tj_max: np.ndarray
 
     @classmethod
     def uniform(cls, model: Model, temp_c: float, speed: float | None = None):
@@ -78,6 +79,7 @@ class NetworkState:
             speed=np.where(model.pump_running, speed, 0.0),
             acc=np.zeros(7 + n_chip),
             chip_tj_max=np.full(n_chip, -np.inf),
+            interval_tj_max=np.full(n_chip, -np.inf),
         )
 
 
@@ -228,7 +230,7 @@ class Network:
             self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio,
             self.hx_eps_cmin, self.fac_temp, self.chip_g, chip_power, aux_liquid,
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
-            state.acc, state.chip_tj_max, rec["tj"], rec["power"], rec["scalar"], rec["node_t"], rec["edge_out"])
+            state.acc, state.chip_tj_max, state.interval_tj_max, rec["tj"], rec["tj_max"], rec["power"], rec["scalar"], rec["node_t"], rec["edge_out"])
 
     def stored_energy(self, state: NetworkState, dt: float) -> float:
         """Thermal energy in the loop relative to 0 degC [J], including the one-step transit
@@ -247,7 +249,7 @@ class Network:
 def _empty_records(model: Model, rows: int):
     n_chip = model.n_chips
     return dict(
-        tj=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)), scalar=np.zeros((rows, 2)),
+        tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)), scalar=np.zeros((rows, 2)),
         node_t=np.zeros((rows, len(model.node_names))), edge_out=np.zeros((rows, model.edge_from.size)),
     )
 
@@ -282,6 +284,7 @@ def steady_state(net: Network, power: PowerSource, t0: float = 0.0, state: Netwo
             final_pass = False
     state.acc[:] = 0.0
     state.chip_tj_max[:] = -np.inf
+    state.interval_tj_max[:] = -np.inf
     return state
 
 
@@ -328,6 +331,7 @@ def _channels(model: Model):
         n = int(np.sum(np.array(model.chip_type) == t))
         ch[f"{t}/power"] = ("W", n, "f4")
         ch[f"{t}/junction_temp"] = ("degC", n, "f4")
+        ch[f"{t}/junction_temp_max"] = ("degC", n, "f4")
     ch["gpu/clock_fraction"] = ("1", int(model.gpu_index.size), "f4")
     ch.update({
         "rack/liquid_heat": ("W", None, "f8"),
@@ -427,6 +431,7 @@ def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: 
     for t, idx in type_idx.items():
         out[f"{t}/power"] = rec["power"][:rows][:, idx]
         out[f"{t}/junction_temp"] = rec["tj"][:rows][:, idx]
+        out[f"{t}/junction_temp_max"] = rec["tj_max"][:rows][:, idx]
     out["gpu/clock_fraction"] = np.ones((rows, type_idx["gpu"].size))
     liquid = rec["scalar"][:rows, 0]
     hx_heat = rec["scalar"][:rows, 1]

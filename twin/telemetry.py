@@ -56,6 +56,8 @@ class TelemetryWriter:
         for k, v in attrs.items():
             self.f.attrs[k] = v
         self.rows = 0
+        self._buf: list = []
+        self._buffered = 0
         self.f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK_ROWS,))
         self.f["time"].attrs["units"] = "s"
         self.channels = channels
@@ -68,17 +70,29 @@ class TelemetryWriter:
             self.f.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
 
     def append(self, time: np.ndarray, data: dict) -> None:
-        n = time.shape[0]
-        if n == 0:
+        """Queue rows; they reach the file in batches of about CHUNK_ROWS (one resize
+        and write per dataset per batch, not per engine block)."""
+        if time.shape[0] == 0:
             return
+        self._buf.append((np.array(time, dtype=float), {k: np.array(data[k]) for k in self.channels}))
+        self._buffered += time.shape[0]
+        if self._buffered >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        time = np.concatenate([t for t, _ in self._buf])
+        n = time.shape[0]
         new = self.rows + n
         self.f["time"].resize((new,))
         self.f["time"][self.rows:new] = time
         for name in self.channels:
             ds = self.f[name]
             ds.resize((new,) + ds.shape[1:])
-            ds[self.rows:new] = data[name]
+            ds[self.rows:new] = np.concatenate([d[name] for _, d in self._buf])
         self.rows = new
+        self._buf, self._buffered = [], 0
 
     def add_group_attrs(self, name: str, attrs: dict) -> None:
         grp = self.f.require_group(name)
@@ -87,6 +101,7 @@ class TelemetryWriter:
 
     def finish(self):
         """Close and move into place; returns the open in-memory file when path is None."""
+        self._flush()
         if self.path is None:
             self.f.flush()
             return self.f

@@ -123,7 +123,7 @@ def advance(n_steps, dt, step0, rec_every,
             decay, meanfac, phi, gam, psi, lam, hx_ratio, hx_eps_cmin, fac_temp,
             chip_g, chip_power, aux_liquid,
             chip_x, cell_t, edge_out, node_t,
-            acc, chip_tj_max, rec_tj, rec_power, rec_scalar, rec_node_t, rec_edge_out):
+            acc, chip_tj_max, interval_tj_max, rec_tj, rec_tj_max, rec_power, rec_scalar, rec_node_t, rec_edge_out):
     """Advance the network ``n_steps`` steps of ``dt`` seconds.
 
     Inputs per step: ``chip_power[n, chip]`` [W] and ``aux_liquid[n, aux]`` [W] (step means).
@@ -132,7 +132,9 @@ def advance(n_steps, dt, step0, rec_every,
     Accumulators ``acc``: [0] chip energy, [1] aux energy into liquid, [2] heat into the
     coolant, [3] heat out through the HX, [4] and [5] heat into the coolant and out
     through the HX over the current record interval, [6] that interval's length [s],
-    [7:7+n_chip] each chip's energy over it (interval means are recorded). Records are written every
+    [7:7+n_chip] each chip's energy over it (interval means are recorded).
+    ``chip_tj_max`` is each junction's maximum over every step of the run,
+    ``interval_tj_max`` over the current record interval (recorded as ``rec_tj_max``). Records are written every
     ``rec_every`` global steps (``step0`` is the global index of the first step).
     Returns the number of records written.
     """
@@ -198,6 +200,8 @@ def advance(n_steps, dt, step0, rec_every,
                     interval_power[k] += p * dt
                     if chip_x[k, 0] > chip_tj_max[k]:
                         chip_tj_max[k] = chip_x[k, 0]
+                    if chip_x[k, 0] > interval_tj_max[k]:
+                        interval_tj_max[k] = chip_x[k, 0]
                     cell_t[c] = chip_x[k, 2]
                     t_in = tf_mean
                 else:
@@ -216,6 +220,8 @@ def advance(n_steps, dt, step0, rec_every,
             span = acc[6]
             for k in range(n_chip):
                 rec_tj[r, k] = chip_x[k, 0]
+                rec_tj_max[r, k] = interval_tj_max[k]
+                interval_tj_max[k] = -1e300
                 rec_power[r, k] = interval_power[k] / span
                 interval_power[k] = 0.0
             rec_scalar[r, 0] = acc[4] / span
