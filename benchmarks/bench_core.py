@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import twin  # noqa: E402
 from twin.build import build_model  # noqa: E402
-from twin.engine import Network, NetworkState, _empty_records, steady_state  # noqa: E402
+from twin.engine import Network, _empty_records, steady_state  # noqa: E402
 from twin.kernels import hydraulics as hk  # noqa: E402
 from twin.power import SchedulePower  # noqa: E402
 
@@ -49,7 +49,7 @@ def main():
     net = Network(model)
     power = SchedulePower(model)
     state = steady_state(net, power)
-    hyd = net.update_flows(state)
+    net.update_flows(state)
     r, b, head = net._edge_params(state, state.speed)
 
     def solve_cold():

@@ -1,5 +1,4 @@
 """Energy closes: at steady state and over transients, for each coolant."""
-import numpy as np
 import pytest
 
 import twin

@@ -6,7 +6,7 @@ import twin
 from twin.build import LPM, build_model
 from twin.engine import Network, NetworkState
 
-from .conftest import REFERENCE, steady_overrides
+from .conftest import REFERENCE
 
 # Newton stops at a loop residual of 0.1 Pa: continuity is exact by construction
 # (flows are B^T q), so only round-off remains.

@@ -1,5 +1,4 @@
 """The reference rack's steady figures against the public ranges of REFERENCE.md."""
-import numpy as np
 import pytest
 
 import twin
@@ -36,7 +35,7 @@ def runs():
 
 
 def test_flow_per_kw_in_published_range(runs):
-    for r, tel in runs.values():
+    for _, tel in runs.values():
         per_kw = tel["rack/flow"][-1] / (tel["rack/liquid_heat"][-1] / 1e3)
         assert FLOW_PER_KW_RANGE[0] <= per_kw <= FLOW_PER_KW_RANGE[1]
 
@@ -59,10 +58,7 @@ def test_node_and_rack_pressure_drops_in_published_range(runs):
 
 def test_gpu_cold_plate_dp_within_vendor_target(reference_scenario):
     s = reference_scenario
-    c = s.rack.cold_plates["gpu_plate"]
-    geom = ColdPlateGeometry(c.channel_width_mm * 1e-3, c.channel_height_mm * 1e-3, c.fin_width_mm * 1e-3,
-                             c.channel_length_mm * 1e-3, c.channel_count, c.port_inner_diameter_mm * 1e-3,
-                             c.base_thickness_mm * 1e-3, c.solid_conductivity_w_per_m_k)
+    geom = ColdPlateGeometry.from_spec(s.rack.cold_plates["gpu_plate"])
     # each GPU sees half the tray's required flow (two paths), PG25 at 40 C
     from twin.coolant import coolant_table
     p = coolant_table("pg25").at(40.0)
@@ -71,7 +67,7 @@ def test_gpu_cold_plate_dp_within_vendor_target(reference_scenario):
 
 
 def test_liquid_captures_85_to_90_percent(runs):
-    for r, tel in runs.values():
+    for _, tel in runs.values():
         frac = tel["rack/liquid_heat"][-1] / tel["rack/it_power"][-1]
         assert LIQUID_FRACTION_RANGE[0] <= frac <= LIQUID_FRACTION_RANGE[1]
 

@@ -266,10 +266,7 @@ def build_model(s: Scenario) -> Model:
     plate_names = list(rack.cold_plates)
     geoms = {}
     for name, cpl in rack.cold_plates.items():
-        geoms[name] = corr.ColdPlateGeometry(
-            cpl.channel_width_mm * 1e-3, cpl.channel_height_mm * 1e-3, cpl.fin_width_mm * 1e-3,
-            cpl.channel_length_mm * 1e-3, cpl.channel_count, cpl.port_inner_diameter_mm * 1e-3,
-            cpl.base_thickness_mm * 1e-3, cpl.solid_conductivity_w_per_m_k)
+        geoms[name] = corr.ColdPlateGeometry.from_spec(cpl)
     chips = []
     tray_sup, tray_ret, tray_req, tray_aux, tray_auxf = [], [], [], [], []
     for ti, (tname, ttype) in enumerate(trays):
@@ -295,7 +292,7 @@ def build_model(s: Scenario) -> Model:
             path_cells = []
             a_sum = b_sum = 0.0
             err_max = 0.0
-            for ci, ctype in enumerate(path):
+            for ctype in path:
                 ct = rack.chip_types[ctype]
                 cpl = rack.cold_plates[ct.cold_plate]
                 geom = geoms[ct.cold_plate]

@@ -135,6 +135,19 @@ class ColdPlateGeometry:
     def footprint_m2(self):
         return self.n * (self.wc + self.wf) * self.length
 
+    @classmethod
+    def from_spec(cls, spec):
+        """From a scenario's ``rack.cold_plates`` entry (millimetres to metres)."""
+        return cls(spec.channel_width_mm * 1e-3, spec.channel_height_mm * 1e-3, spec.fin_width_mm * 1e-3,
+                   spec.channel_length_mm * 1e-3, spec.channel_count, spec.port_inner_diameter_mm * 1e-3,
+                   spec.base_thickness_mm * 1e-3, spec.solid_conductivity_w_per_m_k)
+
+    def channel_flow(self, flow_m3s, rho, mu):
+        """(hydraulic diameter [m], channel velocity [m/s], Reynolds number) at a plate flow."""
+        dh = self.hydraulic_diameter_m
+        v = abs(flow_m3s) / self.flow_area_m2
+        return dh, v, rho * v * dh / mu
+
     def base_conduction_k_per_w(self):
         """1-D conduction through the plate base under the fin array [K/W]."""
         return self.t_base / (self.k_s * self.footprint_m2)
@@ -155,9 +168,7 @@ def cold_plate_dp_pa(geom: ColdPlateGeometry, flow_m3s, rho, mu):
     q = abs(flow_m3s)
     if q == 0.0:
         return 0.0
-    dh = geom.hydraulic_diameter_m
-    v_ch = q / geom.flow_area_m2
-    re = rho * v_ch * dh / mu
+    dh, v_ch, re = geom.channel_flow(q, rho, mu)
     if re < LAMINAR_RE_MAX:
         fd = 4.0 * fanning_fRe_rectangular_Shah_London(geom.aspect_ratio) / re
         k_dev = hagenbach_K_rectangular_Shah_London(geom.aspect_ratio)
@@ -185,12 +196,9 @@ def cold_plate_hA_w_per_k(geom: ColdPlateGeometry, flow_m3s, rho, mu, k, cp):
     with an adiabatic tip (:func:`fin_efficiency_straight_adiabatic_tip`), so
     ``hA = h N L (wc + 2 eta H)``.
     """
-    q = abs(flow_m3s)
-    if q == 0.0:
+    if flow_m3s == 0.0:
         return 0.0
-    dh = geom.hydraulic_diameter_m
-    v = q / geom.flow_area_m2
-    re = rho * v * dh / mu
+    dh, _, re = geom.channel_flow(flow_m3s, rho, mu)
     pr = cp * mu / k
     if re < LAMINAR_RE_MAX:
         nu_fd = ht.Nu_laminar_rectangular_Shan_London(geom.aspect_ratio)

@@ -11,7 +11,6 @@ Running is re-entrant: all state lives in a :class:`NetworkState` owned by the r
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
