@@ -15,6 +15,7 @@ MODES_ATOL_K = 1e-9
 
 SCRIPT = """
 import json, sys
+import twin
 from tests.conftest import REFERENCE, single_plate_overrides
 over = single_plate_overrides(**{"rack.tray_types.compute.paths": [["gpu", "cpu"]],
                                  "simulation.duration_s": 3.0})
