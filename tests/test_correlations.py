@@ -62,3 +62,15 @@ def test_plate_conductance_is_effectiveness_times_capacity_rate():
 def test_dp_fit_is_exact_for_laminar_plus_quadratic():
     a, b, err = corr.fit_dp_coefficients(lambda q: 3e6 * q + 2e9 * q * q, 1e-4)
     assert a == pytest.approx(3e6, rel=1e-9) and b == pytest.approx(2e9, rel=1e-9) and err < 1e-9
+
+
+def test_quick_disconnect_cv_and_kv_agree():
+    """Kv = 0.865 Cv (fluids.Cv_to_Kv): the same coupling gives the same drop either way,
+    and a Cv of 1 passes 1 US gpm at 1 psi."""
+    import fluids
+    rho, d = 999.0, 8e-3
+    q = 1.0 * 3.785411784e-3 / 60.0  # 1 US gpm
+    dp_cv = corr.quick_disconnect_dp_pa(q, rho, d, cv_gpm_psi=1.0)
+    dp_kv = corr.quick_disconnect_dp_pa(q, rho, d, kv_m3h_bar=fluids.Cv_to_Kv(1.0))
+    assert dp_cv == pytest.approx(dp_kv, rel=1e-9)
+    assert dp_cv == pytest.approx(6894.757 * rho / 999.0, rel=0.01)

@@ -278,7 +278,7 @@ def build_model(s: Scenario) -> Model:
 
         def branch(q_tray=q_tray, qd=qd, d_qd=d_qd, half=half, tt=tt):
             def f(q):
-                return (corr.quick_disconnect_dp_pa(q, rho, qd.cv_gpm_per_psi, d_qd)
+                return (corr.quick_disconnect_dp_pa(q, rho, d_qd, qd.cv_gpm_per_psi, qd.kv_m3h_per_bar)
                         + corr.pipe_dp_pa(q, rho, mu, half, tt.tubing.inner_diameter_mm * 1e-3,
                                           tt.tubing.roughness_um * 1e-6, tt.tubing.k_fittings / 2.0 + tt.branch_k / 2.0
                                           + tt.balancing_k / 2.0))

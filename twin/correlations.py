@@ -94,10 +94,14 @@ def pipe_dp_pa(flow_m3s, rho, mu, length_m, diameter_m, roughness_m=1.5e-6, k_fi
     return fluids.dP_from_K(K=k_total, rho=rho, V=v)
 
 
-def quick_disconnect_dp_pa(flow_m3s, rho, cv_gpm_psi, diameter_m):
-    """Pressure drop of one quick-disconnect coupling pair from its flow coefficient Cv
-    (US gpm at 1 psi, water), converted to a loss coefficient by ``fluids.Cv_to_K``."""
-    k = fluids.Cv_to_K(Cv=cv_gpm_psi, D=diameter_m)
+def quick_disconnect_dp_pa(flow_m3s, rho, diameter_m, cv_gpm_psi=None, kv_m3h_bar=None):
+    """Pressure drop of one mated quick-disconnect coupling from its flow coefficient,
+    Cv (US gpm at 1 psi) or Kv (m3/h at 1 bar), converted to a loss coefficient on the
+    coupling bore by ``fluids.Cv_to_K`` / ``fluids.Kv_to_K``."""
+    if cv_gpm_psi is not None:
+        k = fluids.Cv_to_K(Cv=cv_gpm_psi, D=diameter_m)
+    else:
+        k = fluids.Kv_to_K(Kv=kv_m3h_bar, D=diameter_m)
     v = abs(flow_m3s) / (math.pi * diameter_m**2 / 4.0)
     return fluids.dP_from_K(K=k, rho=rho, V=v)
 

@@ -78,8 +78,17 @@ class Tubing(_Model):
 
 
 class QuickDisconnect(_Model):
-    cv_gpm_per_psi: float = Field(gt=0, description="flow coefficient of one mated coupling")
+    """One mated coupling; give its flow coefficient as Cv (US) or Kv (metric), not both."""
+
+    cv_gpm_per_psi: Optional[float] = Field(default=None, gt=0, description="Cv: US gpm of water at 1 psi")
+    kv_m3h_per_bar: Optional[float] = Field(default=None, gt=0, description="Kv: m3/h of water at 1 bar")
     inner_diameter_mm: float = Positive
+
+    @model_validator(mode="after")
+    def _one_coefficient(self):
+        if (self.cv_gpm_per_psi is None) == (self.kv_m3h_per_bar is None):
+            raise ValueError("give exactly one of cv_gpm_per_psi and kv_m3h_per_bar")
+        return self
 
 
 class TrayType(_Model):
