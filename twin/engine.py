@@ -23,7 +23,6 @@ from .kernels import hydraulics as hk
 from .kernels import props as pk
 from .kernels import thermal as tk
 from .margins import Margins, compute_margins
-from .power import PowerSource, SchedulePower
 from .scenario import Scenario
 from .telemetry import SCHEMA, TelemetryWriter, _read_open
 
@@ -220,16 +219,19 @@ class Network:
         return counterflow_effectiveness(ua / c_min, c_min / c_max) * c_min
 
     # ---- running
-    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, chip_power, aux_liquid, rec):
+    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, demand, aux_liquid, rec, wl):
+        """Run the thermal kernel; ``wl`` is a :class:`twin.workload.KernelWorkload`."""
         m = self.m
         return tk.advance(
             n_steps, dt, step0, rec_every,
             m.edge_order, m.edge_from, m.edge_cell_ptr, m.node_in_ptr, m.node_in_edge,
             m.cell_kind, self.cell_c, m.cell_chip, m.cell_aux, self.edge_mcp,
             self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio,
-            self.hx_eps_cmin, self.fac_temp, self.chip_g, chip_power, aux_liquid,
+            self.hx_eps_cmin, self.fac_temp, self.chip_g, demand, aux_liquid, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
-            state.acc, state.chip_tj_max, state.interval_tj_max, rec["tj"], rec["tj_max"], rec["power"], rec["scalar"], rec["node_t"], rec["edge_out"])
+            state.acc, state.chip_tj_max, state.interval_tj_max,
+            rec["tj"], rec["tj_max"], rec["power"], rec["clock"], rec["scalar"], rec["node_t"], rec["edge_out"],
+            rec["job"])
 
     def stored_energy(self, state: NetworkState, dt: float) -> float:
         """Thermal energy in the loop relative to 0 degC [J], including the one-step transit
@@ -245,32 +247,35 @@ class Network:
         return e
 
 
-def _empty_records(model: Model, rows: int):
+def _empty_records(model: Model, rows: int, n_jobs: int = 0):
     n_chip = model.n_chips
     return dict(
-        tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)), scalar=np.zeros((rows, 2)),
+        tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)),
+        clock=np.zeros((rows, n_chip)), job=np.zeros((rows, n_jobs)), scalar=np.zeros((rows, 2)),
         node_t=np.zeros((rows, len(model.node_names))), edge_out=np.zeros((rows, model.edge_from.size)),
     )
 
 
-def steady_state(net: Network, power: PowerSource, t0: float = 0.0, state: NetworkState | None = None,
+def steady_state(net: Network, source, state: NetworkState | None = None,
                  max_time_s: float = 20000.0) -> NetworkState:
-    """Integrate with the power held at its value at t0 until nothing changes."""
+    """Integrate with the power held at its value at t = 0 (training swings at their mean,
+    throttling off) until nothing changes."""
     m = net.m
     s = m.scenario
     guess = s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k
     state = state or NetworkState.uniform(m, guess, s.controls.pump_speed_fraction)
-    chip_p, aux = power.block(t0, s.simulation.time_step_s, 1)
+    chip_p, aux = source.initial_demand(s.simulation.time_step_s)
     block = 100
-    chip_p = np.repeat(chip_p, block, axis=0)
-    aux_l = np.repeat(aux * m.tray_aux_liquid_fraction, block, axis=0)
-    rec = _empty_records(m, 0)
+    chip_p = np.repeat(chip_p[:1], block, axis=0)
+    aux_l = np.repeat(aux[:1] * m.tray_aux_liquid_fraction, block, axis=0)
+    wl = source.kernel.frozen()
+    rec = _empty_records(m, 0, wl.jp.shape[0])
     t = 0.0
     final_pass = False
     while t < max_time_s:
         net.refresh(state, STEADY_DT_S)
         before = np.concatenate([state.chip_x.ravel(), state.cell_t])
-        net.advance(state, STEADY_DT_S, 1, block, 10**9, chip_p, aux_l, rec)
+        net.advance(state, STEADY_DT_S, 1, block, 10**9, chip_p, aux_l, rec, wl)
         t += block * STEADY_DT_S
         after = np.concatenate([state.chip_x.ravel(), state.cell_t])
         if np.max(np.abs(after - before)) < STEADY_TOL_K:
@@ -297,6 +302,8 @@ class Result:
     margin_table: Margins
     energy: dict
     final_state: NetworkState
+    jobs: list = field(default_factory=list)
+    events: list = field(default_factory=list)
     telemetry_path: str | None = None
     _memfile: object = field(default=None, repr=False)
 
@@ -322,7 +329,7 @@ class Result:
         return read_telemetry(self.telemetry_path)
 
 
-def _channels(model: Model):
+def _channels(model: Model, n_jobs: int = 0):
     types = sorted(set(model.chip_type))
     n_tray, n_pump = len(model.tray_names), model.pump_edges.size
     ch = {}
@@ -351,16 +358,21 @@ def _channels(model: Model):
         "facility/return_temp": ("degC", None, "f8"),
         "facility/flow": ("L/min", None, "f8"),
     })
+    if n_jobs:
+        ch["job/steps"] = ("1", n_jobs, "f8")
     return ch
 
 
-def simulate(scenario: Scenario, output=None, power: PowerSource | None = None,
+def simulate(scenario: Scenario, output=None, power=None,
              duration_s: float | None = None, model: Model | None = None) -> Result:
     """Run a scenario. ``output``: HDF5 path to stream telemetry to (else kept in memory).
 
-    ``power`` replaces the scenario's schedule (a workload model or a replayed trace);
-    ``model`` reuses a model built by :func:`twin.build.build_model` for this scenario.
+    ``power`` replaces the scenario's power source (see :mod:`twin.workload`: the DES of
+    ``workload.jobs``, a replayed trace, or the schedule); ``model`` reuses a model built
+    by :func:`twin.build.build_model` for this scenario.
     """
+    from .workload import make_source
+
     model = model or build_model(scenario)
     s = scenario
     sim = s.simulation
@@ -369,20 +381,24 @@ def simulate(scenario: Scenario, output=None, power: PowerSource | None = None,
     n_total = int(round(duration / dt))
     rec_every = int(round(sim.output_interval_s / dt))
     block_steps = int(round(sim.hydraulic_update_s / dt))
-    power = power or SchedulePower(model)
+    source = power or make_source(model, dt)
+    wl = source.kernel
+    n_jobs = wl.jp.shape[0]
     net = Network(model)
 
     if sim.initial_temp_c is None:
-        state = steady_state(net, power)
+        state = steady_state(net, source)
     else:
         state = NetworkState.uniform(model, sim.initial_temp_c, s.controls.pump_speed_fraction)
 
     types = sorted(set(model.chip_type))
     type_idx = {t: model.chips_of_type(t) for t in types}
-    channels = _channels(model)
+    channels = _channels(model, n_jobs)
     labels = {f"{t}/labels": [model.chip_names[i] for i in type_idx[t]] for t in types}
     labels["tray/labels"] = model.tray_names
     labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
+    if n_jobs:
+        labels["job/labels"] = [j.name for j in source.jobs]
     attrs = dict(schema=SCHEMA, scenario=s.to_toml(), software_version=__version__,
                  coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt)
     writer = TelemetryWriter(output, attrs, channels, labels)
@@ -396,31 +412,62 @@ def simulate(scenario: Scenario, output=None, power: PowerSource | None = None,
             hyd = net.hyd
             if e0 is None:
                 e0 = net.stored_energy(state, dt)
-            chip_p, aux = power.block(step * dt, dt, n)
+            demand, aux = source.block(step * dt, dt, n)
             aux_l = aux * model.tray_aux_liquid_fraction
-            rows = (step + n) // rec_every - step // rec_every
-            rec = _empty_records(model, rows)
-            got = net.advance(state, dt, step, n, rec_every, chip_p, aux_l, rec)
-            assert got == rows
-            if rows:
-                times = (np.arange(step // rec_every + 1, (step + n) // rec_every + 1) * rec_every) * dt
-                data = _record_rows(net, hyd, rec, rows, type_idx, aux)
-                writer.append(times, data)
-                tracker.update(hyd, data)
+            # waveform changes (job start, checkpoint, failure) split the block
+            cuts = source.take_cuts(step + n)
+            bounds = [step] + [c for c, _ in cuts] + [step + n]
+            for i in range(len(bounds) - 1):
+                if i > 0:
+                    cuts[i - 1][1]()
+                a, b = bounds[i], bounds[i + 1]
+                if b <= a:
+                    continue
+                rows = b // rec_every - a // rec_every
+                rec = _empty_records(model, rows, n_jobs)
+                got = net.advance(state, dt, a, b - a, rec_every, demand[a - step:b - step],
+                                  aux_l[a - step:b - step], rec, wl)
+                assert got == rows
+                if rows:
+                    times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
+                    data = _record_rows(net, hyd, rec, rows, type_idx, aux)
+                    writer.append(times, data)
+                    tracker.update(hyd, data)
             step += n
-            power.feedback(step * dt, state.chip_x[:, 0].copy())
+            source.feedback(step * dt, state.chip_x[:, 0].copy())
         energy = dict(
             chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
             hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
         )
-        margins = tracker.finish(state)
+        jobs = _job_summary(source, s, dt, step)
+        margins = tracker.finish(state, wl, jobs)
         writer.add_group_attrs("margins", {k: v for k, v in margins.values.items()})
+        writer.write_events(source.events)
         mem = writer.finish()
     except BaseException:
         writer.abort()
         raise
     return Result(scenario=s, model=model, margins=margins.values, margin_table=margins, energy=energy,
-                  final_state=state, telemetry_path=str(output) if output is not None else None, _memfile=mem)
+                  final_state=state, jobs=jobs, events=list(source.events),
+                  telemetry_path=str(output) if output is not None else None, _memfile=mem)
+
+
+def _job_summary(source, s, dt, steps_run) -> list:
+    """Per job: steps completed, goodput against the same run without thermal throttling,
+    GPU-seconds throttled."""
+    from .kernels import workload as kw
+    out = []
+    k = source.kernel
+    for rec in source.jobs:
+        j = rec.index
+        if s.workload.mode == "step_by_step" and rec.kind == "training":
+            steps = ideal = rec.steps
+        else:
+            steps, ideal = k.js[j, kw.JS_STEPS], k.js[j, kw.JS_ISTEPS]
+        out.append(dict(name=rec.name, kind=rec.kind, gpus=len(rec.gpus), steps=float(steps),
+                        goodput=float(steps / ideal) if ideal > 0 else (1.0 if rec.kind == "training" else float("nan")),
+                        throttled_gpu_s=float(k.js[j, kw.JS_THROTTLED_GPU_S])))
+    return out
 
 
 def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: dict, aux: np.ndarray) -> dict:
@@ -431,7 +478,9 @@ def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: 
         out[f"{t}/power"] = rec["power"][:rows][:, idx]
         out[f"{t}/junction_temp"] = rec["tj"][:rows][:, idx]
         out[f"{t}/junction_temp_max"] = rec["tj_max"][:rows][:, idx]
-    out["gpu/clock_fraction"] = np.ones((rows, type_idx["gpu"].size))
+    out["gpu/clock_fraction"] = rec["clock"][:rows][:, type_idx["gpu"]]
+    if rec["job"].shape[1]:
+        out["job/steps"] = rec["job"][:rows]
     liquid = rec["scalar"][:rows, 0]
     hx_heat = rec["scalar"][:rows, 1]
     aux_total = float(np.sum(aux[-1]))

@@ -86,7 +86,7 @@ class _Tracker:
         if liquid[i] > self.peak_liquid:
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
 
-    def finish(self, state) -> Margins:
+    def finish(self, state, wl=None, jobs=()) -> Margins:
         m = self.m
         s = m.scenario
         rows = []
@@ -116,6 +116,19 @@ class _Tracker:
         if self.it_sum > 0:
             rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum, "1",
                                   note="heat into the coolant over IT power"))
+        if wl is not None:
+            from .kernels import workload as kw
+            thr = wl.ws[gpu, kw.WS_THROTTLED_S]
+            rows.append(MarginRow("gpu_throttled_s_max", float(thr.max()), "s", note=(
+                f"{m.chip_names[gpu[int(np.argmax(thr))]]}; {int(np.sum(thr > 0))} GPUs throttled at some point")))
+            rows.append(MarginRow("gpu_shutdowns", float(np.sum(wl.ws[gpu, kw.WS_SHUTDOWN] > 0)), "1", 0.0, "max"))
+        for job in jobs:
+            if job["kind"] != "training":
+                continue
+            rows.append(MarginRow(f"job_{job['name']}_steps", job["steps"], "1", note=f"{job['gpus']} GPUs"))
+            rows.append(MarginRow(f"job_{job['name']}_goodput", job["goodput"], "1", 1.0, "min",
+                                  "steps over steps without thermal throttling"))
+            rows.append(MarginRow(f"job_{job['name']}_throttled_gpu_s", job["throttled_gpu_s"], "GPU*s"))
         return Margins(rows)
 
 

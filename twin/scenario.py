@@ -13,7 +13,7 @@ import copy
 import math
 import tomllib
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -44,6 +44,11 @@ class ChipType(_Model):
     c_junction_j_per_k: float = Field(gt=0, description="heat capacity of die and lid [J/K]")
     c_plate_j_per_k: float = Field(gt=0, description="heat capacity of the cold-plate body [J/K]")
     cold_plate: str = Field(description="name of an entry in rack.cold_plates")
+    throttles: bool = Field(default=True, description="whether the chip slows its clock when hot")
+    throttle_hysteresis_k: float = Field(default=3.0, ge=0, description="recovery starts this far below throttle_temp_c")
+    throttle_slew_per_s: float = Field(default=0.5, gt=0, description="clock fraction lost per second while at or above throttle")
+    recovery_slew_per_s: float = Field(default=0.1, gt=0, description="clock fraction regained per second below the band")
+    min_clock_fraction: float = Field(default=0.3, gt=0, le=1)
 
     @model_validator(mode="after")
     def _limits(self):
@@ -230,8 +235,77 @@ class ScheduleEntry(_Model):
         return self
 
 
+class TrainingJob(_Model):
+    """A synchronous training job: every step a compute phase near TDP, then a
+    communication phase far below it; the job waits for its slowest GPU."""
+
+    kind: Literal["training"] = "training"
+    name: str
+    gpus: int = Field(gt=0)
+    start_s: float = Field(default=0.0, ge=0)
+    duration_s: float = Field(default=math.inf, gt=0)
+    step_time_s: float = Field(gt=0, description="nominal step time, compute plus communication [s]")
+    compute_fraction: float = Field(default=0.7, gt=0, le=1, description="share of the step spent computing")
+    compute_power_fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
+    comm_power_fraction_of_tdp: float = Field(default=0.35, ge=0, le=1.5)
+    checkpoint_interval_s: float = Field(default=math.inf, gt=0)
+    checkpoint_duration_s: float = Field(default=0.0, ge=0)
+    checkpoint_power_fraction_of_tdp: float = Field(default=0.2, ge=0, le=1.5)
+    failures_per_day: float = Field(default=0.0, ge=0, description="job interruptions per day (exponential)")
+    restart_time_s: float = Field(default=600.0, ge=0)
+    restart_power_fraction_of_tdp: float = Field(default=0.1, ge=0, le=1.5)
+    straggler_count: int = Field(default=0, ge=0)
+    straggler_speed: float = Field(default=0.97, gt=0, le=1, description="straggler compute speed relative to the rest")
+    power_jitter_fraction: float = Field(default=0.0, ge=0, le=0.2, description="std dev of per-GPU power (silicon variation)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.straggler_count > self.gpus:
+            raise ValueError("straggler_count exceeds gpus")
+        return self
+
+
+class InferenceJob(_Model):
+    """Inference serving: load follows a daily curve; power follows load."""
+
+    kind: Literal["inference"]
+    name: str
+    gpus: int = Field(gt=0)
+    start_s: float = Field(default=0.0, ge=0)
+    duration_s: float = Field(default=math.inf, gt=0)
+    start_hour: float = Field(default=0.0, ge=0, lt=24, description="time of day at t = 0 [h]")
+    load_curve: list[tuple[float, float]] = Field(description="[hour, load 0-1] points, linear between, wrapping at 24 h")
+    full_load_power_fraction_of_tdp: float = Field(default=0.9, ge=0, le=1.5)
+    update_interval_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("load_curve")
+    @classmethod
+    def _curve(cls, v):
+        if len(v) < 2 or any(not 0 <= h <= 24 or not 0 <= x <= 1 for h, x in v):
+            raise ValueError("needs at least two [hour 0-24, load 0-1] points")
+        if any(b[0] <= a[0] for a, b in zip(v, v[1:])):
+            raise ValueError("hours must increase")
+        return v
+
+
+class Replay(_Model):
+    """Drive chip power from a measured trace instead of jobs."""
+
+    file: str = Field(description="CSV with a time column [s], or a telemetry HDF5; relative to the scenario file")
+    column: str = Field(default="", description="CSV column of power [W]")
+    time_column: str = Field(default="time")
+    peak_fraction_of_tdp: float = Field(default=1.0, gt=0, le=1.5, description="chip power at the trace's maximum")
+    start_s: float = Field(default=0.0, ge=0, description="trace time at t = 0")
+
+
 class Workload(_Model):
+    mode: Literal["waveform", "step_by_step"] = Field(
+        default="waveform", description="training phases as kernel waveforms, or one DES event per phase (reference)")
+    seed: int = 0
+    gpu_power_cap_w: float = Field(default=math.inf, gt=0)
     schedule: list[ScheduleEntry] = Field(default_factory=list)
+    jobs: list[Annotated[Union[TrainingJob, InferenceJob], Field(discriminator="kind")]] = Field(default_factory=list)
+    replay: Optional[Replay] = None
 
 
 class Simulation(_Model):
@@ -431,6 +505,14 @@ def _check_physics(s: Scenario, file) -> None:
     for i, e in enumerate(s.workload.schedule):
         if e.chips not in s.rack.chip_types:
             raise TwinInputError(file, f"workload.schedule.{i}.chips", f"no chip type named {e.chips!r}")
+        if e.chips == "gpu" and (s.workload.jobs or s.workload.replay):
+            raise TwinInputError(file, f"workload.schedule.{i}.chips", "GPU power comes from workload.jobs or replay here")
+    n_gpu = sum(g.count * sum(p.count("gpu") for p in s.rack.tray_types[g.type].paths) for g in s.rack.tray_stack)
+    for i, j in enumerate(s.workload.jobs):
+        if j.gpus > n_gpu:
+            raise TwinInputError(file, f"workload.jobs.{i}.gpus", f"{j.gpus} GPUs asked, the rack has {n_gpu}")
+    if s.workload.jobs and s.workload.replay:
+        raise TwinInputError(file, "workload.replay", "give jobs or a replay, not both")
 
 
 def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:

@@ -94,6 +94,13 @@ class TelemetryWriter:
         self.rows = new
         self._buf, self._buffered = [], 0
 
+    def write_events(self, events) -> None:
+        """The ``events`` record: (time [s], kind, target) of each DES event."""
+        dtype = np.dtype([("time", "f8"), ("kind", h5py.string_dtype()), ("target", h5py.string_dtype())])
+        arr = np.array([(t, k, str(g)) for t, k, g in events], dtype=dtype)
+        ds = self.f.create_dataset("events", data=arr)
+        ds.attrs["units"] = "s"
+
     def add_group_attrs(self, name: str, attrs: dict) -> None:
         grp = self.f.require_group(name)
         for k, v in attrs.items():
@@ -127,6 +134,7 @@ class Telemetry:
     channels: dict
     units: dict
     labels: dict
+    events: list
 
     def __getitem__(self, name):
         return self.channels[name]
@@ -160,9 +168,13 @@ def _read_open(f, name) -> Telemetry:
     except (OSError, KeyError) as exc:
         raise TwinInputError(name, "time", f"unreadable ({exc.__class__.__name__})") from None
     channels, units, labels = {}, {}, {}
+    events: list = []
 
     def visit(key, obj):
         if not isinstance(obj, h5py.Dataset) or key == "time":
+            return
+        if key == "events":
+            events.extend((float(r["time"]), _s(r["kind"]), _s(r["target"])) for r in obj[()])
             return
         if key.endswith("labels"):
             try:
@@ -192,4 +204,9 @@ def _read_open(f, name) -> Telemetry:
         if ch not in channels:
             raise TwinInputError(name, ch, "required channel missing")
     attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    return Telemetry(path=name, attrs=attrs, time=time, channels=channels, units=units, labels=labels)
+    return Telemetry(path=name, attrs=attrs, time=time, channels=channels, units=units, labels=labels,
+                     events=events)
+
+
+def _s(x):
+    return x.decode() if isinstance(x, bytes) else str(x)

@@ -21,6 +21,8 @@ Cell kinds:
 import numpy as np
 from numba import njit
 
+from .workload import JS_STEPS, WS_CLOCK_INT, chip_power_step
+
 FLUID = 0
 PLATE = 1
 HX = 2
@@ -121,12 +123,16 @@ def advance(n_steps, dt, step0, rec_every,
             edge_order, edge_from, edge_cell_ptr, node_in_ptr, node_in_edge,
             cell_kind, cell_c, cell_chip, cell_aux, edge_mcp,
             decay, meanfac, phi, gam, psi, lam, hx_ratio, hx_eps_cmin, fac_temp,
-            chip_g, chip_power, aux_liquid,
+            chip_g, demand, aux_liquid,
+            wp, ws, chip_job, jp, js, job_ptr, job_chips,
             chip_x, cell_t, edge_out, node_t,
-            acc, chip_tj_max, interval_tj_max, rec_tj, rec_tj_max, rec_power, rec_scalar, rec_node_t, rec_edge_out):
+            acc, chip_tj_max, interval_tj_max,
+            rec_tj, rec_tj_max, rec_power, rec_clock, rec_scalar, rec_node_t, rec_edge_out, rec_job):
     """Advance the network ``n_steps`` steps of ``dt`` seconds.
 
-    Inputs per step: ``chip_power[n, chip]`` [W] and ``aux_liquid[n, aux]`` [W] (step means).
+    Inputs per step: ``demand[n, chip]`` [W] and ``aux_liquid[n, aux]`` [W] (step means);
+    chip power is ``demand`` passed through clocks, throttling and the training waveforms
+    of :func:`twin.kernels.workload.chip_power_step` (arrays ``wp`` ... ``job_chips``).
     State (updated in place): ``chip_x[chip, 3]`` = [Tj, Tb, Tf], ``cell_t``, ``edge_out``
     (step-mean outlet temperature of every edge), ``node_t`` (mixed node temperatures).
     Accumulators ``acc``: [0] chip energy, [1] aux energy into liquid, [2] heat into the
@@ -142,7 +148,9 @@ def advance(n_steps, dt, step0, rec_every,
     interval_power = acc[7:7 + n_chip]
     r = 0
     x0 = np.empty(3)
+    chip_power = np.empty(n_chip)
     for n in range(n_steps):
+        chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, chip_power)
         step_liquid = 0.0
         step_hx = 0.0
         for i in range(edge_order.shape[0]):
@@ -184,7 +192,7 @@ def advance(n_steps, dt, step0, rec_every,
                     t_in = t_mean
                 elif kind == PLATE:
                     k = cell_chip[c]
-                    p = chip_power[n, k]
+                    p = chip_power[k]
                     x0[0] = chip_x[k, 0]
                     x0[1] = chip_x[k, 1]
                     x0[2] = chip_x[k, 2]
@@ -224,12 +232,16 @@ def advance(n_steps, dt, step0, rec_every,
                 interval_tj_max[k] = -1e300
                 rec_power[r, k] = interval_power[k] / span
                 interval_power[k] = 0.0
+                rec_clock[r, k] = ws[k, WS_CLOCK_INT] / span
+                ws[k, WS_CLOCK_INT] = 0.0
             rec_scalar[r, 0] = acc[4] / span
             rec_scalar[r, 1] = acc[5] / span
             for i in range(rec_node_t.shape[1]):
                 rec_node_t[r, i] = node_t[i]
             for i in range(rec_edge_out.shape[1]):
                 rec_edge_out[r, i] = edge_out[i]
+            for j in range(rec_job.shape[1]):
+                rec_job[r, j] = js[j, JS_STEPS]
             acc[4] = 0.0
             acc[5] = 0.0
             acc[6] = 0.0

@@ -1,0 +1,158 @@
+"""Per-step chip power: training waveforms, thermal throttling, power caps.
+
+Called once per thermal step from :func:`twin.kernels.thermal.advance`. The DES (SimPy)
+sets the arrays when something changes (a job starts, checkpoints, fails); between those
+events a synchronous training job runs here as a waveform: a compute phase whose work
+advances at the pace of the job's slowest GPU, then a communication phase of fixed
+length, step after step, integrated exactly over each thermal step (phase edges inside a
+step are split, not sampled).
+
+Chip parameters ``wp[chip, :]`` (columns ``WP_*``), chip state ``ws[chip, :]`` (``WS_*``),
+job parameters ``jp[job, :]`` (``JP_*``) and job state ``js[job, :]`` (``JS_*``).
+
+Throttling (per chip with WP_THROTTLE = 1), sampled on the junction temperature at the
+start of each step: at or above the throttle temperature the clock falls at
+``slew_down`` per second to at least ``clock_min``; it holds while the junction is within
+the hysteresis band below the throttle temperature; below the band it recovers at
+``slew_up`` per second; at or above the shutdown temperature the chip shuts down for the
+rest of the run (power 0, its job stalls). Power at a clock fraction ``c``:
+``idle + (P - idle) c^2`` (dynamic power ~ f V^2 with V falling with f: ASSUMPTION, the
+exponent 2 is a parameter to calibrate). A power cap acts as a clock limit the same way.
+"""
+import numpy as np
+from numba import njit
+
+WP_IDLE, WP_THR, WP_HYST, WP_SHUT, WP_DOWN, WP_UP, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE = range(11)
+N_WP = 11
+WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_THROTTLING = range(5)
+N_WS = 5
+JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM = range(5)
+N_JP = 5
+JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
+N_JS = 7
+
+
+@njit(cache=True)
+def _cap_clock(demand, idle, cap):
+    """Largest clock fraction at which ``idle + (demand - idle) c^2`` stays within ``cap``."""
+    if demand <= cap or demand <= idle:
+        return 1.0
+    if cap <= idle:
+        return 0.0
+    return np.sqrt((cap - idle) / (demand - idle))
+
+
+@njit(cache=True)
+def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
+    """Advance one job's phase machine (state at js[j, i0:i0+3]) by dt; returns the time
+    spent in the compute phase during the step."""
+    phase = js[j, i0]
+    rem = js[j, i0 + 1]
+    steps = js[j, i0 + 2]
+    t_left = dt
+    tc = 0.0
+    while t_left > 1e-12:
+        if phase == 0.0:
+            if rate <= 0.0:
+                tc += t_left
+                break
+            ttf = rem / rate
+            if ttf > t_left:
+                rem -= rate * t_left
+                tc += t_left
+                t_left = 0.0
+            else:
+                tc += ttf
+                t_left -= ttf
+                phase = 1.0
+                rem = t_comm
+        else:
+            if rem > t_left:
+                rem -= t_left
+                t_left = 0.0
+            else:
+                t_left -= rem
+                steps += 1.0
+                phase = 0.0
+                rem = t_compute
+    js[j, i0] = phase
+    js[j, i0 + 1] = rem
+    js[j, i0 + 2] = steps
+    return tc
+
+
+@njit(cache=True)
+def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, power_out):
+    """Chip power for step n [W] into ``power_out``; updates clocks, throttling and jobs."""
+    n_chip = wp.shape[0]
+    # thermal clock control, on the junction at the start of the step
+    for k in range(n_chip):
+        if wp[k, WP_THROTTLE] <= 0.0 or ws[k, WS_SHUTDOWN] > 0.0:
+            continue
+        tj = chip_x[k, 0]
+        clock = ws[k, WS_CLOCK]
+        if tj >= wp[k, WP_SHUT]:
+            ws[k, WS_SHUTDOWN] = 1.0
+            clock = 0.0
+        elif tj >= wp[k, WP_THR]:
+            ws[k, WS_THROTTLING] = 1.0
+            clock = max(wp[k, WP_CMIN], clock - wp[k, WP_DOWN] * dt)
+        elif ws[k, WS_THROTTLING] > 0.0 and tj < wp[k, WP_THR] - wp[k, WP_HYST]:
+            clock = min(1.0, clock + wp[k, WP_UP] * dt)
+            if clock >= 1.0:
+                ws[k, WS_THROTTLING] = 0.0
+        ws[k, WS_CLOCK] = clock
+        if clock < 1.0:
+            ws[k, WS_THROTTLED_S] += dt
+    # synchronous training jobs running as waveforms
+    for j in range(jp.shape[0]):
+        if jp[j, JP_ACTIVE] <= 0.0:
+            continue
+        rate = 1e300
+        irate = 1e300
+        n_throttled = 0
+        for i in range(job_ptr[j], job_ptr[j + 1]):
+            k = job_chips[i]
+            pc = jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER]
+            cap_c = _cap_clock(pc, wp[k, WP_IDLE], wp[k, WP_CAP])
+            ce = min(ws[k, WS_CLOCK], cap_c)
+            if ws[k, WS_SHUTDOWN] > 0.0:
+                ce = 0.0
+            if ws[k, WS_CLOCK] < 1.0:
+                n_throttled += 1
+            rate = min(rate, wp[k, WP_SPEED] * ce)
+            irate = min(irate, wp[k, WP_SPEED] * cap_c)
+        t_c, t_m = jp[j, JP_T_COMPUTE], jp[j, JP_T_COMM]
+        tc = advance_phase(js, j, JS_PHASE, rate, t_c, t_m, dt)
+        advance_phase(js, j, JS_IPHASE, irate, t_c, t_m, dt)
+        js[j, JS_THROTTLED_GPU_S] += n_throttled * dt
+        for i in range(job_ptr[j], job_ptr[j + 1]):
+            k = job_chips[i]
+            if ws[k, WS_SHUTDOWN] > 0.0:
+                power_out[k] = 0.0
+                continue
+            idle = wp[k, WP_IDLE]
+            pc = jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER]
+            ce = min(ws[k, WS_CLOCK], _cap_clock(pc, idle, wp[k, WP_CAP]))
+            own = wp[k, WP_SPEED] * ce
+            busy = tc / dt * (rate / own if own > 0.0 else 0.0)
+            p_busy = idle + (pc - idle) * ce * ce
+            power_out[k] = busy * p_busy + (1.0 - busy) * jp[j, JP_P_COMM] * wp[k, WP_JITTER]
+            ws[k, WS_CLOCK_INT] += ce * dt
+    # everything else: level demand (schedules, inference, checkpoints, idle, replay)
+    for k in range(n_chip):
+        j = chip_job[k]
+        if j >= 0 and jp[j, JP_ACTIVE] > 0.0:
+            continue
+        d = demand[n, k]
+        if wp[k, WP_THROTTLE] <= 0.0:
+            power_out[k] = d
+            ws[k, WS_CLOCK_INT] += dt
+            continue
+        if ws[k, WS_SHUTDOWN] > 0.0:
+            power_out[k] = 0.0
+            continue
+        idle = wp[k, WP_IDLE]
+        ce = min(ws[k, WS_CLOCK], _cap_clock(d, idle, wp[k, WP_CAP]))
+        power_out[k] = idle + (d - idle) * ce * ce if d > idle else d
+        ws[k, WS_CLOCK_INT] += ce * dt

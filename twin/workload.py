@@ -1,0 +1,484 @@
+"""The rack's workload: a SimPy discrete-event model of jobs on GPUs, and trace replay.
+
+Jobs are plain generator processes (``training_job``, ``inference_job``) on a
+``simpy.Environment``; a FIFO queue places them on free GPUs. The DES never spends an
+event per training step: while a training job runs, its compute/communication swing is
+handed to the kernel as a waveform (:mod:`twin.kernels.workload`), and DES events are kept
+for what changes it: start, checkpoint, failure, restart, end. ``workload.mode =
+"step_by_step"`` instead emits one event per phase (the reference the waveform is tested
+against).
+
+Coupling with the engine: each block, the engine asks :meth:`RackWorkload.block` for the
+chip power demand of the block's steps; that runs the DES to the block's end. Changes to
+the GPU power *level* (idle, checkpoint, inference load, phases in step-by-step mode) are
+recorded at their exact times and enter the demand as exact step means. Changes to a
+running waveform (start, pause, revert to a checkpoint) are *cuts*: functions the engine
+applies between kernel calls at the step boundary at or after their time. Job event times
+(start, checkpoint, failure, restart) are drawn on the thermal step grid.
+
+The kernel reports junction temperatures back through its own throttle control: a hot GPU
+slows, a slow GPU stretches its job's compute phase, the job's other GPUs wait for it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from .kernels import workload as kw
+from .power import SchedulePower
+
+TRAINING, INFERENCE = "training", "inference"
+
+
+def default_kernel_arrays(model, n_jobs=0, job_sizes=()):
+    """Chip and job arrays for the kernel: throttle parameters from the chip types,
+    every clock at 1, no job running."""
+    s = model.scenario
+    n = model.n_chips
+    wp = np.zeros((n, kw.N_WP))
+    for k, t in enumerate(model.chip_type):
+        ct = s.rack.chip_types[t]
+        wp[k, kw.WP_IDLE] = ct.idle_w
+        wp[k, kw.WP_THR] = ct.throttle_temp_c
+        wp[k, kw.WP_HYST] = ct.throttle_hysteresis_k
+        wp[k, kw.WP_SHUT] = ct.shutdown_temp_c
+        wp[k, kw.WP_DOWN] = ct.throttle_slew_per_s
+        wp[k, kw.WP_UP] = ct.recovery_slew_per_s
+        wp[k, kw.WP_CMIN] = ct.min_clock_fraction
+        wp[k, kw.WP_CAP] = s.workload.gpu_power_cap_w if t == "gpu" else math.inf
+        wp[k, kw.WP_SPEED] = 1.0
+        wp[k, kw.WP_JITTER] = 1.0
+        wp[k, kw.WP_THROTTLE] = 1.0 if ct.throttles else 0.0
+    ws = np.zeros((n, kw.N_WS))
+    ws[:, kw.WS_CLOCK] = 1.0
+    ptr = np.zeros(n_jobs + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(job_sizes) if n_jobs else []
+    return KernelWorkload(wp=wp, ws=ws, chip_job=np.full(n, -1, dtype=np.int64),
+                          jp=np.zeros((n_jobs, kw.N_JP)), js=np.zeros((n_jobs, kw.N_JS)),
+                          job_ptr=ptr, job_chips=np.full(int(ptr[-1]), 0, dtype=np.int64))
+
+
+@dataclass
+class KernelWorkload:
+    """The arrays :func:`twin.kernels.workload.chip_power_step` reads and updates."""
+
+    wp: np.ndarray
+    ws: np.ndarray
+    chip_job: np.ndarray
+    jp: np.ndarray
+    js: np.ndarray
+    job_ptr: np.ndarray
+    job_chips: np.ndarray
+
+    def args(self):
+        return self.wp, self.ws, self.chip_job, self.jp, self.js, self.job_ptr, self.job_chips
+
+    def frozen(self):
+        """A copy with no waveforms and no throttling (for the steady-state start)."""
+        wp = self.wp.copy()
+        wp[:, kw.WP_THROTTLE] = 0.0
+        jp = self.jp.copy()
+        jp[:, kw.JP_ACTIVE] = 0.0
+        return KernelWorkload(wp, self.ws.copy(), self.chip_job, jp, self.js.copy(), self.job_ptr, self.job_chips)
+
+
+@dataclass
+class JobRecord:
+    name: str
+    kind: str
+    index: int
+    gpus: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    steps: float = 0.0  # step-by-step mode: counted by the DES
+    state: int = 0  # 0 queued, 1 running, 2 checkpoint, 3 restarting, 4 done
+
+
+# state codes written to the job/state channel
+QUEUED, RUNNING, CHECKPOINT, RESTARTING, DONE = range(5)
+
+
+class ScheduleSource:
+    """The scenario's power schedule as a power source with the kernel arrays (no jobs)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.schedule = SchedulePower(model)
+        self.kernel = default_kernel_arrays(model)
+        self.jobs: list[JobRecord] = []
+        self.events: list[tuple] = []
+
+    def block(self, t0, dt, n):
+        return self.schedule.block(t0, dt, n)
+
+    def initial_demand(self, dt):
+        """(chip demand, aux) at t = 0 as (1, n) arrays, for the steady-state start."""
+        return self.block(0.0, dt, 1)
+
+    def take_cuts(self, step_end):
+        return []
+
+    def feedback(self, t, junction_temp_c):
+        return None
+
+
+class RackWorkload(ScheduleSource):
+    """SimPy model of the jobs of ``workload.jobs`` on the rack's GPUs."""
+
+    def __init__(self, model, dt):
+        super().__init__(model)
+        s = model.scenario
+        self.wl = s.workload
+        self.dt = dt
+        self.gpu = model.gpu_index
+        self.tdp = model.chip_tdp
+        self.idle = model.chip_idle
+        specs = self.wl.jobs
+        self.kernel = default_kernel_arrays(model, len(specs), [j.gpus for j in specs])
+        self.jobs = [JobRecord(j.name, j.kind, i) for i, j in enumerate(specs)]
+        self.rng = np.random.default_rng(self.wl.seed)
+        self.env = simpy.Environment()
+        self.level = self.idle.copy()  # current GPU demand level [W] per chip (GPUs only used)
+        self._changes: list[tuple] = []  # (t, chips, levels) pending for the next block
+        self._cuts: list[tuple] = []  # (step, seq, fn)
+        self._seq = 0
+        self.free = list(self.gpu)  # in tray order
+        self.waiting: list[tuple] = []  # (n, event)
+        for i, spec in enumerate(specs):
+            proc = training_job if spec.kind == TRAINING else inference_job
+            self.env.process(proc(self.env, self, spec, self.jobs[i]))
+
+    # ---- time helpers
+    def on_grid(self, t):
+        """The first thermal step boundary at or after t [s]."""
+        return math.ceil(t / self.dt - 1e-9) * self.dt
+
+    def step_of(self, t):
+        return int(round(t / self.dt))
+
+    # ---- what processes call
+    def set_level(self, chips, levels_w):
+        """GPU demand level from now on (exact time)."""
+        levels = np.broadcast_to(np.asarray(levels_w, dtype=float), (len(chips),)).copy()
+        self._changes.append((self.env.now, np.asarray(chips, dtype=np.int64), levels))
+
+    def cut(self, fn):
+        """Apply ``fn()`` to the kernel arrays at the step boundary of the current time."""
+        self._seq += 1
+        self._cuts.append((self.step_of(self.on_grid(self.env.now)), self._seq, fn))
+
+    def event(self, kind, target):
+        self.events.append((float(self.env.now), kind, target))
+
+    def acquire(self, n):
+        """Wait (FIFO) until n GPUs are free; returns their chip indices."""
+        ev = self.env.event()
+        self.waiting.append((n, ev))
+        self._place()
+        chips = yield ev
+        return chips
+
+    def release(self, chips):
+        self.free.extend(int(c) for c in chips)
+        self.free.sort()
+        self._place()
+
+    def _place(self):
+        while self.waiting and self.waiting[0][0] <= len(self.free):
+            n, ev = self.waiting.pop(0)
+            chips, self.free = np.array(self.free[:n], dtype=np.int64), self.free[n:]
+            ev.succeed(chips)
+
+    # ---- what the engine calls
+    def block(self, t0, dt, n):
+        """Demand of the block's steps; runs the DES to the block's end."""
+        t1 = t0 + n * dt
+        self.env.run(until=t1 + 1e-9 * dt)
+        chip, aux = self.schedule.block(t0, dt, n)  # CPUs, switches (and aux)
+        demand = chip
+        gpu = self.gpu
+        level = self.level
+        demand[:, gpu] = level[gpu]
+        keep = []
+        for t, chips, new in sorted(self._changes, key=lambda c: c[0]):
+            if t >= t1 - 1e-12:
+                keep.append((t, chips, new))
+                continue
+            x = (t - t0) / dt
+            i = int(math.floor(x + 1e-9))
+            frac = min(max(x - i, 0.0), 1.0)
+            if i < n:
+                demand[i, chips] += (1.0 - frac) * (new - level[chips])
+                demand[i + 1:, chips] = new
+            level[chips] = new
+        self._changes = keep
+        return demand, aux
+
+    def initial_demand(self, dt):
+        """Demand at t = 0 with running training jobs at their duty-weighted mean power;
+        applies the DES events of t = 0 without consuming the level changes."""
+        self.env.run(until=1e-9 * dt)
+        self.apply_due_cuts(0)
+        chip, aux = self.schedule.block(0.0, dt, 1)
+        level = self.level.copy()
+        for t, chips, new in self._changes:
+            if t <= 1e-12:
+                level[chips] = new
+        chip[0, self.gpu] = level[self.gpu]
+        k = self.kernel
+        for j in range(k.jp.shape[0]):
+            if k.jp[j, kw.JP_ACTIVE] > 0:
+                f = self.wl.jobs[j].compute_fraction
+                chips = k.job_chips[k.job_ptr[j]:k.job_ptr[j + 1]]
+                chip[0, chips] = (f * k.jp[j, kw.JP_P_COMPUTE] + (1 - f) * k.jp[j, kw.JP_P_COMM]) \
+                    * k.wp[chips, kw.WP_JITTER]
+        return chip, aux
+
+    def take_cuts(self, step_end):
+        """Cuts due before ``step_end`` (global step index), in order."""
+        due = sorted(c for c in self._cuts if c[0] < step_end)
+        self._cuts = [c for c in self._cuts if c[0] >= step_end]
+        return [(s, fn) for s, _, fn in due]
+
+    def apply_due_cuts(self, step):
+        """Apply the cuts at or before ``step`` (used before the first block)."""
+        for _, fn in self.take_cuts(step + 1):
+            fn()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _assign(rack: RackWorkload, rec: JobRecord, spec, chips):
+    """Bind a job to its GPUs in the kernel arrays (speed and power jitter per GPU)."""
+    k = rack.kernel
+    j = rec.index
+    lo, hi = k.job_ptr[j], k.job_ptr[j + 1]
+    k.job_chips[lo:hi] = chips
+    k.chip_job[chips] = j
+    speed = np.ones(len(chips))
+    if spec.kind == TRAINING and spec.straggler_count:
+        idx = rack.rng.choice(len(chips), size=spec.straggler_count, replace=False)
+        speed[idx] = spec.straggler_speed
+    k.wp[chips, kw.WP_SPEED] = speed
+    jitter = 1.0 + (spec.power_jitter_fraction * rack.rng.standard_normal(len(chips))
+                    if spec.kind == TRAINING and spec.power_jitter_fraction else 0.0)
+    k.wp[chips, kw.WP_JITTER] = jitter
+
+
+def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
+    """A synchronous training job: run, checkpoint, fail and restart, end."""
+    yield env.timeout(rack.on_grid(spec.start_s) - env.now)
+    chips = yield from rack.acquire(spec.gpus)
+    rec.gpus = chips
+    yield env.timeout(rack.on_grid(env.now) - env.now)
+    k = rack.kernel
+    j = rec.index
+    tdp = rack.tdp[chips[0]]
+    t_c = spec.step_time_s * spec.compute_fraction
+    t_m = spec.step_time_s - t_c
+    p_c, p_m = spec.compute_power_fraction_of_tdp * tdp, spec.comm_power_fraction_of_tdp * tdp
+
+    def bind():
+        _assign(rack, rec, spec, chips)
+        k.jp[j, kw.JP_T_COMPUTE], k.jp[j, kw.JP_T_COMM] = t_c, t_m
+        k.jp[j, kw.JP_P_COMPUTE], k.jp[j, kw.JP_P_COMM] = p_c, p_m
+        k.js[j, kw.JS_PHASE] = k.js[j, kw.JS_IPHASE] = 0.0
+        k.js[j, kw.JS_REMAINING] = k.js[j, kw.JS_IREMAINING] = t_c
+    rack.cut(bind)
+    rack.event("job_start", rec.name)
+    end = rack.on_grid(env.now + spec.duration_s) if math.isfinite(spec.duration_s) else math.inf
+    saved = {"steps": 0.0, "isteps": 0.0}
+    stepper = {"proc": None, "phase": 0, "remaining": t_c}
+    next_ckpt = rack.on_grid(env.now + spec.checkpoint_interval_s) if math.isfinite(spec.checkpoint_interval_s) else math.inf
+    rate_fail = spec.failures_per_day / 86400.0
+    while env.now < end:
+        next_fail = rack.on_grid(env.now + rack.rng.exponential(1.0 / rate_fail)) if rate_fail > 0 else math.inf
+        t_stop = min(next_ckpt, next_fail, end)
+        rec.state = RUNNING
+        _run(env, rack, rec, spec, chips, True, stepper, (t_c, t_m, p_c, p_m))
+        yield env.timeout(t_stop - env.now)
+        _run(env, rack, rec, spec, chips, False, stepper, (t_c, t_m, p_c, p_m))
+        if t_stop >= end:
+            break
+        if t_stop == next_fail:
+            rec.state = RESTARTING
+            rack.event("failure", rec.name)
+            rack.set_level(chips, spec.restart_power_fraction_of_tdp * tdp)
+
+            def revert():
+                k.js[j, kw.JS_STEPS], k.js[j, kw.JS_ISTEPS] = saved["steps"], saved["isteps"]
+                k.js[j, kw.JS_PHASE] = k.js[j, kw.JS_IPHASE] = 0.0
+                k.js[j, kw.JS_REMAINING] = k.js[j, kw.JS_IREMAINING] = t_c
+            rack.cut(revert)
+            rec.steps = saved["dessteps"] if "dessteps" in saved else 0.0
+            stepper["phase"], stepper["remaining"] = 0, t_c
+            yield env.timeout(rack.on_grid(env.now + spec.restart_time_s) - env.now)
+            rack.event("restart", rec.name)
+            next_ckpt = rack.on_grid(env.now + spec.checkpoint_interval_s) if math.isfinite(spec.checkpoint_interval_s) else math.inf
+        else:
+            rec.state = CHECKPOINT
+            rack.event("checkpoint_start", rec.name)
+            rack.set_level(chips, spec.checkpoint_power_fraction_of_tdp * tdp)
+
+            def save():
+                saved["steps"], saved["isteps"] = k.js[j, kw.JS_STEPS], k.js[j, kw.JS_ISTEPS]
+            rack.cut(save)
+            saved["dessteps"] = rec.steps
+            yield env.timeout(rack.on_grid(env.now + spec.checkpoint_duration_s) - env.now)
+            rack.event("checkpoint_end", rec.name)
+            next_ckpt = rack.on_grid(env.now + spec.checkpoint_interval_s)
+    rec.state = DONE
+    rack.event("job_end", rec.name)
+    rack.set_level(chips, rack.idle[chips])
+
+    def unbind():
+        k.chip_job[chips] = -1
+    rack.cut(unbind)
+    rack.release(chips)
+
+
+def _run(env, rack, rec, spec, chips, on, stepper, params):
+    """Start or stop the training swing: a kernel waveform, or (step-by-step mode) a
+    stepper process that sets the GPU level at every phase edge."""
+    k = rack.kernel
+    j = rec.index
+    if rack.wl.mode == "waveform":
+        def switch(on=on):
+            k.jp[j, kw.JP_ACTIVE] = 1.0 if on else 0.0
+        rack.cut(switch)
+        return
+    if on:
+        stepper["proc"] = env.process(_stepper(env, rack, rec, chips, stepper, params))
+    elif stepper["proc"] is not None and stepper["proc"].is_alive:
+        stepper["proc"].interrupt()
+
+
+def _stepper(env, rack, rec, chips, st, params):
+    """Step-by-step reference: one DES event per phase edge (no throttling: the clock is
+    not known to the DES)."""
+    t_c, t_m, p_c, p_m = params
+    speed = rack.kernel.wp[chips, kw.WP_SPEED]
+    jitter = rack.kernel.wp[chips, kw.WP_JITTER]
+    slow = float(np.min(speed))
+    busy = slow / speed  # faster GPUs finish their compute early and wait
+    level_c = (busy * p_c + (1.0 - busy) * p_m) * jitter
+    try:
+        while True:
+            if st["phase"] == 0:
+                rack.set_level(chips, level_c)
+                t_end = env.now + st["remaining"] / slow
+                try:
+                    yield env.timeout(st["remaining"] / slow)
+                except simpy.Interrupt:
+                    st["remaining"] = (t_end - env.now) * slow
+                    raise
+                st["phase"], st["remaining"] = 1, t_m
+            rack.set_level(chips, p_m * jitter)
+            t_end = env.now + st["remaining"]
+            try:
+                yield env.timeout(st["remaining"])
+            except simpy.Interrupt:
+                st["remaining"] = t_end - env.now
+                raise
+            rec.steps += 1
+            st["phase"], st["remaining"] = 0, t_c
+    except simpy.Interrupt:
+        return
+
+
+def inference_job(env, rack: RackWorkload, spec, rec: JobRecord):
+    """Inference serving: power follows load, load follows the time of day."""
+    yield env.timeout(rack.on_grid(spec.start_s) - env.now)
+    chips = yield from rack.acquire(spec.gpus)
+    rec.gpus = chips
+    rack.cut(lambda: _assign(rack, rec, spec, chips))
+    rack.event("job_start", rec.name)
+    rec.state = RUNNING
+    end = env.now + spec.duration_s
+    hours = np.array([h for h, _ in spec.load_curve])
+    loads = np.array([x for _, x in spec.load_curve])
+    idle = rack.idle[chips]
+    full = spec.full_load_power_fraction_of_tdp * rack.tdp[chips]
+    while env.now < end:
+        hour = (spec.start_hour + env.now / 3600.0) % 24.0
+        load = float(np.interp(hour, hours, loads, period=24.0))
+        rack.set_level(chips, idle + (full - idle) * load)
+        yield env.timeout(min(spec.update_interval_s, end - env.now))
+    rec.state = DONE
+    rack.event("job_end", rec.name)
+    rack.set_level(chips, idle)
+
+    def unbind():
+        rack.kernel.chip_job[chips] = -1
+    rack.cut(unbind)
+    rack.release(chips)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+class ReplaySource(ScheduleSource):
+    """Chip power from a measured trace: every chip at ``peak_fraction_of_tdp`` of its TDP
+    times the trace over its maximum. Samples hold until the next (a 15 s sample of a
+    measured load is an interval mean); step means are exact integrals of that."""
+
+    def __init__(self, model, times_s, power_w):
+        super().__init__(model)
+        rp = model.scenario.workload.replay
+        self.t = np.asarray(times_s, dtype=float) - rp.start_s
+        u = np.asarray(power_w, dtype=float) / float(np.max(power_w))
+        self.u = u * rp.peak_fraction_of_tdp
+        # cumulative integral of the zero-order-hold trace at the sample times
+        self.cum = np.concatenate([[0.0], np.cumsum(self.u[:-1] * np.diff(self.t))])
+
+    def _integral(self, t):
+        t = np.clip(t, self.t[0], self.t[-1])
+        i = np.clip(np.searchsorted(self.t, t, side="right") - 1, 0, self.t.size - 1)
+        return self.cum[i] + self.u[i] * (t - self.t[i])
+
+    def block(self, t0, dt, n):
+        chip, aux = self.schedule.block(t0, dt, n)
+        edges = t0 + dt * np.arange(n + 1)
+        u = np.diff(self._integral(edges)) / dt
+        chip[:] = u[:, None] * self.model.chip_tdp[None, :]
+        return chip, aux
+
+
+def load_replay_trace(path, column, time_column="time"):
+    """(times [s], power [W]) from a CSV column or a telemetry HDF5 (rack/it_power)."""
+    from pathlib import Path
+
+    from .errors import TwinInputError
+    path = Path(path)
+    if not path.exists():
+        raise TwinInputError(path, "workload.replay.file", "file not found")
+    if path.suffix in (".h5", ".hdf5"):
+        from .telemetry import read_telemetry
+        tel = read_telemetry(path)
+        return tel.time, tel["rack/it_power"]
+    import csv
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or column not in header or time_column not in header:
+            raise TwinInputError(path, "workload.replay.column",
+                                 f"no column {column!r} (or {time_column!r}) in the header")
+        ci, ti = header.index(column), header.index(time_column)
+        rows = [(float(r[ti]), float(r[ci])) for r in reader if r]
+    data = np.array(rows)
+    if data.shape[0] < 2 or np.any(np.diff(data[:, 0]) <= 0) or np.max(data[:, 1]) <= 0:
+        raise TwinInputError(path, "workload.replay.column", "needs increasing times and positive power")
+    return data[:, 0], data[:, 1]
+
+
+def make_source(model, dt):
+    """The power source a scenario asks for: jobs (DES), a replayed trace, or the schedule."""
+    wl = model.scenario.workload
+    if wl.jobs:
+        return RackWorkload(model, dt)
+    if wl.replay is not None:
+        t, p = load_replay_trace(wl.replay.file, wl.replay.column, wl.replay.time_column)
+        return ReplaySource(model, t, p)
+    return ScheduleSource(model)
