@@ -26,7 +26,7 @@ import twin  # noqa: E402
 from twin.build import build_model  # noqa: E402
 from twin.engine import Network, _empty_records, steady_state  # noqa: E402
 from twin.kernels import hydraulics as hk  # noqa: E402
-from twin.power import SchedulePower  # noqa: E402
+from twin.workload import ScheduleSource  # noqa: E402
 
 REPEATS = 7
 
@@ -47,7 +47,7 @@ def main():
     model = build_model(s)
     build_s = time.perf_counter() - t0
     net = Network(model)
-    power = SchedulePower(model)
+    power = ScheduleSource(model)
     state = steady_state(net, power)
     net.update_flows(state)
     r, b, head = net._edge_params(state, state.speed)
@@ -84,7 +84,7 @@ def main():
     net.prepare(state, dt)
 
     def kernel():
-        net.advance(state, dt, 0, steps, 10, chip_p, aux_l, rec)
+        net.advance(state, dt, 0, steps, 10, chip_p, aux_l, rec, power.kernel)
 
     kernel()
     kern = median_time(kernel) / (steps * dt)
@@ -95,7 +95,7 @@ def main():
         net.dirty = force
         net.refresh(state, dt)
         cp, ax = power.block(200.0, dt, 100)
-        net.advance(state, dt, 0, 100, 10, cp, ax * model.tray_aux_liquid_fraction, _empty_records(model, 10))
+        net.advance(state, dt, 0, 100, 10, cp, ax * model.tray_aux_liquid_fraction, _empty_records(model, 10), power.kernel)
 
     block()
     blk = median_time(block, number=5) / (100 * dt)

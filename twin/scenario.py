@@ -531,4 +531,13 @@ def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
             if k[:len(key.split("."))] == tuple(key.split(".")):
                 origins[k] = f"{path} (--set {key})"
         origins[tuple(key.split("."))] = f"{path} (--set {key})"
-    return _validate(data, path, origins)
+    scenario = _validate(data, path, origins)
+    rp = scenario.workload.replay
+    if rp is not None and not Path(rp.file).is_absolute():
+        origin = origins.get(("workload", "replay", "file"), path)
+        base = Path(origin).parent if isinstance(origin, Path) else path.parent
+        rp.file = str((base / rp.file).resolve())
+    if rp is not None and not Path(rp.file).exists():
+        raise TwinInputError(origins.get(("workload", "replay", "file"), path), "workload.replay.file",
+                             f"file not found: {rp.file}")
+    return scenario

@@ -118,7 +118,7 @@ def prepare_step(dt, cell_kind, cell_edge, cell_chip, cell_c, edge_mcp,
             hx_ratio[c] = hx_eps_cmin / mcp if mcp > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def advance(n_steps, dt, step0, rec_every,
             edge_order, edge_from, edge_cell_ptr, node_in_ptr, node_in_edge,
             cell_kind, cell_c, cell_chip, cell_aux, edge_mcp,
