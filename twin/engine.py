@@ -22,6 +22,7 @@ from .correlations import counterflow_effectiveness
 from .kernels import hydraulics as hk
 from .kernels import props as pk
 from .kernels import thermal as tk
+from .kernels import workload as kw
 from .margins import Margins, compute_margins
 from .scenario import Scenario
 from .telemetry import SCHEMA, TelemetryWriter, _read_open
@@ -261,8 +262,10 @@ def _empty_records(model: Model, rows: int, n_jobs: int = 0):
 
 def steady_state(net: Network, source, state: NetworkState | None = None,
                  max_time_s: float = 20000.0) -> NetworkState:
-    """Integrate with the power held at its value at t = 0 (training swings at their mean,
-    throttling off) until nothing changes."""
+    """Integrate with the power held at its value at t = 0 (training swings at their mean)
+    until nothing changes. Chips throttle on the way (a load the cooling cannot carry
+    settles throttled, near the throttle temperature, as a rack that has run it for a while
+    would); a throttled equilibrium may cycle and stops at ``max_time_s``."""
     m = net.m
     s = m.scenario
     guess = s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k
@@ -289,6 +292,10 @@ def steady_state(net: Network, source, state: NetworkState | None = None,
             net.dirty, final_pass = True, True
         else:
             final_pass = False
+    # the run starts throttled where the steady state is: clocks carry over, counters do not
+    ws = source.kernel.ws
+    ws[:, kw.WS_CLOCK] = wl.ws[:, kw.WS_CLOCK]
+    ws[:, kw.WS_THROTTLING] = wl.ws[:, kw.WS_THROTTLING]
     state.acc[:] = 0.0
     state.chip_tj_max[:] = -np.inf
     state.interval_tj_max[:] = -np.inf

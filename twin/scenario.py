@@ -46,7 +46,7 @@ class ChipType(_Model):
     cold_plate: str = Field(description="name of an entry in rack.cold_plates")
     throttles: bool = Field(default=True, description="whether the chip slows its clock when hot")
     throttle_hysteresis_k: float = Field(default=3.0, ge=0, description="recovery starts this far below throttle_temp_c")
-    throttle_slew_per_s: float = Field(default=0.5, gt=0, description="clock fraction lost per second while at or above throttle")
+    throttle_slew_per_s: float = Field(default=5.0, gt=0, description="clock fraction lost per second while at or above throttle")
     recovery_slew_per_s: float = Field(default=0.1, gt=0, description="clock fraction regained per second below the band")
     min_clock_fraction: float = Field(default=0.3, gt=0, le=1)
 

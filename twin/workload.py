@@ -77,9 +77,11 @@ class KernelWorkload:
         return self.wp, self.ws, self.chip_job, self.jp, self.js, self.job_ptr, self.job_chips
 
     def frozen(self):
-        """A copy with no waveforms and no throttling (for the steady-state start)."""
+        """A copy with no waveforms and no shutdowns, for the steady-state start: training
+        jobs run at their mean power (in the demand), chips throttle but never latch off,
+        and the copy's clocks and counters are thrown away afterwards."""
         wp = self.wp.copy()
-        wp[:, kw.WP_THROTTLE] = 0.0
+        wp[:, kw.WP_SHUT] = np.inf
         jp = self.jp.copy()
         jp[:, kw.JP_ACTIVE] = 0.0
         return KernelWorkload(wp, self.ws.copy(), self.chip_job, jp, self.js.copy(), self.job_ptr, self.job_chips)
@@ -270,6 +272,7 @@ def _assign(rack: RackWorkload, rec: JobRecord, spec, chips):
 def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
     """A synchronous training job: run, checkpoint, fail and restart, end."""
     yield env.timeout(rack.on_grid(spec.start_s) - env.now)
+    rack.event("job_submit", rec.name)
     chips = yield from rack.acquire(spec.gpus)
     rec.gpus = chips
     yield env.timeout(rack.on_grid(env.now) - env.now)
@@ -391,6 +394,7 @@ def _stepper(env, rack, rec, chips, st, params):
 def inference_job(env, rack: RackWorkload, spec, rec: JobRecord):
     """Inference serving: power follows load, load follows the time of day."""
     yield env.timeout(rack.on_grid(spec.start_s) - env.now)
+    rack.event("job_submit", rec.name)
     chips = yield from rack.acquire(spec.gpus)
     rec.gpus = chips
     rack.cut(lambda: _assign(rack, rec, spec, chips))
