@@ -94,6 +94,8 @@ class JobRecord:
     index: int
     gpus: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     steps: float = 0.0  # step-by-step mode: counted by the DES
+    speed: np.ndarray = None  # per-GPU compute speed and power multiplier, drawn at placement
+    jitter: np.ndarray = None
     state: int = 0  # 0 queued, 1 running, 2 checkpoint, 3 restarting, 4 done
 
 
@@ -228,13 +230,13 @@ class RackWorkload(ScheduleSource):
             if t <= 1e-12:
                 level[chips] = new
         chip[0, self.gpu] = level[self.gpu]
-        k = self.kernel
-        for j in range(k.jp.shape[0]):
-            if k.jp[j, kw.JP_ACTIVE] > 0:
-                f = self.wl.jobs[j].compute_fraction
-                chips = k.job_chips[k.job_ptr[j]:k.job_ptr[j + 1]]
-                chip[0, chips] = (f * k.jp[j, kw.JP_P_COMPUTE] + (1 - f) * k.jp[j, kw.JP_P_COMM]) \
-                    * k.wp[chips, kw.WP_JITTER]
+        for rec in self.jobs:  # training jobs running at t = 0: at their mean power
+            spec = self.wl.jobs[rec.index]
+            if rec.kind == TRAINING and rec.state == RUNNING:
+                f, tdp = spec.compute_fraction, self.tdp[rec.gpus]
+                busy = np.min(rec.speed) / rec.speed
+                p_c = (busy * spec.compute_power_fraction_of_tdp + (1 - busy) * spec.comm_power_fraction_of_tdp) * tdp
+                chip[0, rec.gpus] = (f * p_c + (1 - f) * spec.comm_power_fraction_of_tdp * tdp) * rec.jitter
         return chip, aux
 
     def take_cuts(self, step_end):
@@ -252,20 +254,25 @@ class RackWorkload(ScheduleSource):
 # --------------------------------------------------------------------------- processes
 
 
-def _assign(rack: RackWorkload, rec: JobRecord, spec, chips):
-    """Bind a job to its GPUs in the kernel arrays (speed and power jitter per GPU)."""
+def _draw(rack: RackWorkload, spec, n):
+    """Per-GPU compute speed (stragglers) and power multiplier (silicon spread) of a job,
+    drawn when the DES places it."""
+    speed = np.ones(n)
+    jitter = np.ones(n)
+    if spec.kind == TRAINING and spec.straggler_count:
+        speed[rack.rng.choice(n, size=spec.straggler_count, replace=False)] = spec.straggler_speed
+    if spec.kind == TRAINING and spec.power_jitter_fraction:
+        jitter += spec.power_jitter_fraction * rack.rng.standard_normal(n)
+    return speed, jitter
+
+
+def _assign(rack: RackWorkload, rec: JobRecord, chips, speed, jitter):
+    """Bind a job to its GPUs in the kernel arrays (a cut: runs at the job's start step)."""
     k = rack.kernel
     j = rec.index
-    lo, hi = k.job_ptr[j], k.job_ptr[j + 1]
-    k.job_chips[lo:hi] = chips
+    k.job_chips[k.job_ptr[j]:k.job_ptr[j + 1]] = chips
     k.chip_job[chips] = j
-    speed = np.ones(len(chips))
-    if spec.kind == TRAINING and spec.straggler_count:
-        idx = rack.rng.choice(len(chips), size=spec.straggler_count, replace=False)
-        speed[idx] = spec.straggler_speed
     k.wp[chips, kw.WP_SPEED] = speed
-    jitter = 1.0 + (spec.power_jitter_fraction * rack.rng.standard_normal(len(chips))
-                    if spec.kind == TRAINING and spec.power_jitter_fraction else 0.0)
     k.wp[chips, kw.WP_JITTER] = jitter
 
 
@@ -283,8 +290,11 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
     t_m = spec.step_time_s - t_c
     p_c, p_m = spec.compute_power_fraction_of_tdp * tdp, spec.comm_power_fraction_of_tdp * tdp
 
+    speed, jitter = _draw(rack, spec, len(chips))
+    rec.speed, rec.jitter = speed, jitter
+
     def bind():
-        _assign(rack, rec, spec, chips)
+        _assign(rack, rec, chips, speed, jitter)
         k.jp[j, kw.JP_T_COMPUTE], k.jp[j, kw.JP_T_COMM] = t_c, t_m
         k.jp[j, kw.JP_P_COMPUTE], k.jp[j, kw.JP_P_COMM] = p_c, p_m
         k.js[j, kw.JS_PHASE] = k.js[j, kw.JS_IPHASE] = 0.0
@@ -316,7 +326,7 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
                 k.js[j, kw.JS_REMAINING] = k.js[j, kw.JS_IREMAINING] = t_c
             rack.cut(revert)
             rec.steps = saved["dessteps"] if "dessteps" in saved else 0.0
-            stepper["phase"], stepper["remaining"] = 0, t_c
+            stepper["reset"] = True  # the next stepper starts a fresh step
             yield env.timeout(rack.on_grid(env.now + spec.restart_time_s) - env.now)
             rack.event("restart", rec.name)
             next_ckpt = rack.on_grid(env.now + spec.checkpoint_interval_s) if math.isfinite(spec.checkpoint_interval_s) else math.inf
@@ -362,8 +372,9 @@ def _stepper(env, rack, rec, chips, st, params):
     """Step-by-step reference: one DES event per phase edge (no throttling: the clock is
     not known to the DES)."""
     t_c, t_m, p_c, p_m = params
-    speed = rack.kernel.wp[chips, kw.WP_SPEED]
-    jitter = rack.kernel.wp[chips, kw.WP_JITTER]
+    if st.pop("reset", False):
+        st["phase"], st["remaining"] = 0, t_c
+    speed, jitter = rec.speed, rec.jitter
     slow = float(np.min(speed))
     busy = slow / speed  # faster GPUs finish their compute early and wait
     level_c = (busy * p_c + (1.0 - busy) * p_m) * jitter
@@ -397,7 +408,8 @@ def inference_job(env, rack: RackWorkload, spec, rec: JobRecord):
     rack.event("job_submit", rec.name)
     chips = yield from rack.acquire(spec.gpus)
     rec.gpus = chips
-    rack.cut(lambda: _assign(rack, rec, spec, chips))
+    speed, jitter = _draw(rack, spec, len(chips))
+    rack.cut(lambda: _assign(rack, rec, chips, speed, jitter))
     rack.event("job_start", rec.name)
     rec.state = RUNNING
     end = env.now + spec.duration_s
