@@ -38,6 +38,8 @@ FLOW_CONTROL_RTOL = 1e-6
 # bursts swing plate coolant by about a kelvin every step: a tighter band would re-solve
 # every block for nothing.
 REUSE_TOL_K = 0.5
+# Nodes whose temperature the recorder keeps (columns of rec["node_t"], in this order).
+REC_NODES = ("rack_in", "rack_out", "cdu_supply", "cdu_return")
 # Steady initialisation: pseudo-time step [s] and convergence on the largest temperature
 # change over a 100-step block [K].
 STEADY_DT_S = 1.0
@@ -99,6 +101,7 @@ class Network:
         self.gam = np.zeros((n_chip, 3, 2))
         self.psi = np.zeros((n_chip, 3, 3))
         self.lam = np.zeros((n_chip, 3, 2))
+        self.packed = np.zeros((n_chip, tk.N_PK))
         self.chip_g = np.zeros(n_chip)
         self.edge_mcp = np.zeros(n_edge)
         self.hx_eps_cmin = 0.0
@@ -109,6 +112,9 @@ class Network:
         self._dt = None
         self._temps = None
         self.packed_props = model.coolant.packed()
+        # what the recorder keeps: four loop nodes and every tray's outflow
+        self.rec_nodes = np.array([model.node[k] for k in REC_NODES], dtype=np.int64)
+        self.rec_edges = model.tray_return_edge.astype(np.int64)
         lf = np.log(HA_FLOWS_LPM)
         self.ha_grid = (lf[0], lf[1] - lf[0], HA_TEMPS_C[0], HA_TEMPS_C[1] - HA_TEMPS_C[0])
 
@@ -200,7 +206,8 @@ class Network:
         self.hx_eps_cmin = self.hx_duty(q[m.edge["hx"]])
         tk.prepare_step(dt, m.cell_kind, m.cell_edge, m.cell_chip, self.cell_c, self.edge_mcp,
                         m.chip_r_jb, m.chip_cj, m.chip_cb, self.chip_g, self.hx_eps_cmin,
-                        self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio)
+                        self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio,
+                        self.packed)
 
     def hx_duty(self, q_sec_m3s: float) -> float:
         """eps * Cmin of the CDU plate heat exchanger at the current flows [W/K].
@@ -230,10 +237,11 @@ class Network:
             n_steps, dt, step0, rec_every,
             m.edge_order, m.edge_from, m.edge_cell_ptr, m.node_in_ptr, m.node_in_edge,
             m.cell_kind, self.cell_c, m.cell_chip, m.cell_aux, self.edge_mcp,
-            self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio,
+            self.decay, self.meanfac, self.packed, self.hx_ratio,
             self.hx_eps_cmin, self.fac_temp, self.chip_g, demand, aux_liquid, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
+            self.rec_nodes, self.rec_edges,
             rec["tj"], rec["tj_max"], rec["power"], rec["clock"], rec["scalar"], rec["node_t"], rec["edge_out"],
             rec["job"])
 
@@ -256,7 +264,7 @@ def _empty_records(model: Model, rows: int, n_jobs: int = 0):
     return dict(
         tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)),
         clock=np.zeros((rows, n_chip)), job=np.zeros((rows, n_jobs)), scalar=np.zeros((rows, 2)),
-        node_t=np.zeros((rows, len(model.node_names))), edge_out=np.zeros((rows, model.edge_from.size)),
+        node_t=np.zeros((rows, len(REC_NODES))), edge_out=np.zeros((rows, model.tray_return_edge.size)),
     )
 
 
@@ -498,15 +506,15 @@ def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: 
     out["rack/liquid_heat"] = liquid
     out["rack/it_power"] = it_power
     out["rack/air_heat"] = np.full(rows, float(np.sum(aux[-1] * (1.0 - m.tray_aux_liquid_fraction))))
-    out["rack/supply_temp"] = rec["node_t"][:rows, m.node["rack_in"]]
-    out["rack/return_temp"] = rec["node_t"][:rows, m.node["rack_out"]]
+    out["rack/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_in")]
+    out["rack/return_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_out")]
     out["rack/flow"] = np.full(rows, q[m.edge["supply_hose"]] / LPM)
     out["rack/dp"] = np.full(rows, (hyd.pressure_pa[m.node["rack_in"]] - hyd.pressure_pa[m.node["rack_out"]]) / 1e3)
     out["tray/flow"] = np.broadcast_to(q[m.tray_supply_edge] / LPM, (rows, m.tray_supply_edge.size))
-    out["tray/return_temp"] = rec["edge_out"][:rows][:, m.tray_return_edge]
+    out["tray/return_temp"] = rec["edge_out"][:rows]
     out["cdu/pump_speed"] = np.broadcast_to(hyd.speed, (rows, hyd.speed.size))
-    out["cdu/supply_temp"] = rec["node_t"][:rows, m.node["cdu_supply"]]
-    out["cdu/return_temp"] = rec["node_t"][:rows, m.node["cdu_return"]]
+    out["cdu/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_supply")]
+    out["cdu/return_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_return")]
     out["cdu/heat"] = hx_heat
     out["cdu/dp"] = np.full(rows, (hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]) / 1e3)
     fac_t = net.fac_temp

@@ -49,34 +49,53 @@ class SchedulePower:
         self.entries = {t: [e for e in s.workload.schedule if e.chips == t] for t in self.types}
         self.aux = model.tray_aux_w.copy()
 
+        # per chip type: the pieces [a, b) of the time line with the entry in force
+        # (None = idle); the last entry covering a piece wins
+        self.pieces = {}
+        for t in self.types:
+            entries = self.entries[t]
+            bps = sorted({0.0, *[e.start_s for e in entries], *[e.end_s for e in entries if math.isfinite(e.end_s)]})
+            bps.append(math.inf)
+            pieces = []
+            for a, b in zip(bps[:-1], bps[1:]):
+                active = None
+                for e in entries:
+                    if e.start_s <= a and e.end_s >= b:
+                        active = e
+                pieces.append((a, b, active))
+            self.pieces[t] = pieces
+
+    def _fraction(self, ctype, active):
+        if active is None:
+            k = self.type_chips[ctype][0]
+            return self.model.chip_idle[k] / self.model.chip_tdp[k]
+        return active.fraction_of_tdp
+
     def _fraction_integral(self, ctype, times):
         """Integral of power as a fraction of TDP (idle for unscheduled time) over [0, t]."""
-        tdp = self.model.chip_tdp[self.type_chips[ctype][0]]
-        idle_frac = self.model.chip_idle[self.type_chips[ctype][0]] / tdp
-        entries = self.entries[ctype]
-        # breakpoints where the entry in force can change
-        bps = sorted({0.0, *[e.start_s for e in entries], *[e.end_s for e in entries if math.isfinite(e.end_s)]})
-        bps.append(math.inf)
         total = np.zeros_like(times)
-        for a, b in zip(bps[:-1], bps[1:]):
-            active = None
-            for e in entries:  # last entry covering [a, b) wins
-                if e.start_s <= a and e.end_s >= b:
-                    active = e
+        for a, b, active in self.pieces[ctype]:
             lo = np.clip(times, a, b)
-            if active is None:
-                total += idle_frac * (lo - a)
-            elif active.kind == "constant":
-                total += active.fraction_of_tdp * (lo - a)
+            if active is None or active.kind == "constant":
+                total += self._fraction(ctype, active) * (lo - a)
             else:
                 args = (active.period_s, active.duty, active.high_fraction_of_tdp, active.low_fraction_of_tdp)
                 total += _square_integral(lo - active.start_s, *args) - _square_integral(a - active.start_s, *args)
-        return total * tdp
+        return total * self.model.chip_tdp[self.type_chips[ctype][0]]
 
     def block(self, t0, dt, n_steps):
-        edges = t0 + dt * np.arange(n_steps + 1)
+        t1 = t0 + dt * n_steps
         chip = np.empty((n_steps, self.model.n_chips))
+        edges = None
         for t in self.types:
+            piece = [p for p in self.pieces[t] if p[0] < t1 and p[1] > t0]
+            if len(piece) == 1 and (piece[0][2] is None or piece[0][2].kind == "constant"):
+                # constant over the whole block: no integral needed
+                k = self.type_chips[t][0]
+                chip[:, self.type_chips[t]] = self._fraction(t, piece[0][2]) * self.model.chip_tdp[k]
+                continue
+            if edges is None:
+                edges = t0 + dt * np.arange(n_steps + 1)
             integral = self._fraction_integral(t, edges)
             chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
         aux = np.broadcast_to(self.aux, (n_steps, self.aux.size)).copy()

@@ -38,6 +38,8 @@ REQUIRED_CHANNELS = {
     "facility/flow": "L/min",
 }
 CHUNK_ROWS = 1024
+# Rows queued before a write (memory: ~2 KB a row for the reference rack).
+BATCH_ROWS = 4096
 
 
 class TelemetryWriter:
@@ -74,9 +76,10 @@ class TelemetryWriter:
         and write per dataset per batch, not per engine block)."""
         if time.shape[0] == 0:
             return
-        self._buf.append((np.array(time, dtype=float), {k: np.array(data[k]) for k in self.channels}))
+        # the engine hands over fresh arrays (or read-only views of ones it never changes)
+        self._buf.append((np.asarray(time, dtype=float), {k: data[k] for k in self.channels}))
         self._buffered += time.shape[0]
-        if self._buffered >= CHUNK_ROWS:
+        if self._buffered >= BATCH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -90,7 +93,8 @@ class TelemetryWriter:
         for name in self.channels:
             ds = self.f[name]
             ds.resize((new,) + ds.shape[1:])
-            ds[self.rows:new] = np.concatenate([d[name] for _, d in self._buf])
+            # convert here: HDF5's own type conversion is several times slower than numpy's
+            ds[self.rows:new] = np.concatenate([d[name] for _, d in self._buf]).astype(ds.dtype, copy=False)
         self.rows = new
         self._buf, self._buffered = [], 0
 

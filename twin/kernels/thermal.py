@@ -26,6 +26,9 @@ from .workload import JS_STEPS, WS_CLOCK_INT, chip_power_step
 FLUID = 0
 PLATE = 1
 HX = 2
+# offsets into a packed plate row (see prepare_step)
+PK_PHI, PK_GAM, PK_PSI_B, PK_PSI_F, PK_LAM_B, PK_LAM_F = 0, 9, 15, 18, 21, 23
+N_PK = 25
 
 
 @njit(cache=True)
@@ -93,8 +96,12 @@ def plate_propagator(dt, r_jb, c_j, c_b, c_f, g, mcp, out_phi, out_gam, out_psi,
 @njit(cache=True)
 def prepare_step(dt, cell_kind, cell_edge, cell_chip, cell_c, edge_mcp,
                  chip_r, chip_cj, chip_cb, chip_g, hx_eps_cmin,
-                 decay, meanfac, phi, gam, psi, lam, hx_ratio):
-    """Per-cell update coefficients for a step size and the current flows."""
+                 decay, meanfac, phi, gam, psi, lam, hx_ratio, packed):
+    """Per-cell update coefficients for a step size and the current flows.
+
+    ``packed[chip, :]`` holds what the step needs of a plate's maps in one row:
+    phi (9, row-major), gam (6, row-major), the Tb and Tf rows of psi (3 + 3) and of lam
+    (2 + 2): PK_* offsets."""
     for c in range(cell_kind.shape[0]):
         kind = cell_kind[c]
         mcp = edge_mcp[cell_edge[c]]
@@ -114,6 +121,17 @@ def prepare_step(dt, cell_kind, cell_edge, cell_chip, cell_c, edge_mcp,
             k = cell_chip[c]
             plate_propagator(dt, chip_r[k], chip_cj[k], chip_cb[k], cell_c[c], chip_g[k], mcp,
                              phi[k], gam[k], psi[k], lam[k])
+            for i in range(3):
+                for j in range(3):
+                    packed[k, PK_PHI + 3 * i + j] = phi[k, i, j]
+                for j in range(2):
+                    packed[k, PK_GAM + 2 * i + j] = gam[k, i, j]
+            for j in range(3):
+                packed[k, PK_PSI_B + j] = psi[k, 1, j]
+                packed[k, PK_PSI_F + j] = psi[k, 2, j]
+            for j in range(2):
+                packed[k, PK_LAM_B + j] = lam[k, 1, j]
+                packed[k, PK_LAM_F + j] = lam[k, 2, j]
         else:
             hx_ratio[c] = hx_eps_cmin / mcp if mcp > 0.0 else 0.0
 
@@ -122,12 +140,12 @@ def prepare_step(dt, cell_kind, cell_edge, cell_chip, cell_c, edge_mcp,
 def advance(n_steps, dt, step0, rec_every,
             edge_order, edge_from, edge_cell_ptr, node_in_ptr, node_in_edge,
             cell_kind, cell_c, cell_chip, cell_aux, edge_mcp,
-            decay, meanfac, phi, gam, psi, lam, hx_ratio, hx_eps_cmin, fac_temp,
+            decay, meanfac, pk, hx_ratio, hx_eps_cmin, fac_temp,
             chip_g, demand, aux_liquid,
             wp, ws, chip_job, jp, js, job_ptr, job_chips,
             chip_x, cell_t, edge_out, node_t,
             acc, chip_tj_max, interval_tj_max,
-            rec_tj, rec_tj_max, rec_power, rec_clock, rec_scalar, rec_node_t, rec_edge_out, rec_job):
+            rec_nodes, rec_edges, rec_tj, rec_tj_max, rec_power, rec_clock, rec_scalar, rec_node_t, rec_edge_out, rec_job):
     """Advance the network ``n_steps`` steps of ``dt`` seconds.
 
     Inputs per step: ``demand[n, chip]`` [W] and ``aux_liquid[n, aux]`` [W] (step means);
@@ -142,30 +160,41 @@ def advance(n_steps, dt, step0, rec_every,
     ``chip_tj_max`` is each junction's maximum over every step of the run,
     ``interval_tj_max`` over the current record interval (recorded as ``rec_tj_max``). Records are written every
     ``rec_every`` global steps (``step0`` is the global index of the first step).
-    Returns the number of records written.
+    Records hold the temperatures of the nodes ``rec_nodes`` and the outflows of the edges
+    ``rec_edges`` only. Returns the number of records written.
     """
     n_chip = chip_x.shape[0]
     interval_power = acc[7:7 + n_chip]
     r = 0
-    x0 = np.empty(3)
     chip_power = np.empty(n_chip)
     for n in range(n_steps):
         chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, chip_power)
+        # local accumulators: the arrays they end in may alias anything, as far as the
+        # compiler knows, so keep the sums in registers through the sweep
         step_liquid = 0.0
         step_hx = 0.0
+        step_aux = 0.0
+        step_chip = 0.0
         for i in range(edge_order.shape[0]):
             e = edge_order[i]
             node = edge_from[e]
             # mix the step-mean outflows of the edges entering this node
-            wsum = 0.0
-            tsum = 0.0
-            for j in range(node_in_ptr[node], node_in_ptr[node + 1]):
-                ei = node_in_edge[j]
-                w = edge_mcp[ei]
-                wsum += w
-                tsum += w * edge_out[ei]
-            if wsum > 0.0:
-                node_t[node] = tsum / wsum
+            j0 = node_in_ptr[node]
+            j1 = node_in_ptr[node + 1]
+            if j1 - j0 == 1:  # most nodes: one inflow, nothing to mix
+                ei = node_in_edge[j0]
+                if edge_mcp[ei] > 0.0:
+                    node_t[node] = edge_out[ei]
+            else:
+                wsum = 0.0
+                tsum = 0.0
+                for j in range(j0, j1):
+                    ei = node_in_edge[j]
+                    w = edge_mcp[ei]
+                    wsum += w
+                    tsum += w * edge_out[ei]
+                if wsum > 0.0:
+                    node_t[node] = tsum / wsum
             t_in = node_t[node]
             mcp = edge_mcp[e]
             for c in range(edge_cell_ptr[e], edge_cell_ptr[e + 1]):
@@ -174,8 +203,7 @@ def advance(n_steps, dt, step0, rec_every,
                     q_ext = 0.0
                     if cell_aux[c] >= 0:
                         q_ext = aux_liquid[n, cell_aux[c]]
-                        step_liquid += q_ext * dt
-                        acc[1] += q_ext * dt
+                        step_aux += q_ext * dt
                     cap = cell_c[c]
                     t0 = cell_t[c]
                     if cap <= 0.0:
@@ -193,24 +221,25 @@ def advance(n_steps, dt, step0, rec_every,
                 elif kind == PLATE:
                     k = cell_chip[c]
                     p = chip_power[k]
-                    x0[0] = chip_x[k, 0]
-                    x0[1] = chip_x[k, 1]
-                    x0[2] = chip_x[k, 2]
-                    for row in range(3):
-                        chip_x[k, row] = (phi[k, row, 0] * x0[0] + phi[k, row, 1] * x0[1]
-                                          + phi[k, row, 2] * x0[2] + gam[k, row, 0] * p + gam[k, row, 1] * t_in)
-                    tb_mean = (psi[k, 1, 0] * x0[0] + psi[k, 1, 1] * x0[1] + psi[k, 1, 2] * x0[2]
-                               + lam[k, 1, 0] * p + lam[k, 1, 1] * t_in)
-                    tf_mean = (psi[k, 2, 0] * x0[0] + psi[k, 2, 1] * x0[1] + psi[k, 2, 2] * x0[2]
-                               + lam[k, 2, 0] * p + lam[k, 2, 1] * t_in)
+                    a0 = chip_x[k, 0]
+                    a1 = chip_x[k, 1]
+                    a2 = chip_x[k, 2]
+                    tj = (pk[k, 0] * a0 + pk[k, 1] * a1 + pk[k, 2] * a2 + pk[k, 9] * p + pk[k, 10] * t_in)
+                    tb = (pk[k, 3] * a0 + pk[k, 4] * a1 + pk[k, 5] * a2 + pk[k, 11] * p + pk[k, 12] * t_in)
+                    tf = (pk[k, 6] * a0 + pk[k, 7] * a1 + pk[k, 8] * a2 + pk[k, 13] * p + pk[k, 14] * t_in)
+                    tb_mean = (pk[k, 15] * a0 + pk[k, 16] * a1 + pk[k, 17] * a2 + pk[k, 21] * p + pk[k, 22] * t_in)
+                    tf_mean = (pk[k, 18] * a0 + pk[k, 19] * a1 + pk[k, 20] * a2 + pk[k, 23] * p + pk[k, 24] * t_in)
+                    chip_x[k, 0] = tj
+                    chip_x[k, 1] = tb
+                    chip_x[k, 2] = tf
                     step_liquid += chip_g[k] * (tb_mean - t_in) * dt
-                    acc[0] += p * dt
+                    step_chip += p * dt
                     interval_power[k] += p * dt
-                    if chip_x[k, 0] > chip_tj_max[k]:
-                        chip_tj_max[k] = chip_x[k, 0]
-                    if chip_x[k, 0] > interval_tj_max[k]:
-                        interval_tj_max[k] = chip_x[k, 0]
-                    cell_t[c] = chip_x[k, 2]
+                    if tj > chip_tj_max[k]:
+                        chip_tj_max[k] = tj
+                    if tj > interval_tj_max[k]:
+                        interval_tj_max[k] = tj
+                    cell_t[c] = tf
                     t_in = tf_mean
                 else:
                     q_hx = hx_eps_cmin * (t_in - fac_temp)
@@ -218,6 +247,9 @@ def advance(n_steps, dt, step0, rec_every,
                     t_in = t_in - hx_ratio[c] * (t_in - fac_temp)
                     cell_t[c] = t_in
             edge_out[e] = t_in
+        step_liquid += step_aux
+        acc[0] += step_chip
+        acc[1] += step_aux
         acc[2] += step_liquid
         acc[3] += step_hx
         acc[4] += step_liquid
@@ -236,10 +268,10 @@ def advance(n_steps, dt, step0, rec_every,
                 ws[k, WS_CLOCK_INT] = 0.0
             rec_scalar[r, 0] = acc[4] / span
             rec_scalar[r, 1] = acc[5] / span
-            for i in range(rec_node_t.shape[1]):
-                rec_node_t[r, i] = node_t[i]
-            for i in range(rec_edge_out.shape[1]):
-                rec_edge_out[r, i] = edge_out[i]
+            for i in range(rec_nodes.shape[0]):
+                rec_node_t[r, i] = node_t[rec_nodes[i]]
+            for i in range(rec_edges.shape[0]):
+                rec_edge_out[r, i] = edge_out[rec_edges[i]]
             for j in range(rec_job.shape[1]):
                 rec_job[r, j] = js[j, JS_STEPS]
             acc[4] = 0.0

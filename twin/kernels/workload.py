@@ -111,13 +111,12 @@ def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, jo
         rate = 1e300
         irate = 1e300
         n_throttled = 0
+        p_compute = jp[j, JP_P_COMPUTE]
         for i in range(job_ptr[j], job_ptr[j + 1]):
             k = job_chips[i]
-            pc = jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER]
-            cap_c = _cap_clock(pc, wp[k, WP_IDLE], wp[k, WP_CAP])
-            ce = min(ws[k, WS_CLOCK], cap_c)
-            if ws[k, WS_SHUTDOWN] > 0.0:
-                ce = 0.0
+            cap_c = _cap_clock(p_compute * wp[k, WP_JITTER], wp[k, WP_IDLE], wp[k, WP_CAP])
+            ce = 0.0 if ws[k, WS_SHUTDOWN] > 0.0 else min(ws[k, WS_CLOCK], cap_c)
+            power_out[k] = ce  # scratch: the effective clock, replaced by power below
             if ws[k, WS_CLOCK] < 1.0:
                 n_throttled += 1
             rate = min(rate, wp[k, WP_SPEED] * ce)
@@ -126,19 +125,20 @@ def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, jo
         tc = advance_phase(js, j, JS_PHASE, rate, t_c, t_m, dt)
         advance_phase(js, j, JS_IPHASE, irate, t_c, t_m, dt)
         js[j, JS_THROTTLED_GPU_S] += n_throttled * dt
+        f_c = tc / dt
+        p_comm = jp[j, JP_P_COMM]
         for i in range(job_ptr[j], job_ptr[j + 1]):
             k = job_chips[i]
+            ce = power_out[k]
+            ws[k, WS_CLOCK_INT] += ce * dt
             if ws[k, WS_SHUTDOWN] > 0.0:
                 power_out[k] = 0.0
                 continue
             idle = wp[k, WP_IDLE]
-            pc = jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER]
-            ce = min(ws[k, WS_CLOCK], _cap_clock(pc, idle, wp[k, WP_CAP]))
+            jit = wp[k, WP_JITTER]
             own = wp[k, WP_SPEED] * ce
-            busy = tc / dt * (rate / own if own > 0.0 else 0.0)
-            p_busy = idle + (pc - idle) * ce * ce
-            power_out[k] = busy * p_busy + (1.0 - busy) * jp[j, JP_P_COMM] * wp[k, WP_JITTER]
-            ws[k, WS_CLOCK_INT] += ce * dt
+            busy = f_c * (rate / own if own > 0.0 else 0.0)
+            power_out[k] = busy * (idle + (p_compute * jit - idle) * ce * ce) + (1.0 - busy) * p_comm * jit
     # everything else: level demand (schedules, inference, checkpoints, idle, replay)
     for k in range(n_chip):
         j = chip_job[k]
