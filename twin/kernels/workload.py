@@ -32,7 +32,7 @@ JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTT
 N_JS = 7
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _cap_clock(demand, idle, cap):
     """Largest clock fraction at which ``idle + (demand - idle) c^2`` stays within ``cap``."""
     if demand <= cap or demand <= idle:
@@ -42,7 +42,7 @@ def _cap_clock(demand, idle, cap):
     return np.sqrt((cap - idle) / (demand - idle))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
     """Advance one job's phase machine (state at js[j, i0:i0+3]) by dt; returns the time
     spent in the compute phase during the step."""
@@ -81,7 +81,7 @@ def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
     return tc
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, power_out):
     """Chip power for step n [W] into ``power_out``; updates clocks, throttling and jobs."""
     n_chip = wp.shape[0]
@@ -90,6 +90,8 @@ def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, jo
         if wp[k, WP_THROTTLE] <= 0.0 or ws[k, WS_SHUTDOWN] > 0.0:
             continue
         tj = chip_x[k, 0]
+        if tj < wp[k, WP_THR] and ws[k, WS_THROTTLING] <= 0.0:
+            continue  # the common case: cool, full clock, nothing to update
         clock = ws[k, WS_CLOCK]
         if tj >= wp[k, WP_SHUT]:
             ws[k, WS_SHUTDOWN] = 1.0
