@@ -163,3 +163,18 @@ def test_energy_closes_under_training_with_throttling():
     e = r.energy
     stored = e["stored_end_j"] - e["stored_start_j"]
     assert stored == pytest.approx(e["chip_j"] + e["aux_liquid_j"] - e["hx_j"], rel=1e-6, abs=1e-9 * e["chip_j"])
+
+
+def test_replay_of_a_telemetry_file(tmp_path):
+    """A run's own telemetry replays: chip power follows its rack IT power over its peak."""
+    first = tmp_path / "first.h5"
+    twin.simulate(twin.load_scenario(TRAINING, {"simulation.duration_s": 30.0}), output=first)
+    src = read_telemetry(first)
+    s = twin.load_scenario(ROOT / "scenarios" / "replay-hpc-trace.toml", {
+        "workload.replay.file": str(first), "simulation.duration_s": 20.0, "simulation.time_step_s": 0.1,
+        "simulation.output_interval_s": 1.0, "simulation.hydraulic_update_s": 10.0})
+    tel = twin.simulate(s).telemetry()
+    u = src["rack/it_power"] / src["rack/it_power"].max()
+    gpu = tel["gpu/power"].astype(float).mean(axis=1)
+    # sample k of the source holds over (t_k, t_k+1]: the replay's interval k+1
+    np.testing.assert_allclose(gpu[1:], 1200.0 * u[:19], rtol=1e-5)
