@@ -1,13 +1,12 @@
-"""Chip power sources: the interface the engine draws power from.
+"""Chip power sources: the interface the engine draws power from, and the schedule.
 
-A power source gives, for a block of steps, every chip's *step-mean* power [W] and every
-tray's auxiliary power [W]. The engine calls :meth:`PowerSource.block` once per block
-(seconds of simulated time), never per step, so a SimPy workload model or a measured
-trace can drive the kernels just as this schedule does: each describes its power over
-the block as arrays (waveforms), and keeps its own events for what changes them.
-
-``feedback`` passes the junction temperatures at the end of the previous block back to the
-source (for throttling); the schedule ignores it.
+A power source gives, for a block of steps, every chip's *step-mean* power demand [W] and
+every tray's auxiliary power [W]. The engine calls :meth:`PowerSource.block` once per block
+(seconds of simulated time), never per step, so the SimPy workload model
+(:class:`twin.workload.RackWorkload`), a measured trace (:class:`twin.workload.ReplaySource`)
+and this schedule drive the kernels the same way. A source also owns the kernel's
+workload arrays (``kernel``: clocks, throttle state, running training waveforms), the
+``cuts`` it wants applied at step boundaries, its ``jobs`` and ``events``.
 """
 from __future__ import annotations
 
@@ -18,11 +17,21 @@ import numpy as np
 
 
 class PowerSource(Protocol):
+    kernel: object  # twin.workload.KernelWorkload
+    jobs: list
+    events: list
+
     def block(self, t0: float, dt: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chip power [n_steps, n_chips], tray aux power [n_steps, n_trays]), step means [W]."""
+        """(chip demand [n_steps, n_chips], tray aux power [n_steps, n_trays]), step means [W]."""
+
+    def initial_demand(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Demand at t = 0 as (1, n) arrays, for the steady-state start."""
+
+    def take_cuts(self, step_end: int) -> list:
+        """[(global step, function)] to apply to ``kernel`` before that step, in order."""
 
     def feedback(self, t: float, junction_temp_c: np.ndarray) -> None:
-        """Junction temperatures at time t [degC], one per chip."""
+        """Junction temperatures at the end of a block [degC], one per chip."""
 
 
 def _square_integral(t, period, duty, high, low):
@@ -100,6 +109,3 @@ class SchedulePower:
             chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
         aux = np.broadcast_to(self.aux, (n_steps, self.aux.size)).copy()
         return chip, aux
-
-    def feedback(self, t, junction_temp_c):
-        return None
