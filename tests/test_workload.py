@@ -178,3 +178,17 @@ def test_replay_of_a_telemetry_file(tmp_path):
     gpu = tel["gpu/power"].astype(float).mean(axis=1)
     # sample k of the source holds over (t_k, t_k+1]: the replay's interval k+1
     np.testing.assert_allclose(gpu[1:], 1200.0 * u[:19], rtol=1e-5)
+
+
+def test_idle_job_holds_gpus_at_its_power_and_frees_them():
+    s = twin.load_scenario(ROOT / "scenarios" / "mixed-rack.toml", {
+        "workload.jobs": [{"kind": "idle", "name": "burn", "gpus": 8, "duration_s": 60.0, "power_fraction_of_tdp": 0.5},
+                          {"kind": "idle", "name": "later", "gpus": 72, "start_s": 10.0}],
+        "simulation.duration_s": 120.0})
+    r = twin.simulate(s)
+    tel = r.telemetry()
+    p = tel["gpu/power"].astype(float)
+    np.testing.assert_allclose(p[5, :8], 600.0, rtol=1e-9)
+    np.testing.assert_allclose(p[5, 8:], 150.0, rtol=1e-9)
+    ev = {(k, g): t for t, k, g in r.events}
+    assert ev[("job_start", "later")] == pytest.approx(60.0)  # queued until the 8 GPUs free up

@@ -288,6 +288,17 @@ class InferenceJob(_Model):
         return v
 
 
+class IdleJob(_Model):
+    """GPUs held by a job that draws a constant power (reserved, idle, or a burn-in)."""
+
+    kind: Literal["idle"]
+    name: str
+    gpus: int = Field(gt=0)
+    start_s: float = Field(default=0.0, ge=0)
+    duration_s: float = Field(default=math.inf, gt=0)
+    power_fraction_of_tdp: Optional[float] = Field(default=None, ge=0, le=1.5, description="default: idle_w")
+
+
 class Replay(_Model):
     """Drive chip power from a measured trace instead of jobs."""
 
@@ -304,7 +315,7 @@ class Workload(_Model):
     seed: int = 0
     gpu_power_cap_w: float = Field(default=math.inf, gt=0)
     schedule: list[ScheduleEntry] = Field(default_factory=list)
-    jobs: list[Annotated[Union[TrainingJob, InferenceJob], Field(discriminator="kind")]] = Field(default_factory=list)
+    jobs: list[Annotated[Union[TrainingJob, InferenceJob, IdleJob], Field(discriminator="kind")]] = Field(default_factory=list)
     replay: Optional[Replay] = None
 
 

@@ -150,7 +150,7 @@ class RackWorkload(ScheduleSource):
         self.free = list(self.gpu)  # in tray order
         self.waiting: list[tuple] = []  # (n, event)
         for i, spec in enumerate(specs):
-            proc = training_job if spec.kind == TRAINING else inference_job
+            proc = {TRAINING: training_job, INFERENCE: inference_job, "idle": idle_job}[spec.kind]
             self.env.process(proc(self.env, self, spec, self.jobs[i]))
 
     # ---- time helpers
@@ -430,6 +430,24 @@ def inference_job(env, rack: RackWorkload, spec, rec: JobRecord):
         rack.kernel.chip_job[chips] = -1
     rack.cut(unbind)
     rack.release(chips)
+
+
+def idle_job(env, rack: RackWorkload, spec, rec: JobRecord):
+    """GPUs held at a constant power for a while."""
+    yield env.timeout(rack.on_grid(spec.start_s) - env.now)
+    rack.event("job_submit", rec.name)
+    chips = yield from rack.acquire(spec.gpus)
+    rec.gpus = chips
+    rack.event("job_start", rec.name)
+    rec.state = RUNNING
+    level = rack.idle[chips] if spec.power_fraction_of_tdp is None else spec.power_fraction_of_tdp * rack.tdp[chips]
+    rack.set_level(chips, level)
+    if math.isfinite(spec.duration_s):
+        yield env.timeout(rack.on_grid(env.now + spec.duration_s) - env.now)
+        rec.state = DONE
+        rack.event("job_end", rec.name)
+        rack.set_level(chips, rack.idle[chips])
+        rack.release(chips)
 
 
 # --------------------------------------------------------------------------- replay
