@@ -46,8 +46,15 @@ def test_pressure_drops_close_around_every_loop(reference_scenario):
 def test_flow_control_meets_its_setpoint(reference_scenario):
     model, hyd = _solve(reference_scenario)
     assert hyd.flow_m3s[model.edge["supply_hose"]] / LPM == pytest.approx(150.0, rel=1e-5)
-    # the standby pump is held shut by its check valve
-    assert abs(hyd.flow_m3s[model.pump_edges[1]]) / LPM < 0.5
+    # two identical pumps in parallel share the flow
+    q = hyd.flow_m3s[model.pump_edges] / LPM
+    assert q[0] == pytest.approx(q[1], rel=1e-6) and q.sum() == pytest.approx(150.0, rel=1e-5)
+
+
+def test_a_standby_pump_is_held_shut_by_its_check_valve():
+    model, hyd = _solve(twin.load_scenario(REFERENCE, {"cdu.pumps.running": 1}))
+    assert hyd.flow_m3s[model.edge["supply_hose"]] / LPM == pytest.approx(150.0, rel=1e-5)
+    assert abs(hyd.flow_m3s[model.pump_edges[1]]) / LPM < 0.1
 
 
 def test_pump_speed_mode_follows_affinity_laws():

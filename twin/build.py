@@ -95,6 +95,8 @@ class Model:
     chip_cj: np.ndarray
     chip_cb: np.ndarray
     chip_fouling: np.ndarray
+    chip_dp_a: np.ndarray  # each plate's share of its path's dp coefficients
+    chip_dp_b: np.ndarray
     chip_tdp: np.ndarray
     chip_idle: np.ndarray
     chip_throttle_c: np.ndarray
@@ -311,6 +313,7 @@ def build_model(s: Scenario) -> Model:
                                   plate=plate_names.index(ct.cold_plate),
                                   r_jb=ct.r_jc_k_per_w + ct.r_tim_k_per_w + geom.base_conduction_k_per_w(),
                                   cj=ct.c_junction_j_per_k, cb=ct.c_plate_j_per_k, foul=cpl.fouling_k_per_w,
+                                  dp_a=a, dp_b=b,
                                   tdp=ct.tdp_w, idle=ct.idle_w, thr=ct.throttle_temp_c, shut=ct.shutdown_temp_c))
             e_path = g.add(f"{tname}/path{pi}", a_sum, b_sum, f"TI{ti:02d}", f"TO{ti:02d}", cells=path_cells, fit_error=err_max)
             for c in path_cells:
@@ -426,7 +429,7 @@ def build_model(s: Scenario) -> Model:
         chip_names=[c["name"] for c in chips], chip_type=[c["type"] for c in chips],
         chip_tray=arr("tray", np.int64), chip_path_edge=arr("path_edge", np.int64),
         chip_plate_type=arr("plate", np.int64), chip_r_jb=arr("r_jb"), chip_cj=arr("cj"), chip_cb=arr("cb"),
-        chip_fouling=arr("foul"), chip_tdp=arr("tdp"), chip_idle=arr("idle"),
+        chip_fouling=arr("foul"), chip_dp_a=arr("dp_a"), chip_dp_b=arr("dp_b"), chip_tdp=arr("tdp"), chip_idle=arr("idle"),
         chip_throttle_c=arr("thr"), chip_shutdown_c=arr("shut"),
         plate_names=plate_names, ha_table=ha,
         tray_names=[t[0] for t in trays], tray_type=[t[1] for t in trays],

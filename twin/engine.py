@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 from scipy.optimize import brentq
 
@@ -23,6 +25,7 @@ from .kernels import hydraulics as hk
 from .kernels import props as pk
 from .kernels import thermal as tk
 from .kernels import workload as kw
+from .faults import FaultSchedule
 from .margins import Margins, compute_margins
 from .scenario import Scenario
 from .telemetry import SCHEMA, TelemetryWriter, _read_open
@@ -80,7 +83,7 @@ class NetworkState:
             edge_out=np.full(model.edge_from.size, temp_c),
             node_t=np.full(len(model.node_names), temp_c),
             q_loop=model.q_loop0.copy(),
-            speed=np.where(model.pump_running, speed, 0.0),
+            speed=np.where(model.pump_running, speed, 0.0),  # the network's pump_on governs later
             acc=np.zeros(7 + n_chip),
             chip_tj_max=np.full(n_chip, -np.inf),
             interval_tj_max=np.full(n_chip, -np.inf),
@@ -108,6 +111,16 @@ class Network:
         self.fac_temp = model.scenario.facility.supply_temp_c
         self.fac_flow_m3s = model.scenario.facility.flow_lpm * LPM
         self.hyd: Hydraulics | None = None
+        # what faults and controls change (twin.faults): pumps on, loss coefficients,
+        # plate clogging, heat rejection, sensor offsets
+        self.pump_on = model.pump_running.copy()
+        self.pump_tripped = np.zeros(model.pump_edges.size, dtype=bool)
+        self.hold_speed = False  # set from a pump trip until the failover delay has passed
+        self.edge_a = model.edge_a.copy()
+        self.edge_b = model.edge_b.copy()
+        self.chip_clog = np.zeros(n_chip)
+        self.hx_lost = False
+        self.sensor_offsets: dict = {}
         self.dirty = True
         self._dt = None
         self._temps = None
@@ -125,7 +138,7 @@ class Network:
         mu = pk.interp_column(self.packed_props, 2, m.coolant.t0_c, m.coolant.dt_c, temps)
         r = mu / m.mu_ref
         head = np.zeros(m.edge_from.size)
-        b = m.edge_b.copy()
+        b = self.edge_b.copy()
         for i, e in enumerate(m.pump_edges):
             head[e] = speed[i] ** 2 * m.pump_shutoff_pa[i]
         return r, b, head
@@ -134,16 +147,23 @@ class Network:
         m = self.m
         speed = state.speed if speed is None else speed
         r, b, head = self._edge_params(state, speed)
-        q, it, res = hk.solve_network(m.loop_ptr, m.loop_idx, m.loop_sign, state.q_loop, m.edge_a, r, b, head, m.edge_bcv, HYDRAULIC_TOL_PA, 100)
-        dp, _ = hk.edge_dp(q, m.edge_a, r, b, head, m.edge_bcv)
+        q, it, res = hk.solve_network(m.loop_ptr, m.loop_idx, m.loop_sign, state.q_loop, self.edge_a, r, b, head,
+                                      m.edge_bcv, HYDRAULIC_TOL_PA, 100)
+        dp, _ = hk.edge_dp(q, self.edge_a, r, b, head, m.edge_bcv)
         p = hk.node_pressures(len(m.node_names), m.tree_order, m.tree_edge, m.tree_parent, m.edge_from, dp, 0.0)
         return Hydraulics(q, p, speed.copy(), it, res)
 
     def update_flows(self, state: NetworkState) -> Hydraulics:
         """Re-solve the network; in flow mode find the pump speed that meets the setpoint."""
         s = self.m.scenario
-        if s.controls.pump_mode == "flow":
-            state.speed = np.where(self.m.pump_running, self._speed_for_flow(state), 0.0)
+        if s.controls.pump_mode == "flow" and self.hold_speed:
+            # the controller has not yet seen the trip: running pumps keep their speed
+            held = state.speed[self.pump_on]
+            state.speed = np.where(self.pump_on, held.max() if held.size and held.max() > 0 else 0.7, 0.0)
+        elif s.controls.pump_mode == "flow":
+            state.speed = np.where(self.pump_on, self._speed_for_flow(state), 0.0)
+        else:
+            state.speed = np.where(self.pump_on, s.controls.pump_speed_fraction, 0.0)
         self.hyd = self.solve_hydraulics(state)
         return self.hyd
 
@@ -155,10 +175,13 @@ class Network:
         target = m.scenario.controls.flow_setpoint_lpm * LPM
         e_rack = m.edge["supply_hose"]
 
-        def err(x):
-            return self.solve_hydraulics(state, np.where(m.pump_running, x, 0.0)).flow_m3s[e_rack] / target - 1.0
+        if not self.pump_on.any():
+            return 0.0
 
-        running = state.speed[m.pump_running]
+        def err(x):
+            return self.solve_hydraulics(state, np.where(self.pump_on, x, 0.0)).flow_m3s[e_rack] / target - 1.0
+
+        running = state.speed[self.pump_on]
         x0 = float(running[0]) if running.size and running[0] > 0 else 0.7
         f0 = err(x0)
         if abs(f0) < FLOW_CONTROL_RTOL:
@@ -197,8 +220,11 @@ class Network:
         q = np.maximum(self.hyd.flow_m3s, 0.0)
         self.edge_mcp = q * m.rho * m.cp
         chip_q = q[m.chip_path_edge]
-        ha = pk.plate_ha(m.ha_table, m.chip_plate_type, self.ha_grid[0], self.ha_grid[1],
-                         self.ha_grid[2], self.ha_grid[3], chip_q / LPM, state.chip_x[:, 2])
+        # a plate with a share f of its channels blocked is a plate with (1 - f) of them:
+        # hA(Q) = (1 - f) hA_full(Q / (1 - f))
+        open_frac = 1.0 - self.chip_clog
+        ha = open_frac * pk.plate_ha(m.ha_table, m.chip_plate_type, self.ha_grid[0], self.ha_grid[1],
+                                     self.ha_grid[2], self.ha_grid[3], chip_q / LPM / open_frac, state.chip_x[:, 2])
         mcp_chip = self.edge_mcp[m.chip_path_edge]
         g = np.where(mcp_chip > 0, mcp_chip * (1.0 - np.exp(-ha / np.where(mcp_chip > 0, mcp_chip, 1.0))), 0.0)
         with np.errstate(divide="ignore"):
@@ -219,7 +245,7 @@ class Network:
         m = self.m
         m_sec = q_sec_m3s * m.rho
         m_fac = self.fac_flow_m3s * m.facility_rho
-        if m_sec <= 0 or m_fac <= 0:
+        if m_sec <= 0 or m_fac <= 0 or self.hx_lost:
             return 0.0
         n = m.hx_exponent
         ha_s = m.hx_ha_sec_design * (m_sec / m.hx_msec_design) ** n
@@ -322,6 +348,7 @@ class Result:
     final_state: NetworkState
     jobs: list = field(default_factory=list)
     events: list = field(default_factory=list)
+    hydraulics: Hydraulics | None = None  # the network's last solution (flows per edge)
     telemetry_path: str | None = None
     _memfile: object = field(default=None, repr=False)
 
@@ -403,6 +430,9 @@ def simulate(scenario: Scenario, output=None, power=None,
     wl = source.kernel
     n_jobs = wl.jp.shape[0]
     net = Network(model)
+    faults = FaultSchedule(model, net, dt, _channels(model, n_jobs))
+    for _, fn in faults.take_cuts(1):  # faults from t = 0 shape the steady start
+        fn()
 
     if sim.initial_temp_c is None:
         state = steady_state(net, source)
@@ -432,15 +462,17 @@ def simulate(scenario: Scenario, output=None, power=None,
                 e0 = net.stored_energy(state, dt)
             demand, aux = source.block(step * dt, dt, n)
             aux_l = aux * model.tray_aux_liquid_fraction
-            # waveform changes (job start, checkpoint, failure) split the block
-            cuts = source.take_cuts(step + n)
-            bounds = [step] + [c for c, _ in cuts] + [step + n]
+            # waveform changes (job start, checkpoint, failure) and faults split the block
+            cuts = sorted(source.take_cuts(step + n) + faults.take_cuts(step + n), key=lambda c: c[0])
+            bounds = sorted({step, step + n, *[c for c, _ in cuts]})
             for i in range(len(bounds) - 1):
-                if i > 0:
-                    cuts[i - 1][1]()
                 a, b = bounds[i], bounds[i + 1]
-                if b <= a:
-                    continue
+                for c, fn in cuts:
+                    if c == a or (i == 0 and c < a):
+                        fn()
+                if net.dirty:
+                    net.refresh(state, dt)
+                    hyd = net.hyd
                 rows = b // rec_every - a // rec_every
                 rec = _empty_records(model, rows, n_jobs)
                 got = net.advance(state, dt, a, b - a, rec_every, demand[a - step:b - step],
@@ -458,16 +490,33 @@ def simulate(scenario: Scenario, output=None, power=None,
             hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
         )
         jobs = _job_summary(source, s, dt, step)
-        margins = tracker.finish(state, wl, jobs)
+        events = sorted(source.events + faults.events, key=lambda e: e[0])
+        margins = tracker.finish(state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, step * dt))
         writer.add_group_attrs("margins", {k: v for k, v in margins.values.items()})
-        writer.write_events(source.events)
+        writer.write_events(events)
         mem = writer.finish()
     except BaseException:
         writer.abort()
         raise
     return Result(scenario=s, model=model, margins=margins.values, margin_table=margins, energy=energy,
-                  final_state=state, jobs=jobs, events=list(source.events),
+                  final_state=state, jobs=jobs, events=events, hydraulics=net.hyd,
                   telemetry_path=str(output) if output is not None else None, _memfile=mem)
+
+
+def _ride_through(s, wl, model, dt, t_end):
+    """After the first CDU trip: seconds until the first GPU throttles and until the first
+    shuts down (None where it did not happen within the run)."""
+    trips = [f.start_s for f in s.faults if f.kind == "cdu_trip"]
+    if not trips:
+        return None
+    t0 = math.ceil(min(trips) / dt - 1e-9) * dt
+    gpu = model.gpu_index
+    out = {"t_end_s": t_end - t0}
+    for key, col in (("throttle", kw.WS_FIRST_THROTTLE), ("shutdown", kw.WS_FIRST_SHUTDOWN)):
+        steps = wl.ws[gpu, col]
+        after = steps[steps * dt >= t0 - 1e-9]
+        out[key] = float(after.min() * dt - t0) if after.size else None
+    return out
 
 
 def _job_summary(source, s, dt, steps_run) -> list:
@@ -522,4 +571,6 @@ def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: 
     out["facility/supply_temp"] = np.full(rows, fac_t)
     out["facility/return_temp"] = fac_t + hx_heat / m_fac_cp
     out["facility/flow"] = np.full(rows, net.fac_flow_m3s / LPM)
+    for channel, offset in net.sensor_offsets.items():  # a faulty sensor reads off
+        out[channel] = out[channel] + offset
     return out

@@ -86,7 +86,7 @@ class _Tracker:
         if liquid[i] > self.peak_liquid:
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
 
-    def finish(self, state, wl=None, jobs=()) -> Margins:
+    def finish(self, state, wl=None, jobs=(), ride_through=None) -> Margins:
         m = self.m
         s = m.scenario
         rows = []
@@ -122,6 +122,15 @@ class _Tracker:
             rows.append(MarginRow("gpu_throttled_s_max", float(thr.max()), "s", note=(
                 f"{m.chip_names[gpu[int(np.argmax(thr))]]}; {int(np.sum(thr > 0))} GPUs throttled at some point")))
             rows.append(MarginRow("gpu_shutdowns", float(np.sum(wl.ws[gpu, kw.WS_SHUTDOWN] > 0)), "1", 0.0, "max"))
+        if ride_through is not None:
+            for key in ("throttle", "shutdown"):
+                v = ride_through[key]
+                if v is None:
+                    rows.append(MarginRow(f"ride_through_{key}_s", ride_through["t_end_s"], "s",
+                                          note=f"no GPU reached {key} within the run: at least this long"))
+                else:
+                    rows.append(MarginRow(f"ride_through_{key}_s", v, "s",
+                                          note=f"from the CDU trip to the first GPU {key}"))
         for job in jobs:
             if job["kind"] != "training":
                 continue

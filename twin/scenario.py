@@ -210,6 +210,34 @@ class Controls(_Model):
     pump_mode: Literal["speed", "flow"] = "flow"
     pump_speed_fraction: float = Field(default=1.0, gt=0, le=1.2)
     flow_setpoint_lpm: float = Field(default=180.0, gt=0)
+    failover_delay_s: float = Field(default=5.0, ge=0, description="from a pump trip to the standby pump running")
+
+
+FAULT_KINDS = ("pump_trip", "cdu_trip", "facility_supply_temp", "facility_flow", "plate_clog",
+               "tray_isolation", "sensor_offset")
+
+
+class Fault(_Model):
+    """A fault on the schedule. ``target`` names what it hits: a pump (``cdu/pump0``), a
+    chip's cold plate (``tray03/gpu1``), a tray (``tray05``) or a telemetry channel
+    (``rack/supply_temp``)."""
+
+    kind: Literal[FAULT_KINDS]
+    start_s: float = Field(ge=0)
+    end_s: float = Field(default=math.inf, gt=0, description="when the fault clears (default: never)")
+    target: str = ""
+    severity: float = Field(default=1.0, ge=0, le=1,
+                            description="plate_clog: share of channels blocked; facility_flow: share of flow lost")
+    value: float = Field(default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units")
+    pumps_run: bool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.end_s <= self.start_s:
+            raise ValueError("end_s must be after start_s")
+        if self.kind == "plate_clog" and self.severity >= 1.0:
+            raise ValueError("a fully blocked plate is a tray isolation; severity must be below 1")
+        return self
 
 
 # --------------------------------------------------------------------------- workload
@@ -344,6 +372,7 @@ class Scenario(_Model):
     facility: Facility
     controls: Controls = Controls()
     workload: Workload = Workload()
+    faults: list[Fault] = Field(default_factory=list)
     simulation: Simulation
 
     # Set by load_scenario: where the scenario came from (not part of the data).
@@ -522,6 +551,11 @@ def _check_physics(s: Scenario, file) -> None:
     for i, j in enumerate(s.workload.jobs):
         if j.gpus > n_gpu:
             raise TwinInputError(file, f"workload.jobs.{i}.gpus", f"{j.gpus} GPUs asked, the rack has {n_gpu}")
+    for i, f in enumerate(s.faults):
+        if f.kind in ("pump_trip",) and not f.target.startswith("cdu/pump"):
+            raise TwinInputError(file, f"faults.{i}.target", "name a pump: cdu/pump0, cdu/pump1, ...")
+        if f.kind in ("plate_clog", "tray_isolation", "sensor_offset") and not f.target:
+            raise TwinInputError(file, f"faults.{i}.target", f"{f.kind} needs a target")
     if s.workload.jobs and s.workload.replay:
         raise TwinInputError(file, "workload.replay", "give jobs or a replay, not both")
 

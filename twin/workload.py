@@ -54,6 +54,8 @@ def default_kernel_arrays(model, n_jobs=0, job_sizes=()):
         wp[k, kw.WP_THROTTLE] = 1.0 if ct.throttles else 0.0
     ws = np.zeros((n, kw.N_WS))
     ws[:, kw.WS_CLOCK] = 1.0
+    ws[:, kw.WS_FIRST_THROTTLE] = -1.0
+    ws[:, kw.WS_FIRST_SHUTDOWN] = -1.0
     ptr = np.zeros(n_jobs + 1, dtype=np.int64)
     ptr[1:] = np.cumsum(job_sizes) if n_jobs else []
     return KernelWorkload(wp=wp, ws=ws, chip_job=np.full(n, -1, dtype=np.int64),

@@ -168,7 +168,7 @@ def advance(n_steps, dt, step0, rec_every,
     r = 0
     chip_power = np.empty(n_chip)
     for n in range(n_steps):
-        chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, chip_power)
+        chip_power_step(n, step0 + n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, chip_power)
         # local accumulators: the arrays they end in may alias anything, as far as the
         # compiler knows, so keep the sums in registers through the sweep
         step_liquid = 0.0

@@ -24,8 +24,8 @@ from numba import njit
 
 WP_IDLE, WP_THR, WP_HYST, WP_SHUT, WP_DOWN, WP_UP, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE = range(11)
 N_WP = 11
-WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_THROTTLING = range(5)
-N_WS = 5
+WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_THROTTLING, WS_FIRST_THROTTLE, WS_FIRST_SHUTDOWN = range(7)
+N_WS = 7
 JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM = range(5)
 N_JP = 5
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
@@ -82,8 +82,10 @@ def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, power_out):
-    """Chip power for step n [W] into ``power_out``; updates clocks, throttling and jobs."""
+def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, power_out):
+    """Chip power for step n [W] into ``power_out``; updates clocks, throttling and jobs.
+    ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
+    (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened)."""
     n_chip = wp.shape[0]
     # thermal clock control, on the junction at the start of the step
     for k in range(n_chip):
@@ -96,6 +98,8 @@ def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, jo
         if tj >= wp[k, WP_SHUT]:
             ws[k, WS_SHUTDOWN] = 1.0
             clock = 0.0
+            if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
+                ws[k, WS_FIRST_SHUTDOWN] = gstep
         elif tj >= wp[k, WP_THR]:
             ws[k, WS_THROTTLING] = 1.0
             clock = max(wp[k, WP_CMIN], clock - wp[k, WP_DOWN] * dt)
@@ -106,6 +110,8 @@ def chip_power_step(n, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, jo
         ws[k, WS_CLOCK] = clock
         if clock < 1.0:
             ws[k, WS_THROTTLED_S] += dt
+            if ws[k, WS_FIRST_THROTTLE] < 0.0:
+                ws[k, WS_FIRST_THROTTLE] = gstep
     # synchronous training jobs running as waveforms
     for j in range(jp.shape[0]):
         if jp[j, JP_ACTIVE] <= 0.0:

@@ -1,0 +1,187 @@
+"""Faults on a schedule, applied to the network between kernel calls.
+
+Every fault of ``scenario.faults`` becomes *cuts*: functions applied to the
+:class:`twin.engine.Network` at the thermal step at or after its start (and its end, if it
+clears), the same mechanism the workload uses. A cut that changes the hydraulics or the
+heat exchanger marks the network dirty, so flows and step coefficients are recomputed
+before the next step. Each fault leaves ``events`` (time, kind, target) for the telemetry.
+
+- ``pump_trip``: the target pump stops (its check valve closes; coast-down neglected:
+  conservative). For ``controls.failover_delay_s`` (detection) the flow controller holds
+  the speed of the pumps still running; then a standby pump starts if fewer pumps run
+  than the CDU's ``running`` count (N+1 failover) and the controller restores the flow.
+  A repaired pump returns as standby.
+- ``cdu_trip``: the CDU loses heat rejection (``pumps_run = true``: pumps on UPS keep the
+  loop circulating) or everything (``pumps_run = false``: pumps stop too).
+- ``facility_supply_temp``: facility water arrives at ``value`` degC.
+- ``facility_flow``: the facility flow drops by ``severity`` (1 = lost).
+- ``plate_clog``: a share ``severity`` of the target plate's channels blocked: its
+  pressure-drop coefficients rise as 1/(1-f) (laminar) and 1/(1-f)^2 (quadratic) and its
+  convective conductance falls as a plate with fewer channels.
+- ``tray_isolation``: the target tray's quick disconnects closed.
+- ``sensor_offset``: telemetry channel ``target`` reads ``value`` high (the physics is
+  untouched: for testing calibration).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import TwinInputError
+
+# A closed quick-disconnect pair: quadratic resistance [Pa/(m3/s)^2] passing ~0.02 L/min
+# at 100 kPa (ASSUMPTION: a closed UQD seals; the value only keeps the Newton system regular).
+ISOLATED_B = 1.0e18
+
+
+class FaultSchedule:
+    def __init__(self, model, net, dt, channels: dict):
+        self.m = model
+        self.net = net
+        self.dt = dt
+        self.cuts: list[tuple] = []  # (step, seq, fn)
+        self.events: list[tuple] = []
+        s = model.scenario
+        self.base_fac_temp = s.facility.supply_temp_c
+        self.base_fac_flow = net.fac_flow_m3s
+        for i, f in enumerate(s.faults):
+            self._add(i, f, channels)
+        self.cuts.sort(key=lambda c: (c[0], c[1]))
+
+    def _step(self, t):
+        return int(math.ceil(t / self.dt - 1e-9))
+
+    def _at(self, t, fn, kind=None, target=""):
+        step = self._step(t)
+        self.cuts.append((step, len(self.cuts), fn))
+        if kind:
+            self.events.append((step * self.dt, kind, target))
+
+    def _add(self, i, f, channels):
+        net, m = self.net, self.m
+        file = "<scenario>"
+        where = f"faults.{i}.target"
+        end = f.end_s if math.isfinite(f.end_s) else None
+
+        def dirty(fn):
+            def wrapped():
+                fn()
+                net.dirty = True
+            return wrapped
+
+        if f.kind == "pump_trip":
+            names = [m.edge_names[e] for e in m.pump_edges]
+            if f.target not in names:
+                raise TwinInputError(file, where, f"no pump {f.target!r} (pumps: {', '.join(names)})")
+            k = names.index(f.target)
+            tripped = net.pump_tripped
+
+            def trip():
+                net.pump_on[k] = False
+                tripped[k] = True
+                net.hold_speed = True
+
+            def failover():
+                net.hold_speed = False
+                need = int(m.scenario.cdu.pumps.running) - int(np.sum(net.pump_on))
+                for j in range(net.pump_on.size):
+                    if need > 0 and not net.pump_on[j] and not tripped[j]:
+                        net.pump_on[j] = True
+                        need -= 1
+                running = ", ".join(names[j] for j in range(net.pump_on.size) if net.pump_on[j]) or "none"
+                self.events.append((self._step(f.start_s + m.scenario.controls.failover_delay_s) * self.dt,
+                                    "failover", running))
+
+            def repair():
+                tripped[k] = False
+            self._at(f.start_s, dirty(trip), "pump_trip", f.target)
+            self._at(f.start_s + m.scenario.controls.failover_delay_s, dirty(failover))
+            if end:
+                self._at(end, repair, "pump_repaired", f.target)
+        elif f.kind == "cdu_trip":
+            saved = {}
+
+            def trip():
+                net.hx_lost = True
+                if not f.pumps_run:
+                    saved["on"] = net.pump_on.copy()
+                    net.pump_on[:] = False
+
+            def clear():
+                net.hx_lost = False
+                if "on" in saved:
+                    net.pump_on[:] = saved["on"]
+            self._at(f.start_s, dirty(trip), "cdu_trip", "cdu")
+            if end:
+                self._at(end, dirty(clear), "cdu_restored", "cdu")
+        elif f.kind == "facility_supply_temp":
+            def hot():
+                net.fac_temp = f.value
+
+            def back():
+                net.fac_temp = self.base_fac_temp
+            self._at(f.start_s, dirty(hot), "facility_supply_temp", f"{f.value:g} degC")
+            if end:
+                self._at(end, dirty(back), "facility_supply_temp_end", f"{self.base_fac_temp:g} degC")
+        elif f.kind == "facility_flow":
+            def low():
+                net.fac_flow_m3s = self.base_fac_flow * (1.0 - f.severity)
+
+            def back():
+                net.fac_flow_m3s = self.base_fac_flow
+            self._at(f.start_s, dirty(low), "facility_flow_loss", f"{f.severity:g}")
+            if end:
+                self._at(end, dirty(back), "facility_flow_restored", "")
+        elif f.kind == "plate_clog":
+            if f.target not in m.chip_names:
+                raise TwinInputError(file, where, f"no chip {f.target!r} (e.g. {m.chip_names[0]})")
+            k = m.chip_names.index(f.target)
+
+            def clog(frac):
+                def fn():
+                    net.chip_clog[k] = frac
+                    self._path_coefficients(m.chip_path_edge[k])
+                return fn
+            self._at(f.start_s, dirty(clog(f.severity)), "plate_clog", f.target)
+            if end:
+                self._at(end, dirty(clog(0.0)), "plate_clog_cleared", f.target)
+        elif f.kind == "tray_isolation":
+            if f.target not in m.tray_names:
+                raise TwinInputError(file, where, f"no tray {f.target!r} (e.g. {m.tray_names[0]})")
+            t = m.tray_names.index(f.target)
+            edges = [m.tray_supply_edge[t], m.tray_return_edge[t]]
+
+            def close():
+                net.edge_b[edges] = m.edge_b[edges] + ISOLATED_B
+
+            def reopen():
+                net.edge_b[edges] = m.edge_b[edges]
+            self._at(f.start_s, dirty(close), "tray_isolation", f.target)
+            if end:
+                self._at(end, dirty(reopen), "tray_reconnected", f.target)
+        elif f.kind == "sensor_offset":
+            if f.target not in channels:
+                raise TwinInputError(file, where, f"no telemetry channel {f.target!r}")
+
+            def on():
+                net.sensor_offsets[f.target] = f.value
+
+            def off():
+                net.sensor_offsets.pop(f.target, None)
+            self._at(f.start_s, on, "sensor_offset", f.target)
+            if end:
+                self._at(end, off, "sensor_offset_end", f.target)
+
+    def _path_coefficients(self, e):
+        """Re-sum a path's pressure-drop coefficients from its plates' clogging."""
+        m, net = self.m, self.net
+        chips = np.nonzero(m.chip_path_edge == e)[0]
+        open_frac = 1.0 - net.chip_clog[chips]
+        net.edge_a[e] = np.sum(m.chip_dp_a[chips] / open_frac)
+        net.edge_b[e] = np.sum(m.chip_dp_b[chips] / open_frac**2)
+
+    def take_cuts(self, step_end):
+        due = [(s, fn) for s, _, fn in self.cuts if s < step_end]
+        self.cuts = [c for c in self.cuts if c[0] >= step_end]
+        return due
