@@ -235,9 +235,7 @@ def advance(n_steps, dt, step0, rec_every,
                     step_liquid += chip_g[k] * (tb_mean - t_in) * dt
                     step_chip += p * dt
                     interval_power[k] += p * dt
-                    if tj > chip_tj_max[k]:
-                        chip_tj_max[k] = tj
-                    if tj > interval_tj_max[k]:
+                    if tj > interval_tj_max[k]:  # folded into chip_tj_max at each record
                         interval_tj_max[k] = tj
                     cell_t[c] = tf
                     t_in = tf_mean
@@ -261,6 +259,8 @@ def advance(n_steps, dt, step0, rec_every,
             for k in range(n_chip):
                 rec_tj[r, k] = chip_x[k, 0]
                 rec_tj_max[r, k] = interval_tj_max[k]
+                if interval_tj_max[k] > chip_tj_max[k]:
+                    chip_tj_max[k] = interval_tj_max[k]
                 interval_tj_max[k] = -1e300
                 rec_power[r, k] = interval_power[k] / span
                 interval_power[k] = 0.0
@@ -278,4 +278,7 @@ def advance(n_steps, dt, step0, rec_every,
             acc[5] = 0.0
             acc[6] = 0.0
             r += 1
+    for k in range(n_chip):  # steps after the last record count for the run's maxima too
+        if interval_tj_max[k] > chip_tj_max[k]:
+            chip_tj_max[k] = interval_tj_max[k]
     return r

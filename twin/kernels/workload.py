@@ -153,8 +153,8 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
         if j >= 0 and jp[j, JP_ACTIVE] > 0.0:
             continue
         d = demand[n, k]
-        if wp[k, WP_THROTTLE] <= 0.0:
-            power_out[k] = d
+        if wp[k, WP_THROTTLE] <= 0.0 or (ws[k, WS_CLOCK] >= 1.0 and d <= wp[k, WP_CAP]):
+            power_out[k] = d  # full clock, under the cap: power is the demand
             ws[k, WS_CLOCK_INT] += dt
             continue
         if ws[k, WS_SHUTDOWN] > 0.0:
