@@ -451,13 +451,14 @@ def simulate(scenario: Scenario, output=None, power=None,
                  coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt)
     writer = TelemetryWriter(output, attrs, channels, labels)
     tracker = compute_margins.tracker(model)
+    recorder = _Recorder(model, n_jobs, type_idx, writer, tracker)
     e0 = None
+    snap = None
     try:
         step = 0
         while step < n_total:
             n = min(block_steps, n_total - step)
             net.refresh(state, dt)
-            hyd = net.hyd
             if e0 is None:
                 e0 = net.stored_energy(state, dt)
             demand, aux = source.block(step * dt, dt, n)
@@ -472,19 +473,18 @@ def simulate(scenario: Scenario, output=None, power=None,
                         fn()
                 if net.dirty:
                     net.refresh(state, dt)
-                    hyd = net.hyd
+                if snap is None or _snapshot_changed(snap, net, aux):
+                    snap = _snapshot(net, aux)
                 rows = b // rec_every - a // rec_every
-                rec = _empty_records(model, rows, n_jobs)
+                rec = recorder.views(rows)
                 got = net.advance(state, dt, a, b - a, rec_every, demand[a - step:b - step],
                                   aux_l[a - step:b - step], rec, wl)
                 assert got == rows
-                if rows:
-                    times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
-                    data = _record_rows(net, hyd, rec, rows, type_idx, aux)
-                    writer.append(times, data)
-                    tracker.update(hyd, data)
+                times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
+                recorder.commit(rows, times, snap)
             step += n
             source.feedback(step * dt, state.chip_x[:, 0].copy())
+        recorder.flush()
         energy = dict(
             chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
             hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
@@ -501,6 +501,51 @@ def simulate(scenario: Scenario, output=None, power=None,
     return Result(scenario=s, model=model, margins=margins.values, margin_table=margins, energy=energy,
                   final_state=state, jobs=jobs, events=events, hydraulics=net.hyd,
                   telemetry_path=str(output) if output is not None else None, _memfile=mem)
+
+
+class _Recorder:
+    """Collects kernel records over many blocks and turns them into telemetry rows in
+    batches (one pass of Python per ~10 simulated minutes, not per block)."""
+
+    ROWS = 600
+
+    def __init__(self, model, n_jobs, type_idx, writer, tracker):
+        self.m, self.n_jobs, self.type_idx = model, n_jobs, type_idx
+        self.writer, self.tracker = writer, tracker
+        self._new(self.ROWS)
+
+    def _new(self, rows):
+        self.buf = _empty_records(self.m, rows, self.n_jobs)
+        self.times = np.empty(rows)
+        self.n = 0
+        self.runs: list = []  # [start, end, snapshot]
+
+    def views(self, rows):
+        """Record arrays for the next ``rows`` rows (fresh memory after every flush: the
+        writer keeps what it was given until it writes)."""
+        if self.n + rows > self.times.size:
+            self.flush()
+            if rows > self.times.size:
+                self._new(rows)
+        return {k: v[self.n:self.n + rows] for k, v in self.buf.items()}
+
+    def commit(self, rows, times, snap):
+        if rows == 0:
+            return
+        self.times[self.n:self.n + rows] = times
+        if self.runs and self.runs[-1][2] is snap:
+            self.runs[-1][1] += rows
+        else:
+            self.runs.append([self.n, self.n + rows, snap])
+        self.n += rows
+
+    def flush(self):
+        for a, b, snap in self.runs:
+            rec = {k: v[a:b] for k, v in self.buf.items()}
+            data = _record_rows(self.m, snap, rec, b - a, self.type_idx)
+            self.writer.append(self.times[a:b].copy(), data)
+            self.tracker.update(snap.hyd, data)
+        self._new(self.times.size)
 
 
 def _ride_through(s, wl, model, dt, t_end):
@@ -537,8 +582,31 @@ def _job_summary(source, s, dt, steps_run) -> list:
     return out
 
 
-def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: dict, aux: np.ndarray) -> dict:
-    m = net.m
+@dataclass
+class _Snapshot:
+    """What the recorder needs of the network besides the kernel's records; a new one is
+    taken whenever a fault, a control or a re-solve changed it."""
+
+    hyd: Hydraulics
+    fac_temp: float
+    fac_flow_m3s: float
+    offsets: dict
+    aux_total_w: float
+    air_w: float
+
+
+def _snapshot(net: "Network", aux: np.ndarray) -> _Snapshot:
+    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets), float(np.sum(aux[-1])),
+                     float(np.sum(aux[-1] * (1.0 - net.m.tray_aux_liquid_fraction))))
+
+
+def _snapshot_changed(snap: _Snapshot, net: "Network", aux: np.ndarray) -> bool:
+    return (snap.hyd is not net.hyd or snap.fac_temp != net.fac_temp or snap.fac_flow_m3s != net.fac_flow_m3s
+            or snap.offsets != net.sensor_offsets or snap.aux_total_w != float(np.sum(aux[-1])))
+
+
+def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_idx: dict) -> dict:
+    hyd = snap.hyd
     q = hyd.flow_m3s
     out = {}
     for t, idx in type_idx.items():
@@ -550,11 +618,10 @@ def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: 
         out["job/steps"] = rec["job"][:rows]
     liquid = rec["scalar"][:rows, 0]
     hx_heat = rec["scalar"][:rows, 1]
-    aux_total = float(np.sum(aux[-1]))
-    it_power = rec["power"][:rows].sum(axis=1) + aux_total
+    it_power = rec["power"][:rows].sum(axis=1) + snap.aux_total_w
     out["rack/liquid_heat"] = liquid
     out["rack/it_power"] = it_power
-    out["rack/air_heat"] = np.full(rows, float(np.sum(aux[-1] * (1.0 - m.tray_aux_liquid_fraction))))
+    out["rack/air_heat"] = np.full(rows, snap.air_w)
     out["rack/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_in")]
     out["rack/return_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_out")]
     out["rack/flow"] = np.full(rows, q[m.edge["supply_hose"]] / LPM)
@@ -566,11 +633,11 @@ def _record_rows(net: Network, hyd: Hydraulics, rec: dict, rows: int, type_idx: 
     out["cdu/return_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_return")]
     out["cdu/heat"] = hx_heat
     out["cdu/dp"] = np.full(rows, (hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]) / 1e3)
-    fac_t = net.fac_temp
-    m_fac_cp = net.fac_flow_m3s * m.facility_rho * m.facility_cp
+    fac_t = snap.fac_temp
+    m_fac_cp = snap.fac_flow_m3s * m.facility_rho * m.facility_cp
     out["facility/supply_temp"] = np.full(rows, fac_t)
     out["facility/return_temp"] = fac_t + hx_heat / m_fac_cp
-    out["facility/flow"] = np.full(rows, net.fac_flow_m3s / LPM)
-    for channel, offset in net.sensor_offsets.items():  # a faulty sensor reads off
+    out["facility/flow"] = np.full(rows, snap.fac_flow_m3s / LPM)
+    for channel, offset in snap.offsets.items():  # a faulty sensor reads off
         out[channel] = out[channel] + offset
     return out
