@@ -67,6 +67,63 @@ def inspect_cmd(telemetry):
         click.echo(f"  {name:<28} {str(tel.channels[name].shape):<14} {tel.units[name]}")
 
 
+@cli.command("scenarios")
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("scenarios"))
+def scenarios_cmd(folder):
+    """List the runnable scenarios under FOLDER, one line each."""
+    import tomllib
+    rows = []
+    for path in sorted(folder.rglob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            rows.append((path, "(malformed TOML)"))
+            continue
+        if "name" in data:  # parts (racks, CDUs, facilities) have no name of their own
+            rows.append((path, data.get("description", "")))
+    width = max((len(str(p.relative_to(folder))) for p, _ in rows), default=0)
+    for path, desc in rows:
+        click.echo(f"{str(path.relative_to(folder)):<{width}}  {desc}")
+
+
+@cli.command("compare")
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--facility", "facilities", multiple=True, type=float, default=(32.0, 45.0), show_default=True,
+              help="facility supply temperatures to compare at [degC]")
+def compare_cmd(scenarios, facilities):
+    """Steady figures of several scenarios side by side (full run of each at t = 0)."""
+    from .engine import simulate
+    from .scenario import load_scenario
+
+    cols = {}
+    try:
+        loaded = [(p, load_scenario(p)) for p in scenarios]
+    except TwinInputError as err:
+        _fail(err)
+    for path, s in loaded:
+        col = {}
+        for t in facilities:
+            r = simulate(s.with_overrides({"facility.supply_temp_c": t}), duration_s=2 * s.simulation.output_interval_s)
+            tel = r.telemetry()
+            if t == facilities[0]:
+                col["IT power [kW]"] = tel["rack/it_power"][-1] / 1e3
+                col["liquid heat [kW]"] = tel["rack/liquid_heat"][-1] / 1e3
+                col["rack flow [L/min]"] = tel["rack/flow"][-1]
+                col["flow per kW [L/min/kW]"] = tel["rack/flow"][-1] / (tel["rack/liquid_heat"][-1] / 1e3)
+                col["rack dP [kPa]"] = tel["rack/dp"][-1]
+                col["min tray flow / required"] = r.margins["tray_flow_ratio_min"]
+            col[f"GPU Tj max at W{t:g} [degC]"] = r.margins["gpu_junction_max_c"]
+            col[f"GPU margin at W{t:g} [K]"] = r.margins["gpu_junction_margin_k"]
+        cols[s.rack.name] = col
+    names = list(cols)
+    keys = list(next(iter(cols.values())))
+    w0 = max(len(k) for k in keys)
+    ws = [max(len(n), 9) for n in names]
+    click.echo(f"{'':<{w0}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, ws)))
+    for k in keys:
+        click.echo(f"{k:<{w0}}  " + "  ".join(f"{cols[n][k]:>{w}.2f}" for n, w in zip(names, ws)))
+
+
 def main():
     cli()
 
