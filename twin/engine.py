@@ -25,6 +25,7 @@ from .kernels import hydraulics as hk
 from .kernels import props as pk
 from .kernels import thermal as tk
 from .kernels import workload as kw
+from .controls import CduControls
 from .faults import FaultSchedule
 from .margins import Margins, compute_margins
 from .scenario import Scenario
@@ -116,6 +117,8 @@ class Network:
         self.pump_on = model.pump_running.copy()
         self.pump_tripped = np.zeros(model.pump_edges.size, dtype=bool)
         self.hold_speed = False  # set from a pump trip until the failover delay has passed
+        self.ideal_pumps = False  # PI mode: solve the speed ideally (steady start only)
+        self.fac_flow_max_m3s = self.fac_flow_m3s  # facility valve fully open
         self.edge_a = model.edge_a.copy()
         self.edge_b = model.edge_b.copy()
         self.chip_clog = np.zeros(n_chip)
@@ -156,11 +159,15 @@ class Network:
     def update_flows(self, state: NetworkState) -> Hydraulics:
         """Re-solve the network; in flow mode find the pump speed that meets the setpoint."""
         s = self.m.scenario
-        if s.controls.pump_mode == "flow" and self.hold_speed:
+        if s.controls.pump_mode == "pid" and not self.ideal_pumps:
+            # the PI controller (twin.controls) sets the speed; stopped pumps stay stopped
+            running = state.speed[state.speed > 0]
+            state.speed = np.where(self.pump_on, running.max() if running.size else s.controls.pump_speed_min, 0.0)
+        elif s.controls.pump_mode == "flow" and self.hold_speed:
             # the controller has not yet seen the trip: running pumps keep their speed
             held = state.speed[self.pump_on]
             state.speed = np.where(self.pump_on, held.max() if held.size and held.max() > 0 else 0.7, 0.0)
-        elif s.controls.pump_mode == "flow":
+        elif s.controls.pump_mode in ("flow", "pid"):
             state.speed = np.where(self.pump_on, self._speed_for_flow(state), 0.0)
         else:
             state.speed = np.where(self.pump_on, s.controls.pump_speed_fraction, 0.0)
@@ -172,14 +179,22 @@ class Network:
         flow controller). Secant iteration from the last speed, first step from flow ~
         speed; bracketing (Brent) if that fails; full speed if the setpoint is out of reach."""
         m = self.m
-        target = m.scenario.controls.flow_setpoint_lpm * LPM
-        e_rack = m.edge["supply_hose"]
-
+        c = m.scenario.controls
         if not self.pump_on.any():
             return 0.0
+        if c.pump_mode == "pid" and c.pid_variable == "dp":  # steady start of a dP controller
+            target = c.dp_setpoint_kpa * 1e3
+
+            def measure(h):
+                return h.pressure_pa[m.node["rack_in"]] - h.pressure_pa[m.node["rack_out"]]
+        else:
+            target = c.flow_setpoint_lpm * LPM
+
+            def measure(h):
+                return h.flow_m3s[m.edge["supply_hose"]]
 
         def err(x):
-            return self.solve_hydraulics(state, np.where(self.pump_on, x, 0.0)).flow_m3s[e_rack] / target - 1.0
+            return measure(self.solve_hydraulics(state, np.where(self.pump_on, x, 0.0))) / target - 1.0
 
         running = state.speed[self.pump_on]
         x0 = float(running[0]) if running.size and running[0] > 0 else 0.7
@@ -310,6 +325,51 @@ def steady_state(net: Network, source, state: NetworkState | None = None,
     aux_l = np.repeat(aux[:1] * m.tray_aux_liquid_fraction, block, axis=0)
     wl = source.kernel.frozen()
     rec = _empty_records(m, 0, wl.jp.shape[0])
+    net.ideal_pumps = True
+    net.dirty = True
+    if s.controls.supply_temp_control:
+        _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
+    _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
+    net.ideal_pumps = False
+    # the run starts throttled where the steady state is: clocks carry over, counters do not
+    ws = source.kernel.ws
+    ws[:, kw.WS_CLOCK] = wl.ws[:, kw.WS_CLOCK]
+    ws[:, kw.WS_THROTTLING] = wl.ws[:, kw.WS_THROTTLING]
+    state.acc[:] = 0.0
+    state.chip_tj_max[:] = -np.inf
+    state.interval_tj_max[:] = -np.inf
+    return state
+
+
+def _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
+    """Steady start under supply-temperature control: the valve position that holds the
+    setpoint at steady state (secant on position, each step converged)."""
+    m = net.m
+    sp = m.scenario.controls.supply_temp_setpoint_c
+    lo = m.scenario.controls.valve_min_position
+
+    def err(pos):
+        net.fac_flow_m3s = pos * net.fac_flow_max_m3s
+        net.dirty = True
+        _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
+        return state.node_t[m.node["cdu_supply"]] - sp
+
+    x0, x1 = 1.0, 0.5
+    f0 = err(x0)
+    if f0 > 0:  # too warm even fully open: the valve stays open
+        err(1.0)
+        return
+    f1 = err(x1)
+    for _ in range(20):
+        if abs(f1) < 0.005 or f1 == f0:
+            break
+        x2 = min(max(x1 - f1 * (x1 - x0) / (f1 - f0), lo), 1.0)
+        x0, f0, x1 = x1, f1, x2
+        f1 = err(x1)
+
+
+def _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
+    """Run pseudo-time steps of STEADY_DT_S until no temperature moves."""
     t = 0.0
     final_pass = False
     while t < max_time_s:
@@ -326,14 +386,6 @@ def steady_state(net: Network, source, state: NetworkState | None = None,
             net.dirty, final_pass = True, True
         else:
             final_pass = False
-    # the run starts throttled where the steady state is: clocks carry over, counters do not
-    ws = source.kernel.ws
-    ws[:, kw.WS_CLOCK] = wl.ws[:, kw.WS_CLOCK]
-    ws[:, kw.WS_THROTTLING] = wl.ws[:, kw.WS_THROTTLING]
-    state.acc[:] = 0.0
-    state.chip_tj_max[:] = -np.inf
-    state.interval_tj_max[:] = -np.inf
-    return state
 
 
 @dataclass
@@ -438,6 +490,12 @@ def simulate(scenario: Scenario, output=None, power=None,
         state = steady_state(net, source)
     else:
         state = NetworkState.uniform(model, sim.initial_temp_c, s.controls.pump_speed_fraction)
+        net.ideal_pumps = True  # a PI controller starts from the speed that meets its setpoint
+        net.refresh(state, dt)
+        net.ideal_pumps = False
+    controls = CduControls(net, state)
+    if controls.active:  # controllers sample at the start of every block
+        block_steps = min(block_steps, max(1, int(round(s.controls.control_interval_s / dt))))
 
     types = sorted(set(model.chip_type))
     type_idx = {t: model.chips_of_type(t) for t in types}
@@ -458,6 +516,8 @@ def simulate(scenario: Scenario, output=None, power=None,
         step = 0
         while step < n_total:
             n = min(block_steps, n_total - step)
+            if controls.active and step > 0:
+                controls.update(step * dt, state, block_steps * dt)
             net.refresh(state, dt)
             if e0 is None:
                 e0 = net.stored_energy(state, dt)

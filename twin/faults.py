@@ -125,11 +125,13 @@ class FaultSchedule:
             if end:
                 self._at(end, dirty(back), "facility_supply_temp_end", f"{self.base_fac_temp:g} degC")
         elif f.kind == "facility_flow":
-            def low():
-                net.fac_flow_m3s = self.base_fac_flow * (1.0 - f.severity)
+            def low():  # the supply itself fails: the valve's full-open flow falls with it
+                net.fac_flow_max_m3s = self.base_fac_flow * (1.0 - f.severity)
+                net.fac_flow_m3s *= (1.0 - f.severity)
 
             def back():
-                net.fac_flow_m3s = self.base_fac_flow
+                net.fac_flow_m3s *= self.base_fac_flow / max(net.fac_flow_max_m3s, 1e-12)
+                net.fac_flow_max_m3s = self.base_fac_flow
             self._at(f.start_s, dirty(low), "facility_flow_loss", f"{f.severity:g}")
             if end:
                 self._at(end, dirty(back), "facility_flow_restored", "")

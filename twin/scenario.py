@@ -207,10 +207,33 @@ class Facility(_Model):
 
 
 class Controls(_Model):
-    pump_mode: Literal["speed", "flow"] = "flow"
+    """CDU controls. ``pump_mode``: ``speed`` (fixed), ``flow`` (an ideal controller that
+    holds ``flow_setpoint_lpm`` exactly) or ``pid`` (a PI controller on rack flow or rack
+    differential pressure, sampled every ``control_interval_s``, with output limits, a
+    speed ramp limit and anti-windup). ``supply_temp_control``: a PI controller on the
+    facility valve holds the CDU's secondary supply temperature."""
+
+    pump_mode: Literal["speed", "flow", "pid"] = "flow"
     pump_speed_fraction: float = Field(default=1.0, gt=0, le=1.2)
     flow_setpoint_lpm: float = Field(default=180.0, gt=0)
     failover_delay_s: float = Field(default=5.0, ge=0, description="from a pump trip to the standby pump running")
+    control_interval_s: float = Field(default=1.0, gt=0)
+    pid_variable: Literal["flow", "dp"] = "flow"
+    dp_setpoint_kpa: float = Field(default=80.0, gt=0, description="rack differential pressure setpoint (pid on dp)")
+    setpoint_changes: list[tuple[float, float]] = Field(
+        default_factory=list, description="[time_s, new setpoint] of the pump controller (L/min or kPa)")
+    pump_kp: float = Field(default=0.05, gt=0, description="speed fraction per unit relative error")
+    pump_ti_s: float = Field(default=0.25, gt=0, description="integral time")
+    pump_speed_min: float = Field(default=0.15, ge=0, le=1)
+    pump_speed_max: float = Field(default=1.0, gt=0, le=1.2)
+    pump_ramp_per_s: float = Field(default=0.2, gt=0, description="VFD ramp limit, speed fraction per second")
+    supply_temp_control: bool = False
+    supply_temp_setpoint_c: float = Field(default=35.0)
+    supply_temp_changes: list[tuple[float, float]] = Field(default_factory=list, description="[time_s, setpoint degC]")
+    valve_kp: float = Field(default=0.08, gt=0, description="valve position per K of error")
+    valve_ti_s: float = Field(default=40.0, gt=0)
+    valve_min_position: float = Field(default=0.05, ge=0, le=1)
+    valve_ramp_per_s: float = Field(default=0.05, gt=0, description="actuator stroke limit, position per second")
 
 
 FAULT_KINDS = ("pump_trip", "cdu_trip", "facility_supply_temp", "facility_flow", "plate_clog",
