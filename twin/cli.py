@@ -97,10 +97,13 @@ def compare_cmd(scenarios, facilities):
 
     cols = {}
     try:
-        loaded = [(p, load_scenario(p)) for p in scenarios]
+        loaded = [load_scenario(p) for p in scenarios]
+        for s in loaded:
+            for t in facilities:
+                s.with_overrides({"facility.supply_temp_c": t})  # a bad temperature fails here, cleanly
     except TwinInputError as err:
         _fail(err)
-    for path, s in loaded:
+    for s in loaded:
         col = {}
         for t in facilities:
             r = simulate(s.with_overrides({"facility.supply_temp_c": t}), duration_s=2 * s.simulation.output_interval_s)
