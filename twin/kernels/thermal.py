@@ -264,7 +264,7 @@ def advance(n_steps, dt, step0, rec_every,
                 interval_tj_max[k] = -1e300
                 rec_power[r, k] = interval_power[k] / span
                 interval_power[k] = 0.0
-                rec_clock[r, k] = ws[k, WS_CLOCK_INT] / span
+                rec_clock[r, k] = 1.0 - ws[k, WS_CLOCK_INT] / span  # WS_CLOCK_INT: the clock deficit
                 ws[k, WS_CLOCK_INT] = 0.0
             rec_scalar[r, 0] = acc[4] / span
             rec_scalar[r, 1] = acc[5] / span

@@ -87,31 +87,48 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
     ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
     (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened)."""
     n_chip = wp.shape[0]
-    # thermal clock control, on the junction at the start of the step
+    # per chip: thermal clock control on the junction at the start of the step, then the
+    # power of every chip that is not running a training waveform (level demand:
+    # schedules, inference, checkpoints, idle, replay). WS_CLOCK_INT collects the clock
+    # deficit (1 - c) dt, zero in the common case of a cool chip at full clock.
     for k in range(n_chip):
-        if wp[k, WP_THROTTLE] <= 0.0 or ws[k, WS_SHUTDOWN] > 0.0:
+        if wp[k, WP_THROTTLE] > 0.0 and ws[k, WS_SHUTDOWN] <= 0.0:
+            tj = chip_x[k, 0]
+            if tj >= wp[k, WP_THR] or ws[k, WS_THROTTLING] > 0.0:
+                clock = ws[k, WS_CLOCK]
+                if tj >= wp[k, WP_SHUT]:
+                    ws[k, WS_SHUTDOWN] = 1.0
+                    clock = 0.0
+                    if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
+                        ws[k, WS_FIRST_SHUTDOWN] = gstep
+                elif tj >= wp[k, WP_THR]:
+                    ws[k, WS_THROTTLING] = 1.0
+                    clock = max(wp[k, WP_CMIN], clock - wp[k, WP_DOWN] * dt)
+                elif tj < wp[k, WP_THR] - wp[k, WP_HYST]:
+                    clock = min(1.0, clock + wp[k, WP_UP] * dt)
+                    if clock >= 1.0:
+                        ws[k, WS_THROTTLING] = 0.0
+                ws[k, WS_CLOCK] = clock
+                if clock < 1.0:
+                    ws[k, WS_THROTTLED_S] += dt
+                    if ws[k, WS_FIRST_THROTTLE] < 0.0:
+                        ws[k, WS_FIRST_THROTTLE] = gstep
+        j = chip_job[k]
+        if j >= 0 and jp[j, JP_ACTIVE] > 0.0:
+            continue  # a training waveform: below
+        d = demand[n, k]
+        if ws[k, WS_SHUTDOWN] > 0.0:
+            power_out[k] = 0.0
+            ws[k, WS_CLOCK_INT] += dt
             continue
-        tj = chip_x[k, 0]
-        if tj < wp[k, WP_THR] and ws[k, WS_THROTTLING] <= 0.0:
-            continue  # the common case: cool, full clock, nothing to update
         clock = ws[k, WS_CLOCK]
-        if tj >= wp[k, WP_SHUT]:
-            ws[k, WS_SHUTDOWN] = 1.0
-            clock = 0.0
-            if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
-                ws[k, WS_FIRST_SHUTDOWN] = gstep
-        elif tj >= wp[k, WP_THR]:
-            ws[k, WS_THROTTLING] = 1.0
-            clock = max(wp[k, WP_CMIN], clock - wp[k, WP_DOWN] * dt)
-        elif ws[k, WS_THROTTLING] > 0.0 and tj < wp[k, WP_THR] - wp[k, WP_HYST]:
-            clock = min(1.0, clock + wp[k, WP_UP] * dt)
-            if clock >= 1.0:
-                ws[k, WS_THROTTLING] = 0.0
-        ws[k, WS_CLOCK] = clock
-        if clock < 1.0:
-            ws[k, WS_THROTTLED_S] += dt
-            if ws[k, WS_FIRST_THROTTLE] < 0.0:
-                ws[k, WS_FIRST_THROTTLE] = gstep
+        if clock >= 1.0 and d <= wp[k, WP_CAP]:
+            power_out[k] = d  # full clock, under the cap: power is the demand
+            continue
+        idle = wp[k, WP_IDLE]
+        ce = min(clock, _cap_clock(d, idle, wp[k, WP_CAP]))
+        power_out[k] = idle + (d - idle) * ce * ce if d > idle else d
+        ws[k, WS_CLOCK_INT] += (1.0 - ce) * dt
     # synchronous training jobs running as waveforms
     for j in range(jp.shape[0]):
         if jp[j, JP_ACTIVE] <= 0.0:
@@ -138,7 +155,8 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
         for i in range(job_ptr[j], job_ptr[j + 1]):
             k = job_chips[i]
             ce = power_out[k]
-            ws[k, WS_CLOCK_INT] += ce * dt
+            if ce < 1.0:
+                ws[k, WS_CLOCK_INT] += (1.0 - ce) * dt
             if ws[k, WS_SHUTDOWN] > 0.0:
                 power_out[k] = 0.0
                 continue
@@ -147,20 +165,3 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
             own = wp[k, WP_SPEED] * ce
             busy = f_c * (rate / own if own > 0.0 else 0.0)
             power_out[k] = busy * (idle + (p_compute * jit - idle) * ce * ce) + (1.0 - busy) * p_comm * jit
-    # everything else: level demand (schedules, inference, checkpoints, idle, replay)
-    for k in range(n_chip):
-        j = chip_job[k]
-        if j >= 0 and jp[j, JP_ACTIVE] > 0.0:
-            continue
-        d = demand[n, k]
-        if wp[k, WP_THROTTLE] <= 0.0 or (ws[k, WS_CLOCK] >= 1.0 and d <= wp[k, WP_CAP]):
-            power_out[k] = d  # full clock, under the cap: power is the demand
-            ws[k, WS_CLOCK_INT] += dt
-            continue
-        if ws[k, WS_SHUTDOWN] > 0.0:
-            power_out[k] = 0.0
-            continue
-        idle = wp[k, WP_IDLE]
-        ce = min(ws[k, WS_CLOCK], _cap_clock(d, idle, wp[k, WP_CAP]))
-        power_out[k] = idle + (d - idle) * ce * ce if d > idle else d
-        ws[k, WS_CLOCK_INT] += ce * dt
