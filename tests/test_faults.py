@@ -118,3 +118,15 @@ def test_bad_fault_target_is_a_clean_error():
     s = twin.load_scenario(FAULTS / "clogged-plate.toml", {"faults.0.target": "tray99/gpu0"})
     with pytest.raises(twin.TwinInputError, match="faults.0.target"):
         twin.simulate(s)
+
+
+def test_cdu_trip_with_pumps_lost_stops_the_flow_and_leaves_seconds():
+    """All pumps lost: no flow, the plates' own heat capacity is all the GPUs have."""
+    r, tel = _run("cdu-trip", **{"faults.0.pumps_run": False, "simulation.duration_s": 120.0})
+    t = tel.time
+    assert np.all(tel["rack/flow"][t > 61.0] < 0.5)
+    assert np.all(tel["cdu/pump_speed"][t > 61.0] == 0.0)
+    thr, shut = r.margins["ride_through_throttle_s"], r.margins["ride_through_shutdown_s"]
+    assert 0 < thr < shut < 30.0  # seconds, not minutes (REFERENCE: rack-side loss, under a minute)
+    circulating, _ = _run("cdu-trip", **{"simulation.duration_s": 400.0})
+    assert circulating.margins["ride_through_throttle_s"] > 3 * thr
