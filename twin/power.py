@@ -95,6 +95,8 @@ class SchedulePower:
     def block(self, t0, dt, n_steps):
         t1 = t0 + dt * n_steps
         chip = np.empty((n_steps, self.model.n_chips))
+        aux = np.empty((n_steps, self.aux.size))
+        aux[:] = self.aux
         edges = None
         for t in self.types:
             piece = [p for p in self.pieces[t] if p[0] < t1 and p[1] > t0]
@@ -107,5 +109,4 @@ class SchedulePower:
                 edges = t0 + dt * np.arange(n_steps + 1)
             integral = self._fraction_integral(t, edges)
             chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
-        aux = np.broadcast_to(self.aux, (n_steps, self.aux.size)).copy()
         return chip, aux

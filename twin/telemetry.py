@@ -63,11 +63,13 @@ class TelemetryWriter:
         self.f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK_ROWS,))
         self.f["time"].attrs["units"] = "s"
         self.channels = channels
+        self._ds = {}
         for name, (units, width, dtype) in channels.items():
             shape, maxshape, chunks = ((0,), (None,), (CHUNK_ROWS,)) if width is None else \
                 ((0, width), (None, width), (min(CHUNK_ROWS, max(1, 2**20 // (8 * width))), width))
             ds = self.f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
             ds.attrs["units"] = units
+            self._ds[name] = ds  # keep the handles: a lookup by path costs more than the write
         for name, values in (labels or {}).items():
             self.f.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
 
@@ -91,7 +93,7 @@ class TelemetryWriter:
         self.f["time"].resize((new,))
         self.f["time"][self.rows:new] = time
         for name in self.channels:
-            ds = self.f[name]
+            ds = self._ds[name]
             ds.resize((new,) + ds.shape[1:])
             # convert here: HDF5's own type conversion is several times slower than numpy's
             ds[self.rows:new] = np.concatenate([d[name] for _, d in self._buf]).astype(ds.dtype, copy=False)
