@@ -27,7 +27,7 @@ from .kernels import thermal as tk
 from .kernels import workload as kw
 from .controls import CduControls
 from .faults import FaultSchedule
-from .margins import Margins, compute_margins
+from .margins import Margins, MarginTracker
 from .scenario import Scenario
 from .telemetry import SCHEMA, TelemetryWriter, _read_open
 
@@ -508,7 +508,7 @@ def simulate(scenario: Scenario, output=None, power=None,
     attrs = dict(schema=SCHEMA, scenario=s.to_toml(), software_version=__version__,
                  coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt)
     writer = TelemetryWriter(output, attrs, channels, labels)
-    tracker = compute_margins.tracker(model)
+    tracker = MarginTracker(model)
     recorder = _Recorder(model, n_jobs, type_idx, writer, tracker)
     e0 = None
     snap = None
@@ -549,7 +549,7 @@ def simulate(scenario: Scenario, output=None, power=None,
             chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
             hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
         )
-        jobs = _job_summary(source, s, dt, step)
+        jobs = _job_summary(source, s)
         events = sorted(source.events + faults.events, key=lambda e: e[0])
         margins = tracker.finish(state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, step * dt))
         writer.add_group_attrs("margins", {k: v for k, v in margins.values.items()})
@@ -624,7 +624,7 @@ def _ride_through(s, wl, model, dt, t_end):
     return out
 
 
-def _job_summary(source, s, dt, steps_run) -> list:
+def _job_summary(source, s) -> list:
     """Per job: steps completed, goodput against the same run without thermal throttling,
     GPU-seconds throttled."""
     from .kernels import workload as kw

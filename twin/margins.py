@@ -50,7 +50,9 @@ class Margins:
         return "\n".join(lines)
 
 
-class _Tracker:
+class MarginTracker:
+    """Follows a run block by block and turns what it saw into :class:`Margins`."""
+
     def __init__(self, model):
         self.m = model
         self.tray_ratio_min = np.inf
@@ -139,9 +141,3 @@ class _Tracker:
                                   "steps over steps without thermal throttling"))
             rows.append(MarginRow(f"job_{job['name']}_throttled_gpu_s", job["throttled_gpu_s"], "GPU*s"))
         return Margins(rows)
-
-
-class compute_margins:  # noqa: N801  (a namespace with a factory)
-    @staticmethod
-    def tracker(model) -> _Tracker:
-        return _Tracker(model)

@@ -286,15 +286,20 @@ class ScheduleEntry(_Model):
         return self
 
 
-class TrainingJob(_Model):
+class _Job(_Model):
+    """What every job has: a name, a number of GPUs, when it is submitted, how long it runs."""
+
+    name: str
+    gpus: int = Field(gt=0)
+    start_s: float = Field(default=0.0, ge=0, description="submission time [s]")
+    duration_s: float = Field(default=math.inf, gt=0)
+
+
+class TrainingJob(_Job):
     """A synchronous training job: every step a compute phase near TDP, then a
     communication phase far below it; the job waits for its slowest GPU."""
 
     kind: Literal["training"] = "training"
-    name: str
-    gpus: int = Field(gt=0)
-    start_s: float = Field(default=0.0, ge=0)
-    duration_s: float = Field(default=math.inf, gt=0)
     step_time_s: float = Field(gt=0, description="nominal step time, compute plus communication [s]")
     compute_fraction: float = Field(default=0.7, gt=0, le=1, description="share of the step spent computing")
     compute_power_fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
@@ -316,14 +321,10 @@ class TrainingJob(_Model):
         return self
 
 
-class InferenceJob(_Model):
+class InferenceJob(_Job):
     """Inference serving: load follows a daily curve; power follows load."""
 
     kind: Literal["inference"]
-    name: str
-    gpus: int = Field(gt=0)
-    start_s: float = Field(default=0.0, ge=0)
-    duration_s: float = Field(default=math.inf, gt=0)
     start_hour: float = Field(default=0.0, ge=0, lt=24, description="time of day at t = 0 [h]")
     load_curve: list[tuple[float, float]] = Field(description="[hour, load 0-1] points, linear between, wrapping at 24 h")
     full_load_power_fraction_of_tdp: float = Field(default=0.9, ge=0, le=1.5)
@@ -339,14 +340,10 @@ class InferenceJob(_Model):
         return v
 
 
-class IdleJob(_Model):
+class IdleJob(_Job):
     """GPUs held by a job that draws a constant power (reserved, idle, or a burn-in)."""
 
     kind: Literal["idle"]
-    name: str
-    gpus: int = Field(gt=0)
-    start_s: float = Field(default=0.0, ge=0)
-    duration_s: float = Field(default=math.inf, gt=0)
     power_fraction_of_tdp: Optional[float] = Field(default=None, ge=0, le=1.5, description="default: idle_w")
 
 
