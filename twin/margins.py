@@ -121,8 +121,9 @@ class MarginTracker:
         if wl is not None:
             from .kernels import workload as kw
             thr = wl.ws[gpu, kw.WS_THROTTLED_S]
-            rows.append(MarginRow("gpu_throttled_s_max", float(thr.max()), "s", note=(
-                f"{m.chip_names[gpu[int(np.argmax(thr))]]}; {int(np.sum(thr > 0))} GPUs throttled at some point")))
+            note = (f"{m.chip_names[gpu[int(np.argmax(thr))]]}; {int(np.sum(thr > 0))} GPUs throttled at some point"
+                    if thr.max() > 0 else "no GPU throttled")
+            rows.append(MarginRow("gpu_throttled_s_max", float(thr.max()), "s", note=note))
             rows.append(MarginRow("gpu_shutdowns", float(np.sum(wl.ws[gpu, kw.WS_SHUTDOWN] > 0)), "1", 0.0, "max"))
         if ride_through is not None:
             for key in ("throttle", "shutdown"):
