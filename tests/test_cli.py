@@ -133,3 +133,14 @@ def test_a_failing_run_leaves_no_file(tmp_path, monkeypatch):
         twin.simulate(s, output=out)
     assert not out.exists()
     assert not (tmp_path / "o.h5.partial").exists()
+
+
+def test_bad_fault_target_and_bad_replay_column_exit_2(tmp_path):
+    out = tmp_path / "o.h5"
+    fault = ROOT / "scenarios" / "faults" / "clogged-plate.toml"
+    assert_clean_error(twin_cli("run", fault, "--set", "faults.0.target=tray99/gpu0", "-o", out),
+                       "clogged-plate.toml", "faults.0.target", "tray99/gpu0")
+    replay = ROOT / "scenarios" / "replay-hpc-trace.toml"
+    assert_clean_error(twin_cli("run", replay, "--set", "workload.replay.column=power[99]", "-o", out),
+                       "workload.replay.column")
+    assert not out.exists()

@@ -43,7 +43,12 @@ def run(scenario, output, duration, overrides):
         _fail(err)
     from .engine import simulate
 
-    result = simulate(s, output=output, duration_s=duration)
+    try:
+        result = simulate(s, output=output, duration_s=duration)
+    except TwinInputError as err:  # found while building: a fault target, a replay file
+        if err.file == "<scenario>":
+            err.file = str(scenario)
+        _fail(err)
     click.echo(f"scenario {s.name}: {s.rack.name}, {s.coolant.name}, facility {s.facility.supply_temp_c:g} degC, "
                f"{duration or s.simulation.duration_s:g} s simulated")
     if output is not None:
