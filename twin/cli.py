@@ -111,7 +111,11 @@ def compare_cmd(scenarios, facilities):
     for s in loaded:
         col = {}
         for t in facilities:
-            r = simulate(s.with_overrides({"facility.supply_temp_c": t}), duration_s=2 * s.simulation.output_interval_s)
+            try:
+                r = simulate(s.with_overrides({"facility.supply_temp_c": t}),
+                             duration_s=2 * s.simulation.output_interval_s)
+            except TwinInputError as err:
+                _fail(err)
             tel = r.telemetry()
             if t == facilities[0]:
                 col["IT power [kW]"] = tel["rack/it_power"][-1] / 1e3
