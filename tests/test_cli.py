@@ -83,7 +83,7 @@ def test_unknown_key_in_an_included_rack_file_names_that_file(tmp_path):
     assert not out.exists()
 
 
-def test_unknown_key_from_set(tmp_path):
+def test_unknown_key_from_set():
     assert_clean_error(twin_cli("run", REFERENCE, "--set", "facility.colour=3"), "facility.colour", "unknown key")
 
 

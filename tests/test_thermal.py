@@ -132,7 +132,7 @@ def test_facility_plus_5k_raises_steady_junctions_by_5k(coolant):
     assert np.all(np.abs(shift - 5.0) < SUPPLY_SHIFT_ATOL_K)
 
 
-def test_temperature_rises_along_the_flow(reference_scenario):
+def test_temperature_rises_along_the_flow():
     r = twin.simulate(twin.load_scenario(REFERENCE, steady_overrides()))
     m, st = r.model, r.final_state
     # along each path the plate coolant warms plate by plate

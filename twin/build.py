@@ -185,17 +185,13 @@ def build_model(s: Scenario) -> Model:
     n_tray = len(trays)
     q_rack_nom = sum(rack.tray_types[t].required_flow_lpm for _, t in trays) * LPM
 
-    def dp_fit(func, q_nom):
-        a, b, err = corr.fit_dp_coefficients(func, q_nom)
-        return a, b, err
-
     def tube_fit(t, q_nom, length=None, k_extra=0.0):
         d = t.inner_diameter_mm * 1e-3
         length = t.length_m if length is None else length
 
         def f(q):
             return corr.pipe_dp_pa(q, rho, mu, length, d, t.roughness_um * 1e-6, t.k_fittings + k_extra)
-        return dp_fit(f, q_nom)
+        return corr.fit_dp_coefficients(f, q_nom)
 
     def tube_volume(t, length=None):
         length = t.length_m if length is None else length
@@ -243,7 +239,7 @@ def build_model(s: Scenario) -> Model:
     def header_fit(q_nom):
         def f(q):
             return corr.pipe_dp_pa(q, rho, mu, seg_len, d_hdr, man.roughness_um * 1e-6, 0.0)
-        return dp_fit(f, q_nom)
+        return corr.fit_dp_coefficients(f, q_nom)
 
     for j in range(n_tray - 1):
         q_nom = max(q_rack_nom * (n_tray - 1 - j) / n_tray, q_rack_nom / n_tray)
@@ -284,7 +280,7 @@ def build_model(s: Scenario) -> Model:
                         + corr.pipe_dp_pa(q, rho, mu, half, tt.tubing.inner_diameter_mm * 1e-3,
                                           tt.tubing.roughness_um * 1e-6, tt.tubing.k_fittings / 2.0 + tt.branch_k / 2.0
                                           + tt.balancing_k / 2.0))
-            return dp_fit(f, q_tray)
+            return corr.fit_dp_coefficients(f, q_tray)
         a, b, err = branch()
         tray_sup.append(g.add(f"{tname}/supply", a, b, f"S{ti:02d}", f"TI{ti:02d}",
                               cells=[fluid_cell(tube_volume(tt.tubing, half))], fit_error=err))
@@ -301,7 +297,7 @@ def build_model(s: Scenario) -> Model:
 
                 def f(q, geom=geom, cpl=cpl):
                     return cpl.dp_scale * corr.cold_plate_dp_pa(geom, q, rho, mu)
-                a, b, err = dp_fit(f, q_path)
+                a, b, err = corr.fit_dp_coefficients(f, q_path)
                 a_sum += a
                 b_sum += b
                 err_max = max(err_max, err)

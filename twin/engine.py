@@ -482,7 +482,8 @@ def simulate(scenario: Scenario, output=None, power=None,
     wl = source.kernel
     n_jobs = wl.jp.shape[0]
     net = Network(model)
-    faults = FaultSchedule(model, net, dt, _channels(model, n_jobs))
+    channels = _channels(model, n_jobs)
+    faults = FaultSchedule(model, net, dt, channels)
     for _, fn in faults.take_cuts(1):  # faults from t = 0 shape the steady start
         fn()
 
@@ -499,7 +500,6 @@ def simulate(scenario: Scenario, output=None, power=None,
 
     types = sorted(set(model.chip_type))
     type_idx = {t: model.chips_of_type(t) for t in types}
-    channels = _channels(model, n_jobs)
     labels = {f"{t}/labels": [model.chip_names[i] for i in type_idx[t]] for t in types}
     labels["tray/labels"] = model.tray_names
     labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
@@ -543,7 +543,6 @@ def simulate(scenario: Scenario, output=None, power=None,
                 times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
                 recorder.commit(rows, times, snap)
             step += n
-            source.feedback(step * dt, state.chip_x[:, 0].copy())
         recorder.flush()
         energy = dict(
             chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),

@@ -6,7 +6,8 @@ every tray's auxiliary power [W]. The engine calls :meth:`PowerSource.block` onc
 (:class:`twin.workload.RackWorkload`), a measured trace (:class:`twin.workload.ReplaySource`)
 and this schedule drive the kernels the same way. A source also owns the kernel's
 workload arrays (``kernel``: clocks, throttle state, running training waveforms), the
-``cuts`` it wants applied at step boundaries, its ``jobs`` and ``events``.
+``cuts`` it wants applied at step boundaries, its ``jobs`` and ``events``. Junction
+temperatures reach the workload through those arrays: throttling runs in the kernel.
 """
 from __future__ import annotations
 
@@ -29,9 +30,6 @@ class PowerSource(Protocol):
 
     def take_cuts(self, step_end: int) -> list:
         """[(global step, function)] to apply to ``kernel`` before that step, in order."""
-
-    def feedback(self, t: float, junction_temp_c: np.ndarray) -> None:
-        """Junction temperatures at the end of a block [degC], one per chip."""
 
 
 def _square_integral(t, period, duty, high, low):

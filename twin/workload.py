@@ -101,7 +101,7 @@ class JobRecord:
     state: int = 0  # 0 queued, 1 running, 2 checkpoint, 3 restarting, 4 done
 
 
-# state codes written to the job/state channel
+# where a job stands in the DES (the steady start reads RUNNING: training then at its mean power)
 QUEUED, RUNNING, CHECKPOINT, RESTARTING, DONE = range(5)
 
 
@@ -122,11 +122,8 @@ class ScheduleSource:
         """(chip demand, aux) at t = 0 as (1, n) arrays, for the steady-state start."""
         return self.block(0.0, dt, 1)
 
-    def take_cuts(self, step_end):
+    def take_cuts(self, step_end):  # noqa: ARG002 (no waveform changes without jobs)
         return []
-
-    def feedback(self, t, junction_temp_c):
-        return None
 
 
 class RackWorkload(ScheduleSource):
@@ -312,9 +309,9 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
         next_fail = rack.on_grid(env.now + rack.rng.exponential(1.0 / rate_fail)) if rate_fail > 0 else math.inf
         t_stop = min(next_ckpt, next_fail, end)
         rec.state = RUNNING
-        _run(env, rack, rec, spec, chips, True, stepper, (t_c, t_m, p_c, p_m))
+        _run(env, rack, rec, chips, True, stepper, (t_c, t_m, p_c, p_m))
         yield env.timeout(t_stop - env.now)
-        _run(env, rack, rec, spec, chips, False, stepper, (t_c, t_m, p_c, p_m))
+        _run(env, rack, rec, chips, False, stepper, (t_c, t_m, p_c, p_m))
         if t_stop >= end:
             break
         if t_stop == next_fail:
@@ -354,7 +351,7 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
     rack.release(chips)
 
 
-def _run(env, rack, rec, spec, chips, on, stepper, params):
+def _run(env, rack, rec, chips, on, stepper, params):
     """Start or stop the training swing: a kernel waveform, or (step-by-step mode) a
     stepper process that sets the GPU level at every phase edge."""
     k = rack.kernel
