@@ -98,13 +98,10 @@ class Network:
         self.m = model
         n_cell, n_chip, n_edge = model.cell_kind.size, model.n_chips, model.edge_from.size
         self.cell_c = model.cell_volume_m3 * model.rho * model.cp
-        self.decay = np.zeros(n_cell)
-        self.meanfac = np.zeros(n_cell)
-        self.hx_ratio = np.zeros(n_cell)
-        self.phi = np.zeros((n_chip, 3, 3))
-        self.gam = np.zeros((n_chip, 3, 2))
-        self.psi = np.zeros((n_chip, 3, 3))
-        self.lam = np.zeros((n_chip, 3, 2))
+        self.sweep = tk.sweep_table(model.edge_order, model.edge_from, model.node_in_ptr,
+                                    model.node_in_edge, model.edge_cell_ptr)
+        self.cell_int = tk.cell_table(model.cell_kind, model.cell_aux, model.cell_chip)
+        self.cell_coef = np.zeros((n_cell, tk.N_CF))
         self.packed = np.zeros((n_chip, tk.N_PK))
         self.chip_g = np.zeros(n_chip)
         self.edge_mcp = np.zeros(n_edge)
@@ -245,10 +242,9 @@ class Network:
         with np.errstate(divide="ignore"):
             self.chip_g = np.where(g > 0, 1.0 / (1.0 / np.where(g > 0, g, 1.0) + m.chip_fouling), 0.0)
         self.hx_eps_cmin = self.hx_duty(q[m.edge["hx"]])
-        tk.prepare_step(dt, m.cell_kind, m.cell_edge, m.cell_chip, self.cell_c, self.edge_mcp,
+        tk.prepare_step(dt, self.cell_int, m.cell_edge, self.cell_c, self.edge_mcp,
                         m.chip_r_jb, m.chip_cj, m.chip_cb, self.chip_g, self.hx_eps_cmin,
-                        self.decay, self.meanfac, self.phi, self.gam, self.psi, self.lam, self.hx_ratio,
-                        self.packed)
+                        self.cell_coef, self.packed)
 
     def hx_duty(self, q_sec_m3s: float) -> float:
         """eps * Cmin of the CDU plate heat exchanger at the current flows [W/K].
@@ -276,10 +272,8 @@ class Network:
         m = self.m
         return tk.advance(
             n_steps, dt, step0, rec_every,
-            m.edge_order, m.edge_from, m.edge_cell_ptr, m.node_in_ptr, m.node_in_edge,
-            m.cell_kind, self.cell_c, m.cell_chip, m.cell_aux, self.edge_mcp,
-            self.decay, self.meanfac, self.packed, self.hx_ratio,
-            self.hx_eps_cmin, self.fac_temp, self.chip_g, demand, aux_liquid, *wl.args(),
+            self.sweep, m.node_in_edge, self.cell_int, self.cell_coef, self.edge_mcp, self.packed,
+            self.hx_eps_cmin, self.fac_temp, demand, aux_liquid, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
             self.rec_nodes, self.rec_edges,

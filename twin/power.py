@@ -90,21 +90,31 @@ class SchedulePower:
                 total += _square_integral(lo - active.start_s, *args) - _square_integral(a - active.start_s, *args)
         return total * self.model.chip_tdp[self.type_chips[ctype][0]]
 
-    def block(self, t0, dt, n_steps):
+    def block(self, t0, dt, n_steps, override=None):
+        """Step-mean demand of the block; ``override = (chips, watts)`` replaces the
+        schedule's demand of those chips over the whole block (the DES's GPU levels)."""
         t1 = t0 + dt * n_steps
-        chip = np.empty((n_steps, self.model.n_chips))
         aux = np.empty((n_steps, self.aux.size))
         aux[:] = self.aux
-        edges = None
+        # types constant over the whole block set one row, broadcast to every step
+        row = np.zeros(self.model.n_chips)
+        varying = []
         for t in self.types:
             piece = [p for p in self.pieces[t] if p[0] < t1 and p[1] > t0]
             if len(piece) == 1 and (piece[0][2] is None or piece[0][2].kind == "constant"):
-                # constant over the whole block: no integral needed
                 k = self.type_chips[t][0]
-                chip[:, self.type_chips[t]] = self._fraction(t, piece[0][2]) * self.model.chip_tdp[k]
-                continue
-            if edges is None:
-                edges = t0 + dt * np.arange(n_steps + 1)
-            integral = self._fraction_integral(t, edges)
-            chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
+                row[self.type_chips[t]] = self._fraction(t, piece[0][2]) * self.model.chip_tdp[k]
+            else:
+                varying.append(t)
+        if override is not None:
+            row[override[0]] = override[1]
+        chip = np.empty((n_steps, self.model.n_chips))
+        chip[:] = row
+        if varying:
+            edges = t0 + dt * np.arange(n_steps + 1)
+            for t in varying:
+                integral = self._fraction_integral(t, edges)
+                chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
+            if override is not None:
+                chip[:, override[0]] = override[1]
         return chip, aux

@@ -33,7 +33,7 @@ from .power import SchedulePower
 TRAINING, INFERENCE = "training", "inference"
 
 
-def default_kernel_arrays(model, n_jobs=0, job_sizes=()):
+def default_kernel_arrays(model, n_jobs=0):
     """Chip and job arrays for the kernel: throttle parameters from the chip types,
     every clock at 1, no job running."""
     s = model.scenario
@@ -56,11 +56,9 @@ def default_kernel_arrays(model, n_jobs=0, job_sizes=()):
     ws[:, kw.WS_CLOCK] = 1.0
     ws[:, kw.WS_FIRST_THROTTLE] = -1.0
     ws[:, kw.WS_FIRST_SHUTDOWN] = -1.0
-    ptr = np.zeros(n_jobs + 1, dtype=np.int64)
-    ptr[1:] = np.cumsum(job_sizes) if n_jobs else []
     return KernelWorkload(wp=wp, ws=ws, chip_job=np.full(n, -1, dtype=np.int64),
                           jp=np.zeros((n_jobs, kw.N_JP)), js=np.zeros((n_jobs, kw.N_JS)),
-                          job_ptr=ptr, job_chips=np.full(int(ptr[-1]), 0, dtype=np.int64))
+                          job_tmp=np.zeros((n_jobs, kw.N_JT)))
 
 
 @dataclass
@@ -72,11 +70,10 @@ class KernelWorkload:
     chip_job: np.ndarray
     jp: np.ndarray
     js: np.ndarray
-    job_ptr: np.ndarray
-    job_chips: np.ndarray
+    job_tmp: np.ndarray  # the kernel's per-step scratch
 
     def args(self):
-        return self.wp, self.ws, self.chip_job, self.jp, self.js, self.job_ptr, self.job_chips
+        return self.wp, self.ws, self.chip_job, self.jp, self.js, self.job_tmp
 
     def frozen(self):
         """A copy with no waveforms and no shutdowns, for the steady-state start: training
@@ -86,7 +83,7 @@ class KernelWorkload:
         wp[:, kw.WP_SHUT] = np.inf
         jp = self.jp.copy()
         jp[:, kw.JP_ACTIVE] = 0.0
-        return KernelWorkload(wp, self.ws.copy(), self.chip_job, jp, self.js.copy(), self.job_ptr, self.job_chips)
+        return KernelWorkload(wp, self.ws.copy(), self.chip_job, jp, self.js.copy(), self.job_tmp.copy())
 
 
 @dataclass
@@ -138,7 +135,7 @@ class RackWorkload(ScheduleSource):
         self.tdp = model.chip_tdp
         self.idle = model.chip_idle
         specs = self.wl.jobs
-        self.kernel = default_kernel_arrays(model, len(specs), [j.gpus for j in specs])
+        self.kernel = default_kernel_arrays(model, len(specs))
         self.jobs = [JobRecord(j.name, j.kind, i) for i, j in enumerate(specs)]
         self.rng = np.random.default_rng(self.wl.seed)
         self.env = simpy.Environment()
@@ -198,11 +195,10 @@ class RackWorkload(ScheduleSource):
         """Demand of the block's steps; runs the DES to the block's end."""
         t1 = t0 + n * dt
         self.env.run(until=t1 + 1e-9 * dt)
-        chip, aux = self.schedule.block(t0, dt, n)  # CPUs, switches (and aux)
-        demand = chip
         gpu = self.gpu
         level = self.level
-        demand[:, gpu] = level[gpu]
+        # CPUs, switches (and aux) from the schedule, GPUs at their DES levels
+        demand, aux = self.schedule.block(t0, dt, n, override=(gpu, level[gpu]))
         keep = []
         for t, chips, new in sorted(self._changes, key=lambda c: c[0]):
             if t >= t1 - 1e-12:
@@ -269,7 +265,6 @@ def _assign(rack: RackWorkload, rec: JobRecord, chips, speed, jitter):
     """Bind a job to its GPUs in the kernel arrays (a cut: runs at the job's start step)."""
     k = rack.kernel
     j = rec.index
-    k.job_chips[k.job_ptr[j]:k.job_ptr[j + 1]] = chips
     k.chip_job[chips] = j
     k.wp[chips, kw.WP_SPEED] = speed
     k.wp[chips, kw.WP_JITTER] = jitter

@@ -30,6 +30,7 @@ JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM = range(5)
 N_JP = 5
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
 N_JS = 7
+N_JT = 4  # per-job scratch of chip_power_step
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -82,14 +83,22 @@ def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_ptr, job_chips, power_out):
+def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_tmp, power_out):
     """Chip power for step n [W] into ``power_out``; updates clocks, throttling and jobs.
     ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
-    (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened)."""
+    (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened).
+    ``job_tmp[job, 0:4]`` is scratch (the job's pace, unthrottled pace, throttled GPUs,
+    compute share of the step)."""
     n_chip = wp.shape[0]
-    # per chip: thermal clock control on the junction at the start of the step, then the
-    # power of every chip that is not running a training waveform (level demand:
-    # schedules, inference, checkpoints, idle, replay). WS_CLOCK_INT collects the clock
+    n_job = jp.shape[0]
+    for j in range(n_job):
+        job_tmp[j, 0] = 1e300
+        job_tmp[j, 1] = 1e300
+        job_tmp[j, 2] = 0.0
+    # per chip: thermal clock control on the junction at the start of the step, then
+    # either the chip's share in its training job's pace (the slowest GPU sets it) or,
+    # for a chip not running a training waveform, its power from the level demand
+    # (schedules, inference, checkpoints, idle, replay). WS_CLOCK_INT collects the clock
     # deficit (1 - c) dt, zero in the common case of a cool chip at full clock.
     for k in range(n_chip):
         if wp[k, WP_THROTTLE] > 0.0 and ws[k, WS_SHUTDOWN] <= 0.0:
@@ -114,8 +123,15 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
                     if ws[k, WS_FIRST_THROTTLE] < 0.0:
                         ws[k, WS_FIRST_THROTTLE] = gstep
         j = chip_job[k]
-        if j >= 0 and jp[j, JP_ACTIVE] > 0.0:
-            continue  # a training waveform: below
+        if j >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
+            cap_c = _cap_clock(jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER], wp[k, WP_IDLE], wp[k, WP_CAP])
+            ce = 0.0 if ws[k, WS_SHUTDOWN] > 0.0 else min(ws[k, WS_CLOCK], cap_c)
+            power_out[k] = ce  # scratch: the effective clock, replaced by power below
+            if ws[k, WS_CLOCK] < 1.0:
+                job_tmp[j, 2] += 1.0
+            job_tmp[j, 0] = min(job_tmp[j, 0], wp[k, WP_SPEED] * ce)
+            job_tmp[j, 1] = min(job_tmp[j, 1], wp[k, WP_SPEED] * cap_c)
+            continue
         d = demand[n, k]
         if ws[k, WS_SHUTDOWN] > 0.0:
             power_out[k] = 0.0
@@ -129,39 +145,32 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
         ce = min(clock, _cap_clock(d, idle, wp[k, WP_CAP]))
         power_out[k] = idle + (d - idle) * ce * ce if d > idle else d
         ws[k, WS_CLOCK_INT] += (1.0 - ce) * dt
-    # synchronous training jobs running as waveforms
-    for j in range(jp.shape[0]):
+    # synchronous training jobs running as waveforms: each job's phases at its pace
+    any_active = False
+    for j in range(n_job):
         if jp[j, JP_ACTIVE] <= 0.0:
             continue
-        rate = 1e300
-        irate = 1e300
-        n_throttled = 0
-        p_compute = jp[j, JP_P_COMPUTE]
-        for i in range(job_ptr[j], job_ptr[j + 1]):
-            k = job_chips[i]
-            cap_c = _cap_clock(p_compute * wp[k, WP_JITTER], wp[k, WP_IDLE], wp[k, WP_CAP])
-            ce = 0.0 if ws[k, WS_SHUTDOWN] > 0.0 else min(ws[k, WS_CLOCK], cap_c)
-            power_out[k] = ce  # scratch: the effective clock, replaced by power below
-            if ws[k, WS_CLOCK] < 1.0:
-                n_throttled += 1
-            rate = min(rate, wp[k, WP_SPEED] * ce)
-            irate = min(irate, wp[k, WP_SPEED] * cap_c)
+        any_active = True
         t_c, t_m = jp[j, JP_T_COMPUTE], jp[j, JP_T_COMM]
-        tc = advance_phase(js, j, JS_PHASE, rate, t_c, t_m, dt)
-        advance_phase(js, j, JS_IPHASE, irate, t_c, t_m, dt)
-        js[j, JS_THROTTLED_GPU_S] += n_throttled * dt
-        f_c = tc / dt
-        p_comm = jp[j, JP_P_COMM]
-        for i in range(job_ptr[j], job_ptr[j + 1]):
-            k = job_chips[i]
-            ce = power_out[k]
-            if ce < 1.0:
-                ws[k, WS_CLOCK_INT] += (1.0 - ce) * dt
-            if ws[k, WS_SHUTDOWN] > 0.0:
-                power_out[k] = 0.0
-                continue
-            idle = wp[k, WP_IDLE]
-            jit = wp[k, WP_JITTER]
-            own = wp[k, WP_SPEED] * ce
-            busy = f_c * (rate / own if own > 0.0 else 0.0)
-            power_out[k] = busy * (idle + (p_compute * jit - idle) * ce * ce) + (1.0 - busy) * p_comm * jit
+        tc = advance_phase(js, j, JS_PHASE, job_tmp[j, 0], t_c, t_m, dt)
+        advance_phase(js, j, JS_IPHASE, job_tmp[j, 1], t_c, t_m, dt)
+        js[j, JS_THROTTLED_GPU_S] += job_tmp[j, 2] * dt
+        job_tmp[j, 3] = tc / dt
+    if not any_active:
+        return
+    # and each training GPU's power over the step
+    for k in range(n_chip):
+        j = chip_job[k]
+        if j < 0 or jp[j, JP_ACTIVE] <= 0.0:
+            continue
+        ce = power_out[k]
+        if ce < 1.0:
+            ws[k, WS_CLOCK_INT] += (1.0 - ce) * dt
+        if ws[k, WS_SHUTDOWN] > 0.0:
+            power_out[k] = 0.0
+            continue
+        idle = wp[k, WP_IDLE]
+        jit = wp[k, WP_JITTER]
+        own = wp[k, WP_SPEED] * ce
+        busy = job_tmp[j, 3] * (job_tmp[j, 0] / own if own > 0.0 else 0.0)
+        power_out[k] = busy * (idle + (jp[j, JP_P_COMPUTE] * jit - idle) * ce * ce) + (1.0 - busy) * jp[j, JP_P_COMM] * jit
