@@ -72,6 +72,30 @@ def test_plate_update_equals_the_matrix_exponential():
     e = expm(a * dt)
     np.testing.assert_allclose(phi, e, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(gam, np.linalg.solve(a, (e - np.eye(3)) @ b), rtol=1e-10, atol=1e-12)
+    # step means: the blocks of the augmented exponential (Van Loan 1978) computed by scipy
+    m = np.zeros((8, 8))
+    m[:3, :3], m[:3, 6:], m[3:6, :3] = a, b, np.eye(3)
+    big = expm(m * dt)
+    np.testing.assert_allclose(psi, big[3:6, :3] / dt, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lam, big[3:6, 6:] / dt, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dt", [0.01, 1.0, 30.0])
+def test_plate_propagator_over_step_sizes_and_no_flow(dt):
+    """Many doublings (long steps) and a plate with no flow (singular A) against scipy."""
+    for g, mcp in ((150.0, 230.0), (0.0, 0.0)):
+        r_jb, cj, cb, cf = 0.018, 5.0, 80.0, 60.0
+        phi, gam = np.zeros((3, 3)), np.zeros((3, 2))
+        psi, lam = np.zeros((3, 3)), np.zeros((3, 2))
+        plate_propagator(dt, r_jb, cj, cb, cf, g, mcp, phi, gam, psi, lam)
+        m = np.zeros((8, 8))
+        m[:3, :3] = [[-1 / (r_jb * cj), 1 / (r_jb * cj), 0], [1 / (r_jb * cb), -(1 / r_jb + g) / cb, 0],
+                     [0, g / cf, -mcp / cf]]
+        m[0, 6], m[1, 7], m[2, 7] = 1 / cj, g / cb, (mcp - g) / cf
+        m[3:6, :3] = np.eye(3)
+        big = expm(m * dt)
+        for got, want in ((phi, big[:3, :3]), (gam, big[:3, 6:]), (psi, big[3:6, :3] / dt), (lam, big[3:6, 6:] / dt)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
 
 
 def test_power_step_gives_first_order_rc_response():

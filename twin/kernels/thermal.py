@@ -39,85 +39,95 @@ CF_DECAY, CF_MEANFAC, CF_CAP, CF_HX_RATIO = range(4)
 N_CF = 4
 
 
-@njit(cache=True)
-def _matmul_into(x, y, out, scale):
-    """out = scale * x @ y for small square matrices (no allocation, no BLAS call)."""
-    n = x.shape[0]
-    for i in range(n):
-        for j in range(n):
-            acc = 0.0
-            for k in range(n):
-                acc += x[i, k] * y[k, j]
-            out[i, j] = scale * acc
-
-
-@njit(cache=True)
-def expm_small(m):
-    """Matrix exponential of a small dense matrix: scaling and squaring with a Taylor
-    series to machine precision (Moler & Van Loan, SIAM Review 45 (2003), method 3)."""
-    n = m.shape[0]
-    norm = 0.0
-    for i in range(n):
-        row = 0.0
-        for j in range(n):
-            row += abs(m[i, j])
-        norm = max(norm, row)
-    s = 0
-    while norm > 0.25:
-        norm *= 0.5
-        s += 1
-    a = m * 0.5**s
-    result = np.eye(n)
-    term = np.eye(n)
-    tmp = np.empty((n, n))
-    for k in range(1, 30):
-        _matmul_into(term, a, tmp, 1.0 / k)
-        term, tmp = tmp, term
-        big = 0.0
-        for i in range(n):
-            for j in range(n):
-                result[i, j] += term[i, j]
-                big = max(big, abs(term[i, j]))
-        if big < 1e-18:
-            break
-    for _ in range(s):
-        _matmul_into(result, result, tmp, 1.0)
-        result, tmp = tmp, result
-    return result
+@njit(cache=True, inline="always")
+def _mul(x, y, out):
+    """out = x @ y for 3-row matrices, without allocation or a BLAS call."""
+    for i in range(3):
+        for j in range(y.shape[1]):
+            out[i, j] = x[i, 0] * y[0, j] + x[i, 1] * y[1, j] + x[i, 2] * y[2, j]
 
 
 @njit(cache=True)
 def plate_propagator(dt, r_jb, c_j, c_b, c_f, g, mcp, out_phi, out_gam, out_psi, out_lam):
     """Exact one-step maps of the plate cell for inputs u = [P, T_in] held over the step.
 
-    ``x1 = phi x0 + gam u`` and the step mean ``xbar = psi x0 + lam u``, from the
-    exponential of the augmented matrix [[A, 0, B], [I, 0, 0], [0, 0, 0]] (Van Loan,
-    IEEE TAC 23 (1978) 395).
+    ``x1 = phi x0 + gam u`` and the step mean ``xbar = psi x0 + lam u``: the blocks of
+    the exponential of the augmented matrix [[A, 0, B], [I, 0, 0], [0, 0, 0]] h (Van
+    Loan, IEEE TAC 23 (1978) 395), ``phi = e^{Ah}``, ``S = int_0^h e^{As} ds``,
+    ``gam = S B``, ``L = int_0^h int_0^s e^{Ar} dr ds B``, with ``psi = S/h`` and
+    ``lam = L/h``. Computed by scaling and squaring (Moler & Van Loan, SIAM Review 45
+    (2003), method 3) on the 3x3 blocks: Taylor series at ``h' = h/2^s`` with
+    ``||A h'|| <= 1/4`` to machine precision, then ``s`` doublings
+    ``phi <- phi^2``, ``S <- S + phi S``, ``gam <- gam + phi gam``,
+    ``L <- L + h' gam + phi L`` (h' doubling each time). No allocation per call.
     """
-    m = np.zeros((8, 8))
-    # A (states 0..2)
-    m[0, 0] = -1.0 / (r_jb * c_j)
-    m[0, 1] = 1.0 / (r_jb * c_j)
-    m[1, 0] = 1.0 / (r_jb * c_b)
-    m[1, 1] = -(1.0 / r_jb + g) / c_b
-    m[2, 1] = g / c_f
-    m[2, 2] = -mcp / c_f
-    # B (inputs at 6, 7)
-    m[0, 6] = 1.0 / c_j
-    m[1, 7] = g / c_b
-    m[2, 7] = (mcp - g) / c_f
-    # integral states 3..5
-    m[3, 0] = 1.0
-    m[4, 1] = 1.0
-    m[5, 2] = 1.0
-    e = expm_small(m * dt)
+    a = np.zeros((3, 3))
+    a[0, 0] = -1.0 / (r_jb * c_j)
+    a[0, 1] = 1.0 / (r_jb * c_j)
+    a[1, 0] = 1.0 / (r_jb * c_b)
+    a[1, 1] = -(1.0 / r_jb + g) / c_b
+    a[2, 1] = g / c_f
+    a[2, 2] = -mcp / c_f
+    b = np.zeros((3, 2))
+    b[0, 0] = 1.0 / c_j
+    b[1, 1] = g / c_b
+    b[2, 1] = (mcp - g) / c_f
+    norm = 0.0
+    for i in range(3):
+        norm = max(norm, abs(a[i, 0]) + abs(a[i, 1]) + abs(a[i, 2]))
+    h = dt
+    s = 0
+    while norm * h > 0.25:
+        h *= 0.5
+        s += 1
+    # Taylor: phi = sum (Ah)^k/k!, S = h sum (Ah)^k/(k+1)!, Lb = h^2 sum (Ah)^k/(k+2)!
+    phi = np.eye(3)
+    sm = np.eye(3) * h
+    lb = np.eye(3) * (0.5 * h * h)
+    term = np.eye(3)  # (Ah)^k / k!
+    nxt = np.empty((3, 3))
+    for k in range(1, 30):
+        big = 0.0
+        for i in range(3):
+            for j in range(3):
+                nxt[i, j] = (a[i, 0] * term[0, j] + a[i, 1] * term[1, j] + a[i, 2] * term[2, j]) * h / k
+        for i in range(3):
+            for j in range(3):
+                t = nxt[i, j]
+                term[i, j] = t
+                phi[i, j] += t
+                sm[i, j] += t * h / (k + 1)
+                lb[i, j] += t * h * h / ((k + 1) * (k + 2))
+                big = max(big, abs(t))
+        if big < 1e-18:
+            break
+    gam = np.empty((3, 2))
+    lam = np.empty((3, 2))
+    _mul(sm, b, gam)
+    _mul(lb, b, lam)
+    p_sm = np.empty((3, 3))
+    p_gam = np.empty((3, 2))
+    p_lam = np.empty((3, 2))
+    for _ in range(s):
+        _mul(phi, lam, p_lam)
+        _mul(phi, gam, p_gam)
+        _mul(phi, sm, p_sm)
+        for i in range(3):
+            for j in range(2):
+                lam[i, j] += h * gam[i, j] + p_lam[i, j]  # uses the old gam and h
+                gam[i, j] += p_gam[i, j]
+            for j in range(3):
+                sm[i, j] += p_sm[i, j]
+        _mul(phi, phi, nxt)
+        phi[:, :] = nxt
+        h *= 2.0
     for i in range(3):
         for j in range(3):
-            out_phi[i, j] = e[i, j]
-            out_psi[i, j] = e[3 + i, j] / dt
+            out_phi[i, j] = phi[i, j]
+            out_psi[i, j] = sm[i, j] / dt
         for j in range(2):
-            out_gam[i, j] = e[i, 6 + j]
-            out_lam[i, j] = e[3 + i, 6 + j] / dt
+            out_gam[i, j] = gam[i, j]
+            out_lam[i, j] = lam[i, j] / dt
 
 
 def sweep_table(edge_order, edge_from, node_in_ptr, node_in_edge, edge_cell_ptr):
