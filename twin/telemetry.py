@@ -38,7 +38,10 @@ REQUIRED_CHANNELS = {
     "facility/flow": "L/min",
 }
 CHUNK_ROWS = 1024
-# Rows queued before a write (memory: ~2 KB a row for the reference rack).
+# Rows queued before a write (memory: ~2 KB a row for the reference rack). Writes cover
+# whole chunks only (the rest waits for the next batch), so HDF5 never re-reads a chunk
+# and needs no chunk cache: with its default cache (1 MB per dataset) the process grew by
+# ~100 MB over a 24 h run (docs/performance.md); without it, memory stays flat.
 BATCH_ROWS = 4096
 
 
@@ -51,7 +54,7 @@ class TelemetryWriter:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = self.path.with_name(self.path.name + ".partial")
-            self.f = h5py.File(self.tmp, "w")
+            self.f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
         else:
             self.tmp = None
             self.f = h5py.File(f"mem-{id(self)}.h5", "w", driver="core", backing_store=False)
@@ -66,7 +69,7 @@ class TelemetryWriter:
         self._ds = {}
         for name, (units, width, dtype) in channels.items():
             shape, maxshape, chunks = ((0,), (None,), (CHUNK_ROWS,)) if width is None else \
-                ((0, width), (None, width), (min(CHUNK_ROWS, max(1, 2**20 // (8 * width))), width))
+                ((0, width), (None, width), (CHUNK_ROWS, width))
             ds = self.f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
             ds.attrs["units"] = units
             self._ds[name] = ds  # keep the handles: a lookup by path costs more than the write
@@ -84,21 +87,28 @@ class TelemetryWriter:
         if self._buffered >= BATCH_ROWS:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
+        """Write the queued rows: whole chunks only, unless ``final``."""
         if not self._buf:
             return
         time = np.concatenate([t for t, _ in self._buf])
-        n = time.shape[0]
+        n = time.shape[0] if final else (time.shape[0] // CHUNK_ROWS) * CHUNK_ROWS
+        if n == 0:
+            return
         new = self.rows + n
         self.f["time"].resize((new,))
-        self.f["time"][self.rows:new] = time
+        self.f["time"][self.rows:new] = time[:n]
+        rest = {}
         for name in self.channels:
             ds = self._ds[name]
             ds.resize((new,) + ds.shape[1:])
             # convert here: HDF5's own type conversion is several times slower than numpy's
-            ds[self.rows:new] = np.concatenate([d[name] for _, d in self._buf]).astype(ds.dtype, copy=False)
+            data = np.concatenate([d[name] for _, d in self._buf]).astype(ds.dtype, copy=False)
+            ds[self.rows:new] = data[:n]
+            rest[name] = data[n:]
         self.rows = new
-        self._buf, self._buffered = [], 0
+        self._buf = [(time[n:], rest)] if n < time.shape[0] else []
+        self._buffered = time.shape[0] - n
 
     def write_events(self, events) -> None:
         """The ``events`` record: (time [s], kind, target) of each DES event."""
@@ -114,7 +124,7 @@ class TelemetryWriter:
 
     def finish(self):
         """Close and move into place; returns the open in-memory file when path is None."""
-        self._flush()
+        self._flush(final=True)
         if self.path is None:
             self.f.flush()
             return self.f
