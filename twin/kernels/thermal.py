@@ -246,6 +246,7 @@ def advance(n_steps, dt, step0, rec_every,
         cx[k, 5] = 0.0
     chip_power = cx[:, 5]
     r = 0
+    inv_dt = 1.0 / dt
     for n in range(n_steps):
         chip_power_step(n, step0 + n, dt, demand, cx, wp, ws, chip_job, jp, js, job_tmp, chip_power)
         # local accumulators: the arrays they end in may alias anything, as far as the
@@ -261,7 +262,10 @@ def advance(n_steps, dt, step0, rec_every,
             ei = sweep[i, SW_SINGLE]
             if ei >= 0:  # most nodes: one inflow, nothing to mix
                 if edge_mcp[ei] > 0.0:
-                    node_t[node] = edge_out[ei]
+                    t_in = edge_out[ei]
+                    node_t[node] = t_in
+                else:
+                    t_in = node_t[node]
             else:
                 wsum = 0.0
                 tsum = 0.0
@@ -272,7 +276,7 @@ def advance(n_steps, dt, step0, rec_every,
                     tsum += w * edge_out[ei]
                 if wsum > 0.0:
                     node_t[node] = tsum / wsum
-            t_in = node_t[node]
+                t_in = node_t[node]
             mcp = edge_mcp[e]
             for c in range(sweep[i, SW_CELL0], sweep[i, SW_CELL1]):
                 kind = cell_int[c, CI_KIND]
@@ -284,17 +288,17 @@ def advance(n_steps, dt, step0, rec_every,
                         step_aux += q_ext * dt
                     cap = cell_coef[c, CF_CAP]
                     t0 = cell_t[c]
-                    if cap <= 0.0:
-                        t_eq = t_in + (q_ext / mcp if mcp > 0.0 else 0.0)
-                        cell_t[c] = t_eq
-                        t_mean = t_eq
-                    elif mcp <= 0.0:
-                        cell_t[c] = t0 + q_ext * dt / cap
-                        t_mean = t0 + 0.5 * q_ext * dt / cap
-                    else:
+                    if cap > 0.0 and mcp > 0.0:  # the common case first
                         t_eq = t_in + q_ext / mcp
                         cell_t[c] = t_eq + (t0 - t_eq) * cell_coef[c, CF_DECAY]
                         t_mean = t_eq + (t0 - t_eq) * cell_coef[c, CF_MEANFAC]
+                    elif cap <= 0.0:
+                        t_eq = t_in + (q_ext / mcp if mcp > 0.0 else 0.0)
+                        cell_t[c] = t_eq
+                        t_mean = t_eq
+                    else:  # a cell with capacity and no flow
+                        cell_t[c] = t0 + q_ext * dt / cap
+                        t_mean = t0 + 0.5 * q_ext * dt / cap
                     t_in = t_mean
                 elif kind == PLATE:
                     k = cell_int[c, CI_CHIP]
@@ -309,8 +313,8 @@ def advance(n_steps, dt, step0, rec_every,
                     cx[k, 0] = tj
                     cx[k, 1] = tb
                     cx[k, 2] = tf
-                    step_liquid += mcp * (tf_mean - t_in) * dt + pk[k, PK_CF] * (tf - a2)
-                    step_chip += p * dt
+                    step_liquid += mcp * (tf_mean - t_in) + pk[k, PK_CF] * (tf - a2) * inv_dt
+                    step_chip += p
                     cx[k, 3] += p * dt
                     cx[k, 4] = max(cx[k, 4], tj)  # folded into chip_tj_max at each record
                     cell_t[c] = tf
@@ -321,7 +325,8 @@ def advance(n_steps, dt, step0, rec_every,
                     t_in = t_in - cell_coef[c, CF_HX_RATIO] * (t_in - fac_temp)
                     cell_t[c] = t_in
             edge_out[e] = t_in
-        step_liquid += step_aux
+        step_liquid = step_liquid * dt + step_aux
+        step_chip *= dt
         acc[0] += step_chip
         acc[1] += step_aux
         acc[2] += step_liquid
