@@ -122,8 +122,9 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
                     ws[k, WS_THROTTLED_S] += dt
                     if ws[k, WS_FIRST_THROTTLE] < 0.0:
                         ws[k, WS_FIRST_THROTTLE] = gstep
-        j = chip_job[k]
-        if j >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
+        jj = chip_job[k]
+        j = np.uint64(jj)  # unsigned: no negative-index fix-up on the accesses below
+        if jj >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
             cap_c = _cap_clock(jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER], wp[k, WP_IDLE], wp[k, WP_CAP])
             ce = 0.0 if ws[k, WS_SHUTDOWN] > 0.0 else min(ws[k, WS_CLOCK], cap_c)
             power_out[k] = ce  # scratch: the effective clock, replaced by power below
@@ -160,8 +161,11 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
         return
     # and each training GPU's power over the step
     for k in range(n_chip):
-        j = chip_job[k]
-        if j < 0 or jp[j, JP_ACTIVE] <= 0.0:
+        jj = chip_job[k]
+        if jj < 0:
+            continue
+        j = np.uint64(jj)
+        if jp[j, JP_ACTIVE] <= 0.0:
             continue
         ce = power_out[k]
         if ce < 1.0:
