@@ -78,13 +78,13 @@ def main():
 
     dt = s.simulation.time_step_s
     steps = 600  # one minute of simulated time
-    chip_p, aux = power.block(200.0, dt, steps)  # inside the burst phase
-    aux_l = aux * model.tray_aux_liquid_fraction
+    d = power.block(200.0, dt, steps)  # inside the burst phase
+    aux_l = d.aux * model.tray_aux_liquid_fraction
     rec = _empty_records(model, steps // 10)
     net.prepare(state, dt)
 
     def kernel():
-        net.advance(state, dt, 0, steps, 10, chip_p, aux_l, rec, power.kernel)
+        net.advance(state, dt, 0, steps, 10, d.chip, aux_l, rec, power.kernel, row=d.row)
 
     kernel()
     kern = median_time(kernel) / (steps * dt)
@@ -94,8 +94,9 @@ def main():
     def block(force=True):
         net.dirty = force
         net.refresh(state, dt)
-        cp, ax = power.block(200.0, dt, 100)
-        net.advance(state, dt, 0, 100, 10, cp, ax * model.tray_aux_liquid_fraction, _empty_records(model, 10), power.kernel)
+        db = power.block(200.0, dt, 100)
+        net.advance(state, dt, 0, 100, 10, db.chip, db.aux * model.tray_aux_liquid_fraction, _empty_records(model, 10),
+                    power.kernel, row=db.row)
 
     block()
     blk = median_time(block, number=5) / (100 * dt)

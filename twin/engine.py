@@ -267,13 +267,18 @@ class Network:
         return counterflow_effectiveness(ua / c_min, c_min / c_max) * c_min
 
     # ---- running
-    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, demand, aux_liquid, rec, wl):
-        """Run the thermal kernel; ``wl`` is a :class:`twin.workload.KernelWorkload`."""
+    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, demand, aux_liquid, rec, wl, row=None):
+        """Run the thermal kernel; ``wl`` is a :class:`twin.workload.KernelWorkload`.
+        Step ``i`` draws chip demand ``demand[row[i]]`` and liquid aux heat
+        ``aux_liquid[row[i]]`` (:class:`twin.power.Demand`); without ``row``, every step
+        draws the first row."""
         m = self.m
+        if row is None:
+            row = np.zeros(n_steps, dtype=np.int64)
         return tk.advance(
             n_steps, dt, step0, rec_every,
             self.sweep, m.node_in_edge, self.cell_int, self.cell_coef, self.edge_mcp, self.packed,
-            self.hx_eps_cmin, self.fac_temp, demand, aux_liquid, *wl.args(),
+            self.hx_eps_cmin, self.fac_temp, demand, aux_liquid, row, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
             self.rec_nodes, self.rec_edges,
@@ -313,10 +318,10 @@ def steady_state(net: Network, source, state: NetworkState | None = None,
     s = m.scenario
     guess = s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k
     state = state or NetworkState.uniform(m, guess, s.controls.pump_speed_fraction)
-    chip_p, aux = source.initial_demand(s.simulation.time_step_s)
+    d0 = source.initial_demand(s.simulation.time_step_s)
     block = 100
-    chip_p = np.repeat(chip_p[:1], block, axis=0)
-    aux_l = np.repeat(aux[:1] * m.tray_aux_liquid_fraction, block, axis=0)
+    chip_p = d0.chip[d0.row[:1]]
+    aux_l = d0.aux[d0.row[:1]] * m.tray_aux_liquid_fraction
     wl = source.kernel.frozen()
     rec = _empty_records(m, 0, wl.jp.shape[0])
     net.ideal_pumps = True
@@ -515,8 +520,9 @@ def simulate(scenario: Scenario, output=None, power=None,
             net.refresh(state, dt)
             if e0 is None:
                 e0 = net.stored_energy(state, dt)
-            demand, aux = source.block(step * dt, dt, n)
-            aux_l = aux * model.tray_aux_liquid_fraction
+            demand = source.block(step * dt, dt, n)
+            aux = demand.aux[demand.row[-1:]]  # the block's last aux row: what the snapshot keeps
+            aux_l = demand.aux * model.tray_aux_liquid_fraction
             # waveform changes (job start, checkpoint, failure) and faults split the block
             cuts = sorted(source.take_cuts(step + n) + faults.take_cuts(step + n), key=lambda c: c[0])
             bounds = sorted({step, step + n, *[c for c, _ in cuts]})
@@ -531,8 +537,8 @@ def simulate(scenario: Scenario, output=None, power=None,
                     snap = _snapshot(net, aux)
                 rows = b // rec_every - a // rec_every
                 rec = recorder.views(rows)
-                got = net.advance(state, dt, a, b - a, rec_every, demand[a - step:b - step],
-                                  aux_l[a - step:b - step], rec, wl)
+                got = net.advance(state, dt, a, b - a, rec_every, demand.chip, aux_l, rec, wl,
+                                  row=demand.row[a - step:b - step])
                 assert got == rows
                 times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
                 recorder.commit(rows, times, snap)

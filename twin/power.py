@@ -12,9 +12,33 @@ temperatures reach the workload through those arrays: throttling runs in the ker
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
+
+
+class Demand(NamedTuple):
+    """Step-mean power of a block of steps, stored once per distinct row: step ``i`` has
+    chip demand ``chip[row[i]]`` and tray aux power ``aux[row[i]]`` [W]. A block whose
+    demand does not change is one row (the common case: the kernel then reads one cached
+    row instead of a fresh one every step, and nothing is built per step)."""
+
+    chip: np.ndarray  # (rows, n_chips)
+    aux: np.ndarray  # (rows, n_trays)
+    row: np.ndarray  # (n_steps,) int64
+
+    @classmethod
+    def constant(cls, chip_row, aux_row, n_steps):
+        return cls(np.asarray(chip_row, dtype=float)[None, :].copy(), np.asarray(aux_row, dtype=float)[None, :].copy(),
+                   np.zeros(n_steps, dtype=np.int64))
+
+    @classmethod
+    def per_step(cls, chip, aux):
+        return cls(chip, aux, np.arange(chip.shape[0], dtype=np.int64))
+
+    def expanded(self) -> "Demand":
+        """The same demand with one row per step (to edit steps one by one)."""
+        return Demand.per_step(self.chip[self.row], self.aux[self.row])
 
 
 class PowerSource(Protocol):
@@ -22,11 +46,11 @@ class PowerSource(Protocol):
     jobs: list
     events: list
 
-    def block(self, t0: float, dt: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chip demand [n_steps, n_chips], tray aux power [n_steps, n_trays]), step means [W]."""
+    def block(self, t0: float, dt: float, n_steps: int) -> Demand:
+        """Step-mean chip demand and tray aux power of the block [W]."""
 
-    def initial_demand(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """Demand at t = 0 as (1, n) arrays, for the steady-state start."""
+    def initial_demand(self, dt: float) -> Demand:
+        """Demand at t = 0 (one step), for the steady-state start."""
 
     def take_cuts(self, step_end: int) -> list:
         """[(global step, function)] to apply to ``kernel`` before that step, in order."""
@@ -94,8 +118,6 @@ class SchedulePower:
         """Step-mean demand of the block; ``override = (chips, watts)`` replaces the
         schedule's demand of those chips over the whole block (the DES's GPU levels)."""
         t1 = t0 + dt * n_steps
-        aux = np.empty((n_steps, self.aux.size))
-        aux[:] = self.aux
         # types constant over the whole block set one row, broadcast to every step
         row = np.zeros(self.model.n_chips)
         varying = []
@@ -108,13 +130,16 @@ class SchedulePower:
                 varying.append(t)
         if override is not None:
             row[override[0]] = override[1]
+        if not varying:
+            return Demand.constant(row, self.aux, n_steps)
         chip = np.empty((n_steps, self.model.n_chips))
         chip[:] = row
-        if varying:
-            edges = t0 + dt * np.arange(n_steps + 1)
-            for t in varying:
-                integral = self._fraction_integral(t, edges)
-                chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
-            if override is not None:
-                chip[:, override[0]] = override[1]
-        return chip, aux
+        edges = t0 + dt * np.arange(n_steps + 1)
+        for t in varying:
+            integral = self._fraction_integral(t, edges)
+            chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
+        if override is not None:
+            chip[:, override[0]] = override[1]
+        aux = np.empty((n_steps, self.aux.size))
+        aux[:] = self.aux
+        return Demand.per_step(chip, aux)

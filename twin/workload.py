@@ -28,7 +28,7 @@ import numpy as np
 import simpy
 
 from .kernels import workload as kw
-from .power import SchedulePower
+from .power import Demand, SchedulePower
 
 TRAINING, INFERENCE = "training", "inference"
 
@@ -198,28 +198,29 @@ class RackWorkload(ScheduleSource):
         gpu = self.gpu
         level = self.level
         # CPUs, switches (and aux) from the schedule, GPUs at their DES levels
-        demand, aux = self.schedule.block(t0, dt, n, override=(gpu, level[gpu]))
-        keep = []
-        for t, chips, new in sorted(self._changes, key=lambda c: c[0]):
-            if t >= t1 - 1e-12:
-                keep.append((t, chips, new))
-                continue
+        demand = self.schedule.block(t0, dt, n, override=(gpu, level[gpu]))
+        changes = sorted(self._changes, key=lambda c: c[0])
+        due = [c for c in changes if c[0] < t1 - 1e-12]
+        self._changes = [c for c in changes if c[0] >= t1 - 1e-12]
+        if due:  # level changes inside the block: edit it step by step
+            demand = demand.expanded()
+        for t, chips, new in due:
             x = (t - t0) / dt
             i = int(math.floor(x + 1e-9))
             frac = min(max(x - i, 0.0), 1.0)
             if i < n:
-                demand[i, chips] += (1.0 - frac) * (new - level[chips])
-                demand[i + 1:, chips] = new
+                demand.chip[i, chips] += (1.0 - frac) * (new - level[chips])
+                demand.chip[i + 1:, chips] = new
             level[chips] = new
-        self._changes = keep
-        return demand, aux
+        return demand
 
     def initial_demand(self, dt):
         """Demand at t = 0 with running training jobs at their duty-weighted mean power;
         applies the DES events of t = 0 without consuming the level changes."""
         self.env.run(until=1e-9 * dt)
         self.apply_due_cuts(0)
-        chip, aux = self.schedule.block(0.0, dt, 1)
+        demand = self.schedule.block(0.0, dt, 1).expanded()
+        chip = demand.chip
         level = self.level.copy()
         for t, chips, new in self._changes:
             if t <= 1e-12:
@@ -232,7 +233,7 @@ class RackWorkload(ScheduleSource):
                 busy = np.min(rec.speed) / rec.speed
                 p_c = (busy * spec.compute_power_fraction_of_tdp + (1 - busy) * spec.comm_power_fraction_of_tdp) * tdp
                 chip[0, rec.gpus] = (f * p_c + (1 - f) * spec.comm_power_fraction_of_tdp * tdp) * rec.jitter
-        return chip, aux
+        return demand
 
     def take_cuts(self, step_end):
         """Cuts due before ``step_end`` (global step index), in order."""
@@ -467,11 +468,10 @@ class ReplaySource(ScheduleSource):
         return self.cum[i] + self.u[i] * (t - self.t[i])
 
     def block(self, t0, dt, n):
-        chip, aux = self.schedule.block(t0, dt, n)
+        aux = self.schedule.block(t0, dt, n).expanded().aux
         edges = t0 + dt * np.arange(n + 1)
         u = np.diff(self._integral(edges)) / dt
-        chip[:] = u[:, None] * self.model.chip_tdp[None, :]
-        return chip, aux
+        return Demand.per_step(u[:, None] * self.model.chip_tdp[None, :], aux)
 
 
 def load_replay_trace(path, column, time_column="time"):

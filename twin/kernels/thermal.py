@@ -204,7 +204,7 @@ def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
 @njit(cache=True, error_model="numpy", fastmath=True)
 def advance(n_steps, dt, step0, rec_every,
             sweep, node_in_edge, cell_int, cell_coef, edge_mcp, pk, hx_eps_cmin, fac_temp,
-            demand, aux_liquid,
+            demand, aux_liquid, demand_row,
             wp, ws, chip_job, jp, js, job_tmp,
             chip_x, cell_t, edge_out, node_t,
             acc, chip_tj_max, interval_tj_max,
@@ -214,7 +214,8 @@ def advance(n_steps, dt, step0, rec_every,
     The network: ``sweep`` (edges in thermal order, see :func:`sweep_table`),
     ``node_in_edge``, ``cell_int`` (:func:`cell_table`); coefficients from
     :func:`prepare_step`: ``cell_coef``, ``pk``, ``hx_eps_cmin``; ``edge_mcp`` [W/K].
-    Inputs per step: ``demand[n, chip]`` [W] and ``aux_liquid[n, aux]`` [W] (step means);
+    Inputs of step ``n``: ``demand[demand_row[n], chip]`` [W] and ``aux_liquid[demand_row[n],
+    aux]`` [W] (step means; a block whose demand does not change is one row);
     chip power is ``demand`` passed through clocks, throttling and the training waveforms
     of :func:`twin.kernels.workload.chip_power_step` (arrays ``wp`` ... ``job_tmp``).
     State (updated in place): ``chip_x[chip, 3]`` = [Tj, Tb, Tf], ``cell_t``, ``edge_out``
@@ -248,7 +249,8 @@ def advance(n_steps, dt, step0, rec_every,
     r = 0
     inv_dt = 1.0 / dt
     for n in range(n_steps):
-        chip_power_step(n, step0 + n, dt, demand, cx, wp, ws, chip_job, jp, js, job_tmp, chip_power)
+        dr = np.uint64(demand_row[n])
+        chip_power_step(dr, step0 + n, dt, demand, cx, wp, ws, chip_job, jp, js, job_tmp, chip_power)
         # local accumulators: the arrays they end in may alias anything, as far as the
         # compiler knows, so keep the sums in registers through the sweep
         step_liquid = 0.0
@@ -287,7 +289,7 @@ def advance(n_steps, dt, step0, rec_every,
                     q_ext = 0.0
                     ia = cell_int[c, CI_AUX]
                     if ia >= 0:
-                        q_ext = aux_liquid[n, np.uint64(ia)]
+                        q_ext = aux_liquid[dr, np.uint64(ia)]
                         step_aux += q_ext * dt
                     cap = cell_coef[c, CF_CAP]
                     t0 = cell_t[c]

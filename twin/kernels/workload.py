@@ -83,8 +83,9 @@ def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_tmp, power_out):
-    """Chip power for step n [W] into ``power_out``; updates clocks, throttling and jobs.
+def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_tmp, power_out):
+    """Chip power of a step [W] into ``power_out``, from the level demand ``demand[row]``;
+    updates clocks, throttling and jobs.
     ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
     (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened).
     ``job_tmp[job, 0:4]`` is scratch (the job's pace, unthrottled pace, throttled GPUs,
@@ -133,7 +134,7 @@ def chip_power_step(n, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_
             job_tmp[j, 0] = min(job_tmp[j, 0], wp[k, WP_SPEED] * ce)
             job_tmp[j, 1] = min(job_tmp[j, 1], wp[k, WP_SPEED] * cap_c)
             continue
-        d = demand[n, k]
+        d = demand[row, k]
         if ws[k, WS_SHUTDOWN] > 0.0:
             power_out[k] = 0.0
             ws[k, WS_CLOCK_INT] += dt
