@@ -128,6 +128,14 @@ class Network:
         # what the recorder keeps: four loop nodes and every tray's outflow
         self.rec_nodes = np.array([model.node[k] for k in REC_NODES], dtype=np.int64)
         self.rec_edges = model.tray_return_edge.astype(np.int64)
+        # per-chip records are kept grouped by chip type (types in name order, chips in
+        # index order within a type), so a type's channel is a slice, not a gather
+        types = sorted(set(model.chip_type))
+        order = np.concatenate([model.chips_of_type(t) for t in types])
+        self.rec_col = np.empty(n_chip, dtype=np.int64)
+        self.rec_col[order] = np.arange(n_chip)
+        bounds = np.cumsum([0] + [model.chips_of_type(t).size for t in types])
+        self.rec_slices = {t: slice(int(a), int(b)) for t, a, b in zip(types, bounds[:-1], bounds[1:])}
         lf = np.log(HA_FLOWS_LPM)
         self.ha_grid = (lf[0], lf[1] - lf[0], HA_TEMPS_C[0], HA_TEMPS_C[1] - HA_TEMPS_C[0])
 
@@ -281,7 +289,7 @@ class Network:
             self.hx_eps_cmin, self.fac_temp, demand, aux_liquid, row, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
-            self.rec_nodes, self.rec_edges,
+            self.rec_nodes, self.rec_edges, self.rec_col,
             rec["tj"], rec["tj_max"], rec["power"], rec["clock"], rec["scalar"], rec["node_t"], rec["edge_out"],
             rec["job"])
 
@@ -508,7 +516,7 @@ def simulate(scenario: Scenario, output=None, power=None,
                  coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt)
     writer = TelemetryWriter(output, attrs, channels, labels)
     tracker = MarginTracker(model)
-    recorder = _Recorder(model, n_jobs, type_idx, writer, tracker)
+    recorder = _Recorder(model, n_jobs, net.rec_slices, writer, tracker)
     e0 = None
     snap = None
     try:
@@ -568,8 +576,8 @@ class _Recorder:
 
     ROWS = 600
 
-    def __init__(self, model, n_jobs, type_idx, writer, tracker):
-        self.m, self.n_jobs, self.type_idx = model, n_jobs, type_idx
+    def __init__(self, model, n_jobs, type_slices, writer, tracker):
+        self.m, self.n_jobs, self.type_slices = model, n_jobs, type_slices
         self.writer, self.tracker = writer, tracker
         self._new(self.ROWS)
 
@@ -601,7 +609,7 @@ class _Recorder:
     def flush(self):
         for a, b, snap in self.runs:
             rec = {k: v[a:b] for k, v in self.buf.items()}
-            data = _record_rows(self.m, snap, rec, b - a, self.type_idx)
+            data = _record_rows(self.m, snap, rec, b - a, self.type_slices)
             self.writer.append(self.times[a:b].copy(), data)
             self.tracker.update(snap.hyd, data)
         self._new(self.times.size)
@@ -664,15 +672,17 @@ def _snapshot_changed(snap: _Snapshot, net: "Network", aux: np.ndarray) -> bool:
             or snap.offsets != net.sensor_offsets or snap.aux_total_w != float(np.sum(aux[-1])))
 
 
-def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_idx: dict) -> dict:
+def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: dict) -> dict:
+    """Telemetry channels of ``rows`` kernel records (per-chip records grouped by type:
+    ``type_slices``, see ``Network.rec_col``)."""
     hyd = snap.hyd
     q = hyd.flow_m3s
     out = {}
-    for t, idx in type_idx.items():
-        out[f"{t}/power"] = rec["power"][:rows][:, idx]
-        out[f"{t}/junction_temp"] = rec["tj"][:rows][:, idx]
-        out[f"{t}/junction_temp_max"] = rec["tj_max"][:rows][:, idx]
-    out["gpu/clock_fraction"] = rec["clock"][:rows][:, type_idx["gpu"]]
+    for t, sl in type_slices.items():
+        out[f"{t}/power"] = rec["power"][:rows, sl]
+        out[f"{t}/junction_temp"] = rec["tj"][:rows, sl]
+        out[f"{t}/junction_temp_max"] = rec["tj_max"][:rows, sl]
+    out["gpu/clock_fraction"] = rec["clock"][:rows, type_slices["gpu"]]
     if rec["job"].shape[1]:
         out["job/steps"] = rec["job"][:rows]
     liquid = rec["scalar"][:rows, 0]

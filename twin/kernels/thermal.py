@@ -208,7 +208,7 @@ def advance(n_steps, dt, step0, rec_every,
             wp, ws, chip_job, jp, js, job_tmp,
             chip_x, cell_t, edge_out, node_t,
             acc, chip_tj_max, interval_tj_max,
-            rec_nodes, rec_edges, rec_tj, rec_tj_max, rec_power, rec_clock, rec_scalar, rec_node_t, rec_edge_out, rec_job):
+            rec_nodes, rec_edges, rec_col, rec_tj, rec_tj_max, rec_power, rec_clock, rec_scalar, rec_node_t, rec_edge_out, rec_job):
     """Advance the network ``n_steps`` steps of ``dt`` seconds.
 
     The network: ``sweep`` (edges in thermal order, see :func:`sweep_table`),
@@ -228,7 +228,7 @@ def advance(n_steps, dt, step0, rec_every,
     ``interval_tj_max`` over the current record interval (recorded as ``rec_tj_max``). Records are written every
     ``rec_every`` global steps (``step0`` is the global index of the first step).
     Records hold the temperatures of the nodes ``rec_nodes`` and the outflows of the edges
-    ``rec_edges`` only. Returns the number of records written.
+    ``rec_edges`` only; chip ``k``'s records go to column ``rec_col[k]``. Returns the number of records written.
 
     A plate's heat into its coolant over a step is ``mcp (Tf_mean - T_in) dt + Cf (Tf1 -
     Tf0)``: its coolant cell's energy balance, exact for the exact maps.
@@ -343,14 +343,15 @@ def advance(n_steps, dt, step0, rec_every,
         if gstep % rec_every == 0 and r < rec_tj.shape[0]:
             span = acc[6]
             for k in range(n_chip):
-                rec_tj[r, k] = cx[k, 0]
-                rec_tj_max[r, k] = cx[k, 4]
+                col = np.uint64(rec_col[k])
+                rec_tj[r, col] = cx[k, 0]
+                rec_tj_max[r, col] = cx[k, 4]
                 if cx[k, 4] > chip_tj_max[k]:
                     chip_tj_max[k] = cx[k, 4]
                 cx[k, 4] = -1e300
-                rec_power[r, k] = cx[k, 3] / span
+                rec_power[r, col] = cx[k, 3] / span
                 cx[k, 3] = 0.0
-                rec_clock[r, k] = 1.0 - ws[k, WS_CLOCK_INT] / span  # WS_CLOCK_INT: the clock deficit
+                rec_clock[r, col] = 1.0 - ws[k, WS_CLOCK_INT] / span  # WS_CLOCK_INT: the clock deficit
                 ws[k, WS_CLOCK_INT] = 0.0
             rec_scalar[r, 0] = acc[4] / span
             rec_scalar[r, 1] = acc[5] / span
