@@ -5,7 +5,10 @@ Times, with the JIT cache warm (a warm-up call runs first), on one core:
   2. the flow-controlled update (pump speed search + solve), as the engine does per block;
   3. the thermal kernel per simulated second at 0.1 s steps (advance only);
   4. one engine block (hydraulics + coefficients + power + kernel + recording) per
-     simulated second, and a full 600 s reference run end to end in-process.
+     simulated second, and a full 600 s reference run end to end in-process;
+  5. the floor DESIGN.md compares against: a bare update of a network of the same size
+     (every plate's exact 3-state map along its path, every coolant cell's exponential
+     update; no mixing, workload, throttling, accounting or records).
 Reports medians of repeated runs (machines here are shared: compare ratios in one run).
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ from twin.build import build_model  # noqa: E402
 from twin.engine import Network, _empty_records, steady_state  # noqa: E402
 from twin.kernels import hydraulics as hk  # noqa: E402
 from twin.workload import ScheduleSource  # noqa: E402
+from numba import njit  # noqa: E402
 
 REPEATS = 7
 
@@ -39,6 +43,36 @@ def median_time(fn, repeats=REPEATS, number=1):
             fn()
         times.append((time.perf_counter() - t0) / number)
     return statistics.median(times)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def bare_update(n_steps, pk, x, path_len, p, t_sup, decay, meanfac, cell_t):
+    """The floor: plates (rows of ``pk`` as in twin.kernels.thermal) in series along
+    paths of ``path_len`` plates fed at ``t_sup``, then a chain of fluid cells."""
+    n_chip = x.shape[0]
+    t_out = 0.0
+    for _ in range(n_steps):
+        k = 0
+        while k < n_chip:
+            t_in = t_sup
+            for _j in range(path_len):
+                a0, a1, a2 = x[k, 0], x[k, 1], x[k, 2]
+                pw = p[k]
+                tj = pk[k, 0] * a0 + pk[k, 1] * a1 + pk[k, 2] * a2 + pk[k, 9] * pw + pk[k, 10] * t_in
+                tb = pk[k, 3] * a0 + pk[k, 4] * a1 + pk[k, 5] * a2 + pk[k, 11] * pw + pk[k, 12] * t_in
+                tf = pk[k, 6] * a0 + pk[k, 7] * a1 + pk[k, 8] * a2 + pk[k, 13] * pw + pk[k, 14] * t_in
+                t_in = pk[k, 15] * a0 + pk[k, 16] * a1 + pk[k, 17] * a2 + pk[k, 18] * pw + pk[k, 19] * t_in
+                x[k, 0], x[k, 1], x[k, 2] = tj, tb, tf
+                k += 1
+                if k == n_chip:
+                    break
+            t_out += t_in
+        t_in = t_sup
+        for c in range(cell_t.shape[0]):
+            t0 = cell_t[c]
+            cell_t[c] = t_in + (t0 - t_in) * decay[c]
+            t_in = t_in + (t0 - t_in) * meanfac[c]
+    return t_out
 
 
 def main():
@@ -102,6 +136,21 @@ def main():
     blk = median_time(block, number=5) / (100 * dt)
     blk_reuse = median_time(lambda: block(False), number=5) / (100 * dt)
 
+    # the floor: the same plates (3 in series along each path) and coolant cells
+    plates = np.ascontiguousarray(net.packed)
+    fluid = model.cell_kind == 0
+    decay = np.ascontiguousarray(net.cell_coef[fluid, 0])
+    meanfac = np.ascontiguousarray(net.cell_coef[fluid, 1])
+    x0 = state.chip_x.copy()
+    chip_p = model.chip_tdp.copy()
+    cells0 = state.cell_t[fluid].copy()
+
+    def floor():
+        bare_update(steps, plates, x0, 3, chip_p, 30.0, decay, meanfac, cells0)
+
+    floor()
+    bare = median_time(floor) / (steps * dt)
+
     def full():
         twin.simulate(s, model=model)
 
@@ -118,6 +167,8 @@ def main():
     print(f"flow-controlled update (speed search + solve):    {flow_update * 1e3:9.2f} ms")
     print(f"thermal kernel per simulated second (dt 0.1 s):   {kern * 1e6:9.1f} us  "
           f"-> {1.0 / kern:,.0f}x real time")
+    print(f"floor: bare update of a network that size:        {bare * 1e6:9.1f} us  "
+          f"-> {1.0 / bare:,.0f}x real time")
     print(f"step coefficients (126 plate exponentials):       {prep * 1e3:9.2f} ms")
     print(f"engine per simulated second, re-solving per 10 s: {blk * 1e6:9.1f} us  -> {1.0 / blk:,.0f}x real time")
     print(f"engine per simulated second, nothing moved:       {blk_reuse * 1e6:9.1f} us  -> {1.0 / blk_reuse:,.0f}x real time")

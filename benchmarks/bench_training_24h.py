@@ -68,6 +68,7 @@ def main():
                                   capture_output=True, text=True, cwd=ROOT, check=True)
             wall, rss_kb = proc.stdout.split()
             mem[secs] = int(rss_kb) / 1024
+        out.unlink()
         prof = cProfile.Profile()
         prof.enable()
         timed(s, model, 7200.0, out)
