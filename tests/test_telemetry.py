@@ -41,3 +41,32 @@ def test_long_runs_stream_in_chunks(tmp_path):
         assert f["gpu/junction_temp"].chunks is not None
         assert f["gpu/junction_temp"].maxshape[0] is None
         assert f["time"].shape == (95,)
+
+
+def test_writer_keeps_every_row_whatever_the_piece_sizes(tmp_path):
+    """Rows handed over in pieces of any size (1 row, part chunks, more than the writer's
+    buffer) reach the file whole, in order, converted to each dataset's type; the file
+    is written in whole chunks until the last, part chunk."""
+    from twin.telemetry import BATCH_ROWS, CHUNK_ROWS, TelemetryWriter
+
+    channels = {"a/x": ("K", None, "f8"), "a/y": ("W", 3, "f4")}
+    out = tmp_path / "w.h5"
+    w = TelemetryWriter(out, {"schema": "test"}, channels)
+    rng = np.random.default_rng(1)
+    sizes = [1, 600, CHUNK_ROWS - 1, 2 * BATCH_ROWS + 7, 0, 3, BATCH_ROWS]
+    n = sum(sizes)
+    t = np.arange(n, dtype=float)
+    x = rng.standard_normal(n)
+    y = rng.standard_normal((n, 3))
+    a = 0
+    for k in sizes:
+        w.append(t[a:a + k], {"a/x": x[a:a + k], "a/y": y[a:a + k]})
+        a += k
+        # between appends only whole chunks are in the file
+        assert w.rows % CHUNK_ROWS == 0 and w.rows + w.n == a
+    w.finish()
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["time"][()], t)
+        np.testing.assert_array_equal(f["a/x"][()], x)
+        assert f["a/y"].dtype == np.float32
+        np.testing.assert_array_equal(f["a/y"][()], y.astype(np.float32))
