@@ -39,7 +39,7 @@ CF_DECAY, CF_MEANFAC, CF_CAP, CF_HX_RATIO = range(4)
 N_CF = 4
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _mul(x, y, out):
     """out = x @ y for 3-row matrices, without allocation or a BLAS call."""
     for i in range(3):
@@ -81,10 +81,16 @@ def plate_propagator(dt, r_jb, c_j, c_b, c_f, g, mcp, out_phi, out_gam, out_psi,
         h *= 0.5
         s += 1
     # Taylor: phi = sum (Ah)^k/k!, S = h sum (Ah)^k/(k+1)!, Lb = h^2 sum (Ah)^k/(k+2)!
-    phi = np.eye(3)
-    sm = np.eye(3) * h
-    lb = np.eye(3) * (0.5 * h * h)
-    term = np.eye(3)  # (Ah)^k / k!
+    # (explicit loops, not np.eye or slice assignment: those cost seconds of compile time)
+    phi = np.zeros((3, 3))
+    sm = np.zeros((3, 3))
+    lb = np.zeros((3, 3))
+    term = np.zeros((3, 3))  # (Ah)^k / k!
+    for i in range(3):
+        phi[i, i] = 1.0
+        sm[i, i] = h
+        lb[i, i] = 0.5 * h * h
+        term[i, i] = 1.0
     nxt = np.empty((3, 3))
     for k in range(1, 30):
         big = 0.0
@@ -119,7 +125,9 @@ def plate_propagator(dt, r_jb, c_j, c_b, c_f, g, mcp, out_phi, out_gam, out_psi,
             for j in range(3):
                 sm[i, j] += p_sm[i, j]
         _mul(phi, phi, nxt)
-        phi[:, :] = nxt
+        for i in range(3):
+            for j in range(3):
+                phi[i, j] = nxt[i, j]
         h *= 2.0
     for i in range(3):
         for j in range(3):
