@@ -59,6 +59,58 @@ def _loop_sums(ptr, loops, signs, dp, n_loop):
 
 
 @njit(cache=True)
+def _norms(v):
+    """(2-norm, max-norm) of a vector, written out (numba's array reductions cost a
+    second of compile time each)."""
+    ss = 0.0
+    mx = 0.0
+    for i in range(v.shape[0]):
+        ss += v[i] * v[i]
+        mx = max(mx, abs(v[i]))
+    return np.sqrt(ss), mx
+
+
+@njit(cache=True)
+def _lu_solve(m, rhs, out):
+    """Solve ``m x = rhs`` into ``out`` by Gaussian elimination with partial pivoting
+    (Golub & Van Loan, Matrix Computations, 4th ed., algorithm 3.4.1); ``m`` is
+    overwritten. Written out rather than ``np.linalg.solve``: the same arithmetic for a
+    55 x 55 system, without the ~9 s that compiling numba's LAPACK binding adds to every
+    first run (docs/performance.md). A singular matrix gives non-finite entries, which
+    the caller's residual test rejects."""
+    n = rhs.shape[0]
+    for i in range(n):
+        out[i] = rhs[i]
+    for k in range(n):
+        piv = k
+        big = abs(m[k, k])
+        for i in range(k + 1, n):
+            if abs(m[i, k]) > big:
+                big = abs(m[i, k])
+                piv = i
+        if piv != k:
+            for j in range(n):
+                t = m[k, j]
+                m[k, j] = m[piv, j]
+                m[piv, j] = t
+            t = out[k]
+            out[k] = out[piv]
+            out[piv] = t
+        d = m[k, k]
+        for i in range(k + 1, n):
+            f = m[i, k] / d
+            if f != 0.0:
+                for j in range(k + 1, n):
+                    m[i, j] -= f * m[k, j]
+                out[i] -= f * out[k]
+    for i in range(n - 1, -1, -1):
+        acc = out[i]
+        for j in range(i + 1, n):
+            acc -= m[i, j] * out[j]
+        out[i] = acc / m[i, i]
+
+
+@njit(cache=True)
 def solve_network(ptr, loops, signs, q_loop, a, r, b, head, bcv, tol_pa, max_iter):
     """Solve loop flows in place. Returns (edge flows [m3/s], iterations, residual [Pa]).
 
@@ -74,32 +126,37 @@ def solve_network(ptr, loops, signs, q_loop, a, r, b, head, bcv, tol_pa, max_ite
     q = _edge_flows(ptr, loops, signs, q_loop, n_edge)
     dp, slope = edge_dp(q, a, r, b, head, bcv)
     res = _loop_sums(ptr, loops, signs, dp, n_loop)
-    norm = np.sqrt(np.sum(res * res))
+    norm, res_max = _norms(res)
     it = 0
     jac = np.empty((n_loop, n_loop))
-    while it < max_iter and n_loop > 0 and np.max(np.abs(res)) > tol_pa:
-        jac[:, :] = 0.0
+    step = np.empty(n_loop)
+    while it < max_iter and n_loop > 0 and res_max > tol_pa:
+        for i in range(n_loop):  # (loops, not slice assignment: compile time)
+            for j in range(n_loop):
+                jac[i, j] = 0.0
         for e in range(n_edge):
             for i in range(ptr[e], ptr[e + 1]):
                 li, si = loops[i], signs[i] * slope[e]
                 for j in range(ptr[e], ptr[e + 1]):
                     jac[li, loops[j]] += si * signs[j]
-        step = np.linalg.solve(jac, res)
+        _lu_solve(jac, res, step)
         lam = 1.0
         while True:
             q_try = q_loop - lam * step
             q = _edge_flows(ptr, loops, signs, q_try, n_edge)
             dp, slope = edge_dp(q, a, r, b, head, bcv)
             res_try = _loop_sums(ptr, loops, signs, dp, n_loop)
-            norm_try = np.sqrt(np.sum(res_try * res_try))
+            norm_try, max_try = _norms(res_try)
             if norm_try < (1.0 - 1e-4 * lam) * norm or lam < 1e-6:
                 break
             lam *= 0.5
-        q_loop[:] = q_try
+        for i in range(n_loop):
+            q_loop[i] = q_try[i]
         res = res_try
         norm = norm_try
+        res_max = max_try
         it += 1
-    return q, it, np.max(np.abs(res)) if n_loop > 0 else 0.0
+    return q, it, res_max if n_loop > 0 else 0.0
 
 
 @njit(cache=True)
