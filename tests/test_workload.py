@@ -192,3 +192,26 @@ def test_idle_job_holds_gpus_at_its_power_and_frees_them():
     np.testing.assert_allclose(p[5, 8:], 150.0, rtol=1e-9)
     ev = {(k, g): t for t, k, g in r.events}
     assert ev[("job_start", "later")] == pytest.approx(60.0)  # queued until the 8 GPUs free up
+
+
+def test_nominal_short_path_equals_the_general_path(monkeypatch):
+    """A training job with every GPU at full clock takes the kernel's short path
+    (P = P_BASE + f_c pace P_SLOPE); forcing the general path (clocks, caps, per-GPU pace)
+    must give the same run to round-off."""
+    from twin.kernels import workload as kw
+
+    over = {"simulation.duration_s": 120.0, "workload.jobs.0.checkpoint_interval_s": 60.0,
+            "workload.jobs.0.checkpoint_duration_s": 10.0}
+    short = twin.simulate(twin.load_scenario(TRAINING, over))
+    real = kw.pace_constants
+
+    def general_only(wp, jp, j, chips):
+        real(wp, jp, j, chips)
+        jp[j, kw.JP_UNCAPPED] = 0.0  # never nominal: the general path every step
+
+    monkeypatch.setattr(kw, "pace_constants", general_only)
+    general = twin.simulate(twin.load_scenario(TRAINING, over))
+    a, b = short.telemetry(), general.telemetry()
+    np.testing.assert_allclose(a["gpu/power"], b["gpu/power"], rtol=1e-6)  # float32 channel
+    np.testing.assert_allclose(a["gpu/junction_temp"], b["gpu/junction_temp"], rtol=0, atol=1e-4)
+    assert short.jobs[0]["steps"] == general.jobs[0]["steps"] > 0

@@ -292,6 +292,7 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
         _assign(rack, rec, chips, speed, jitter)
         k.jp[j, kw.JP_T_COMPUTE], k.jp[j, kw.JP_T_COMM] = t_c, t_m
         k.jp[j, kw.JP_P_COMPUTE], k.jp[j, kw.JP_P_COMM] = p_c, p_m
+        kw.pace_constants(k.wp, k.jp, j, chips)
         k.js[j, kw.JS_PHASE] = k.js[j, kw.JS_IPHASE] = 0.0
         k.js[j, kw.JS_REMAINING] = k.js[j, kw.JS_IREMAINING] = t_c
     rack.cut(bind)

@@ -1,1 +1,35 @@
-"""Numba kernels: arrays and scalars in, arrays out; no scenario objects, no libraries."""
+"""Numba kernels: arrays and scalars in, arrays out; no scenario objects, no libraries.
+
+Numba's on-disk cache checks only the source file of the function it caches, not the
+kernels that function inlines or calls from other files (``thermal.advance`` inlines
+``workload.chip_power_step``): after an edit to one kernel file another's cached machine
+code could be stale, and runs would silently use the old code. On import, a digest of
+every kernel file is compared with the one stored in the cache directory; when it
+differs, this package's cached kernels are dropped and compile afresh. (This covers the
+default cache next to the sources, which ``make`` uses; with ``NUMBA_CACHE_DIR`` set,
+clear that directory after changing the kernels.)
+"""
+import hashlib
+from pathlib import Path
+
+
+def _drop_stale_cache() -> None:
+    here = Path(__file__).resolve().parent
+    sources = sorted(here.glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()
+    cache = here / "__pycache__"
+    stamp = cache / "kernel-sources.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        if cache.exists():
+            for p in sources:
+                for f in cache.glob(f"{p.stem}.*.nb[ic]"):
+                    f.unlink()
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: numba then caches elsewhere by itself
+        pass
+
+
+_drop_stale_cache()

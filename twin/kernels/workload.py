@@ -22,15 +22,31 @@ exponent 2 is a parameter to calibrate). A power cap acts as a clock limit the s
 import numpy as np
 from numba import njit
 
-WP_IDLE, WP_THR, WP_HYST, WP_SHUT, WP_DOWN, WP_UP, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE = range(11)
-N_WP = 11
+WP_IDLE, WP_THR, WP_HYST, WP_SHUT, WP_DOWN, WP_UP, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE, \
+    WP_P_BASE, WP_P_SLOPE = range(13)
+N_WP = 13
 WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_THROTTLING, WS_FIRST_THROTTLE, WS_FIRST_SHUTDOWN = range(7)
 N_WS = 7
-JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM = range(5)
-N_JP = 5
+JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM, JP_MIN_SPEED, JP_UNCAPPED = range(7)
+N_JP = 7
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
 N_JS = 7
-N_JT = 4  # per-job scratch of chip_power_step
+N_JT = 6  # per-job scratch of chip_power_step
+
+
+def pace_constants(wp, jp, j, chips):
+    """What the nominal path of :func:`chip_power_step` needs, from a training job's
+    parameters (``jp[j]``) and its GPUs' speeds and power multipliers (``wp[chips]``),
+    set when the job binds: its slowest GPU's speed, whether no GPU is power-capped at
+    compute power, and per GPU the power ``P = P_BASE + f_c pace P_SLOPE`` at full
+    clock, with ``P_BASE = jit P_comm`` and ``P_SLOPE = jit (P_compute - P_comm) / speed``
+    (the busy share of a GPU that waits for the slowest is ``f_c pace / speed``)."""
+    jit, speed = wp[chips, WP_JITTER], wp[chips, WP_SPEED]
+    p_c, p_m = jp[j, JP_P_COMPUTE], jp[j, JP_P_COMM]
+    wp[chips, WP_P_BASE] = jit * p_m
+    wp[chips, WP_P_SLOPE] = jit * (p_c - p_m) / speed
+    jp[j, JP_MIN_SPEED] = np.min(speed)
+    jp[j, JP_UNCAPPED] = 1.0 if np.all(p_c * jit <= wp[chips, WP_CAP]) else 0.0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -88,19 +104,22 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
     updates clocks, throttling and jobs.
     ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
     (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened).
-    ``job_tmp[job, 0:4]`` is scratch (the job's pace, unthrottled pace, throttled GPUs,
-    compute share of the step)."""
+    ``job_tmp[job, :]`` is scratch: the job's pace, unthrottled pace, throttled GPUs,
+    compute share of the step, whether the job runs nominally this step (no GPU below
+    full clock, shut down or capped), compute share times pace.
+
+    A job running nominally takes the short path: its pace is its slowest GPU's speed
+    and each GPU's power is ``P_BASE + f_c pace P_SLOPE`` (:func:`pace_constants`), the
+    general formulas below at clock 1 (same values to round-off)."""
     n_chip = wp.shape[0]
     n_job = jp.shape[0]
     for j in range(n_job):
-        job_tmp[j, 0] = 1e300
-        job_tmp[j, 1] = 1e300
-        job_tmp[j, 2] = 0.0
-    # per chip: thermal clock control on the junction at the start of the step, then
-    # either the chip's share in its training job's pace (the slowest GPU sets it) or,
-    # for a chip not running a training waveform, its power from the level demand
-    # (schedules, inference, checkpoints, idle, replay). WS_CLOCK_INT collects the clock
-    # deficit (1 - c) dt, zero in the common case of a cool chip at full clock.
+        job_tmp[j, 4] = jp[j, JP_UNCAPPED]
+    # per chip: thermal clock control on the junction at the start of the step; a chip
+    # running a training waveform only tells whether its job stays nominal; any other
+    # chip draws its power from the level demand (schedules, inference, checkpoints,
+    # idle, replay). WS_CLOCK_INT collects the clock deficit (1 - c) dt, zero in the
+    # common case of a cool chip at full clock.
     for k in range(n_chip):
         if wp[k, WP_THROTTLE] > 0.0 and ws[k, WS_SHUTDOWN] <= 0.0:
             tj = chip_x[k, 0]
@@ -126,13 +145,8 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         jj = chip_job[k]
         j = np.uint64(jj)  # unsigned: no negative-index fix-up on the accesses below
         if jj >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
-            cap_c = _cap_clock(jp[j, JP_P_COMPUTE] * wp[k, WP_JITTER], wp[k, WP_IDLE], wp[k, WP_CAP])
-            ce = 0.0 if ws[k, WS_SHUTDOWN] > 0.0 else min(ws[k, WS_CLOCK], cap_c)
-            power_out[k] = ce  # scratch: the effective clock, replaced by power below
-            if ws[k, WS_CLOCK] < 1.0:
-                job_tmp[j, 2] += 1.0
-            job_tmp[j, 0] = min(job_tmp[j, 0], wp[k, WP_SPEED] * ce)
-            job_tmp[j, 1] = min(job_tmp[j, 1], wp[k, WP_SPEED] * cap_c)
+            if ws[k, WS_CLOCK] < 1.0 or ws[k, WS_SHUTDOWN] > 0.0:
+                job_tmp[j, 4] = 0.0
             continue
         d = demand[row, k]
         if ws[k, WS_SHUTDOWN] > 0.0:
@@ -147,17 +161,39 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         ce = min(clock, _cap_clock(d, idle, wp[k, WP_CAP]))
         power_out[k] = idle + (d - idle) * ce * ce if d > idle else d
         ws[k, WS_CLOCK_INT] += (1.0 - ce) * dt
-    # synchronous training jobs running as waveforms: each job's phases at its pace
+    # synchronous training jobs running as waveforms: each job's pace (its slowest GPU)
+    # and phases
     any_active = False
     for j in range(n_job):
         if jp[j, JP_ACTIVE] <= 0.0:
             continue
         any_active = True
+        if job_tmp[j, 4] > 0.0:
+            rate = jp[j, JP_MIN_SPEED]
+            irate = rate
+            n_throttled = 0.0
+        else:
+            rate = 1e300
+            irate = 1e300
+            n_throttled = 0.0
+            p_compute = jp[j, JP_P_COMPUTE]
+            for k in range(n_chip):
+                if chip_job[k] != j:
+                    continue
+                cap_c = _cap_clock(p_compute * wp[k, WP_JITTER], wp[k, WP_IDLE], wp[k, WP_CAP])
+                ce = 0.0 if ws[k, WS_SHUTDOWN] > 0.0 else min(ws[k, WS_CLOCK], cap_c)
+                power_out[k] = ce  # scratch: the effective clock, replaced by power below
+                if ws[k, WS_CLOCK] < 1.0:
+                    n_throttled += 1.0
+                rate = min(rate, wp[k, WP_SPEED] * ce)
+                irate = min(irate, wp[k, WP_SPEED] * cap_c)
+        job_tmp[j, 0] = rate
         t_c, t_m = jp[j, JP_T_COMPUTE], jp[j, JP_T_COMM]
-        tc = advance_phase(js, j, JS_PHASE, job_tmp[j, 0], t_c, t_m, dt)
-        advance_phase(js, j, JS_IPHASE, job_tmp[j, 1], t_c, t_m, dt)
-        js[j, JS_THROTTLED_GPU_S] += job_tmp[j, 2] * dt
+        tc = advance_phase(js, j, JS_PHASE, rate, t_c, t_m, dt)
+        advance_phase(js, j, JS_IPHASE, irate, t_c, t_m, dt)
+        js[j, JS_THROTTLED_GPU_S] += n_throttled * dt
         job_tmp[j, 3] = tc / dt
+        job_tmp[j, 5] = job_tmp[j, 3] * rate
     if not any_active:
         return
     # and each training GPU's power over the step
@@ -167,6 +203,9 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
             continue
         j = np.uint64(jj)
         if jp[j, JP_ACTIVE] <= 0.0:
+            continue
+        if job_tmp[j, 4] > 0.0:  # nominal
+            power_out[k] = wp[k, WP_P_BASE] + job_tmp[j, 5] * wp[k, WP_P_SLOPE]
             continue
         ce = power_out[k]
         if ce < 1.0:
