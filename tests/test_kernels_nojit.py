@@ -39,3 +39,4 @@ def test_compiled_and_python_kernels_agree():
     jit, py = _run(False), _run(True)
     for key in jit:
         np.testing.assert_allclose(jit[key], py[key], rtol=0, atol=MODES_ATOL_K)
+

@@ -13,8 +13,7 @@ import hashlib
 from pathlib import Path
 
 
-def _drop_stale_cache() -> None:
-    here = Path(__file__).resolve().parent
+def _drop_stale_cache(here: Path = Path(__file__).resolve().parent) -> None:
     sources = sorted(here.glob("*.py"))
     digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()
     cache = here / "__pycache__"
