@@ -1,4 +1,6 @@
 """The kernels' disk cache is dropped when any kernel source changes."""
+
+
 def test_a_change_to_any_kernel_file_drops_every_cached_kernel(tmp_path):
     """Numba checks only a cached function's own file; twin.kernels drops the package's
     cache when any kernel source changes (thermal.advance inlines the workload step)."""
