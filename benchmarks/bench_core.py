@@ -25,12 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import twin  # noqa: E402
-from twin.build import build_model  # noqa: E402
-from twin.engine import Network, _empty_records, steady_state  # noqa: E402
-from twin.kernels import hydraulics as hk  # noqa: E402
-from twin.workload import ScheduleSource  # noqa: E402
-from numba import njit  # noqa: E402
+from numba import njit
+
+import twin
+from twin.build import build_model
+from twin.engine import Network, _empty_records, steady_state
+from twin.kernels import hydraulics as hk
+from twin.workload import ScheduleSource
 
 REPEATS = 7
 

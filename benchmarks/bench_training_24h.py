@@ -66,7 +66,7 @@ def main():
         for secs in sorted({3600.0, min(day, 21600.0), day}):
             proc = subprocess.run([sys.executable, "-c", CHILD, str(SCENARIO), str(secs), str(out)],
                                   capture_output=True, text=True, cwd=ROOT, check=True)
-            wall, rss_kb = proc.stdout.split()
+            _, rss_kb = proc.stdout.split()
             mem[secs] = int(rss_kb) / 1024
         out.unlink()
         prof = cProfile.Profile()
