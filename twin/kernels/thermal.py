@@ -256,6 +256,16 @@ def advance(n_steps, dt, step0, rec_every,
     chip_power = cx[:, 5]
     r = 0
     inv_dt = 1.0 / dt
+    # each mixing node's 1 / (sum of inflow mcp): the flows are fixed over the call, and
+    # a multiplication keeps a division off the return header's serial chain
+    inv_wsum = np.zeros(sweep.shape[0])
+    for i in range(sweep.shape[0]):
+        if sweep[i, SW_SINGLE] < 0:
+            wsum = 0.0
+            for j in range(sweep[i, SW_IN0], sweep[i, SW_IN1]):
+                wsum += edge_mcp[node_in_edge[j]]
+            if wsum > 0.0:
+                inv_wsum[i] = 1.0 / wsum
     for n in range(n_steps):
         dr = np.uint64(demand_row[n])
         chip_power_step(dr, step0 + n, dt, demand, cx, wp, ws, chip_job, jp, js, job_tmp, chip_power)
@@ -280,16 +290,16 @@ def advance(n_steps, dt, step0, rec_every,
                 else:
                     t_in = node_t[node]
             else:
-                wsum = 0.0
-                tsum = 0.0
-                for j in range(np.uint64(sweep[i, SW_IN0]), np.uint64(sweep[i, SW_IN1])):
-                    ei = np.uint64(node_in_edge[j])
-                    w = edge_mcp[ei]
-                    wsum += w
-                    tsum += w * edge_out[ei]
-                if wsum > 0.0:
-                    node_t[node] = tsum / wsum
-                t_in = node_t[node]
+                inv = inv_wsum[i]
+                if inv > 0.0:
+                    tsum = 0.0
+                    for j in range(np.uint64(sweep[i, SW_IN0]), np.uint64(sweep[i, SW_IN1])):
+                        ei = np.uint64(node_in_edge[j])
+                        tsum += edge_mcp[ei] * edge_out[ei]
+                    t_in = tsum * inv
+                    node_t[node] = t_in
+                else:
+                    t_in = node_t[node]
             mcp = edge_mcp[e]
             for c in range(np.uint64(sweep[i, SW_CELL0]), np.uint64(sweep[i, SW_CELL1])):
                 kind = cell_int[c, CI_KIND]
