@@ -130,12 +130,13 @@ class Network:
         self.rec_edges = model.tray_return_edge.astype(np.int64)
         # per-chip records are kept grouped by chip type (types in name order, chips in
         # index order within a type), so a type's channel is a slice, not a gather
-        types = sorted(set(model.chip_type))
-        order = np.concatenate([model.chips_of_type(t) for t in types])
+        # (``rec_order`` lists the chips in that order; labels are written from it)
+        groups = {t: model.chips_of_type(t) for t in sorted(set(model.chip_type))}
+        self.rec_order = np.concatenate(list(groups.values()))
         self.rec_col = np.empty(n_chip, dtype=np.int64)
-        self.rec_col[order] = np.arange(n_chip)
-        bounds = np.cumsum([0] + [model.chips_of_type(t).size for t in types])
-        self.rec_slices = {t: slice(int(a), int(b)) for t, a, b in zip(types, bounds[:-1], bounds[1:])}
+        self.rec_col[self.rec_order] = np.arange(n_chip)
+        bounds = np.cumsum([0] + [idx.size for idx in groups.values()])
+        self.rec_slices = {t: slice(int(a), int(b)) for t, a, b in zip(groups, bounds[:-1], bounds[1:])}
         lf = np.log(HA_FLOWS_LPM)
         self.ha_grid = (lf[0], lf[1] - lf[0], HA_TEMPS_C[0], HA_TEMPS_C[1] - HA_TEMPS_C[0])
 
@@ -505,9 +506,7 @@ def simulate(scenario: Scenario, output=None, power=None,
     if controls.active:  # controllers sample at the start of every block
         block_steps = min(block_steps, max(1, int(round(s.controls.control_interval_s / dt))))
 
-    types = sorted(set(model.chip_type))
-    type_idx = {t: model.chips_of_type(t) for t in types}
-    labels = {f"{t}/labels": [model.chip_names[i] for i in type_idx[t]] for t in types}
+    labels = {f"{t}/labels": [model.chip_names[i] for i in net.rec_order[sl]] for t, sl in net.rec_slices.items()}
     labels["tray/labels"] = model.tray_names
     labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
     if n_jobs:
@@ -529,7 +528,7 @@ def simulate(scenario: Scenario, output=None, power=None,
             if e0 is None:
                 e0 = net.stored_energy(state, dt)
             demand = source.block(step * dt, dt, n)
-            aux = demand.aux[demand.row[-1:]]  # the block's last aux row: what the snapshot keeps
+            aux = demand.aux[demand.row[-1]]  # the block's last aux row: what the snapshot keeps
             aux_l = demand.aux * model.tray_aux_liquid_fraction
             # waveform changes (job start, checkpoint, failure) and faults split the block
             cuts = sorted(source.take_cuts(step + n) + faults.take_cuts(step + n), key=lambda c: c[0])
@@ -663,13 +662,14 @@ class _Snapshot:
 
 
 def _snapshot(net: "Network", aux: np.ndarray) -> _Snapshot:
-    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets), float(np.sum(aux[-1])),
-                     float(np.sum(aux[-1] * (1.0 - net.m.tray_aux_liquid_fraction))))
+    """``aux``: the tray aux power [W] of the block's last step."""
+    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets), float(np.sum(aux)),
+                     float(np.sum(aux * (1.0 - net.m.tray_aux_liquid_fraction))))
 
 
 def _snapshot_changed(snap: _Snapshot, net: "Network", aux: np.ndarray) -> bool:
     return (snap.hyd is not net.hyd or snap.fac_temp != net.fac_temp or snap.fac_flow_m3s != net.fac_flow_m3s
-            or snap.offsets != net.sensor_offsets or snap.aux_total_w != float(np.sum(aux[-1])))
+            or snap.offsets != net.sensor_offsets or snap.aux_total_w != float(np.sum(aux)))
 
 
 def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: dict) -> dict:

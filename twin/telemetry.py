@@ -5,8 +5,8 @@ Layout: a ``time`` dataset [s]; one dataset per channel, named ``group/quantity`
 optional ``labels`` datasets (``gpu/labels``) naming the members; root attributes
 ``schema``, ``scenario`` (resolved scenario TOML), ``software_version``, ``coolant``.
 
-The writer streams: datasets are chunked and extended as blocks arrive, so memory is
-bounded by one block whatever the duration. It writes to ``PATH.partial`` and renames on
+The writer streams: datasets are chunked and extended in whole chunks as rows arrive, so
+memory is bounded by one write batch whatever the duration. It writes to ``PATH.partial`` and renames on
 success, so a failed run leaves no file behind.
 """
 from __future__ import annotations

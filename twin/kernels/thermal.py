@@ -142,7 +142,7 @@ def sweep_table(edge_order, edge_from, node_in_ptr, node_in_edge, edge_cell_ptr)
     """One row per edge in thermal order (columns SW_*): the edge, the node it leaves,
     that node's inflow range in ``node_in_edge``, its single inflow edge (-1 when it
     mixes several) and the edge's cell range. The sweep reads one row per edge instead of
-    chasing five index arrays (27 % of the kernel's time on the reference rack: see
+    chasing five index arrays (17 % of the kernel's time on the reference rack: see
     docs/performance.md)."""
     sw = np.zeros((edge_order.size, N_SW), dtype=np.int64)
     for i, e in enumerate(edge_order):

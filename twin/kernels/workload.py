@@ -31,7 +31,10 @@ JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM, JP_MIN_SPEED, JP_UN
 N_JP = 7
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
 N_JS = 7
-N_JT = 6  # per-job scratch of chip_power_step
+# per-job scratch of chip_power_step: pace, whether nominal this step, compute share of
+# the step, compute share times pace
+JT_PACE, JT_NOMINAL, JT_FC, JT_FC_PACE = range(4)
+N_JT = 4
 
 
 def pace_constants(wp, jp, j, chips):
@@ -104,9 +107,9 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
     updates clocks, throttling and jobs.
     ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
     (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened).
-    ``job_tmp[job, :]`` is scratch: the job's pace, unthrottled pace, throttled GPUs,
-    compute share of the step, whether the job runs nominally this step (no GPU below
-    full clock, shut down or capped), compute share times pace.
+    ``job_tmp[job, :]`` is scratch (``JT_*``): the job's pace, whether it runs nominally
+    this step (no GPU below full clock, shut down or capped), the compute share of the
+    step, and that share times the pace.
 
     A job running nominally takes the short path: its pace is its slowest GPU's speed
     and each GPU's power is ``P_BASE + f_c pace P_SLOPE`` (:func:`pace_constants`), the
@@ -114,7 +117,7 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
     n_chip = wp.shape[0]
     n_job = jp.shape[0]
     for j in range(n_job):
-        job_tmp[j, 4] = jp[j, JP_UNCAPPED]
+        job_tmp[j, JT_NOMINAL] = jp[j, JP_UNCAPPED]
     # per chip: thermal clock control on the junction at the start of the step; a chip
     # running a training waveform only tells whether its job stays nominal; any other
     # chip draws its power from the level demand (schedules, inference, checkpoints,
@@ -146,7 +149,7 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         j = np.uint64(jj)  # unsigned: no negative-index fix-up on the accesses below
         if jj >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
             if ws[k, WS_CLOCK] < 1.0 or ws[k, WS_SHUTDOWN] > 0.0:
-                job_tmp[j, 4] = 0.0
+                job_tmp[j, JT_NOMINAL] = 0.0
             continue
         d = demand[row, k]
         if ws[k, WS_SHUTDOWN] > 0.0:
@@ -168,7 +171,7 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         if jp[j, JP_ACTIVE] <= 0.0:
             continue
         any_active = True
-        if job_tmp[j, 4] > 0.0:
+        if job_tmp[j, JT_NOMINAL] > 0.0:
             rate = jp[j, JP_MIN_SPEED]
             irate = rate
             n_throttled = 0.0
@@ -187,13 +190,13 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
                     n_throttled += 1.0
                 rate = min(rate, wp[k, WP_SPEED] * ce)
                 irate = min(irate, wp[k, WP_SPEED] * cap_c)
-        job_tmp[j, 0] = rate
+        job_tmp[j, JT_PACE] = rate
         t_c, t_m = jp[j, JP_T_COMPUTE], jp[j, JP_T_COMM]
         tc = advance_phase(js, j, JS_PHASE, rate, t_c, t_m, dt)
         advance_phase(js, j, JS_IPHASE, irate, t_c, t_m, dt)
         js[j, JS_THROTTLED_GPU_S] += n_throttled * dt
-        job_tmp[j, 3] = tc / dt
-        job_tmp[j, 5] = job_tmp[j, 3] * rate
+        job_tmp[j, JT_FC] = tc / dt
+        job_tmp[j, JT_FC_PACE] = job_tmp[j, JT_FC] * rate
     if not any_active:
         return
     # and each training GPU's power over the step
@@ -204,8 +207,8 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         j = np.uint64(jj)
         if jp[j, JP_ACTIVE] <= 0.0:
             continue
-        if job_tmp[j, 4] > 0.0:  # nominal
-            power_out[k] = wp[k, WP_P_BASE] + job_tmp[j, 5] * wp[k, WP_P_SLOPE]
+        if job_tmp[j, JT_NOMINAL] > 0.0:
+            power_out[k] = wp[k, WP_P_BASE] + job_tmp[j, JT_FC_PACE] * wp[k, WP_P_SLOPE]
             continue
         ce = power_out[k]
         if ce < 1.0:
@@ -216,5 +219,5 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         idle = wp[k, WP_IDLE]
         jit = wp[k, WP_JITTER]
         own = wp[k, WP_SPEED] * ce
-        busy = job_tmp[j, 3] * (job_tmp[j, 0] / own if own > 0.0 else 0.0)
+        busy = job_tmp[j, JT_FC] * (job_tmp[j, JT_PACE] / own if own > 0.0 else 0.0)
         power_out[k] = busy * (idle + (jp[j, JP_P_COMPUTE] * jit - idle) * ce * ce) + (1.0 - busy) * jp[j, JP_P_COMM] * jit
