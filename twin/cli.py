@@ -54,6 +54,7 @@ def run(scenario, output, duration, overrides):
     if output is not None:
         click.echo(f"telemetry: {output}")
     click.echo(result.margin_table.table())
+    click.echo(result.margin_table.verdict_line())
 
 
 @cli.command("inspect")

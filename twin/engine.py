@@ -48,6 +48,13 @@ REC_NODES = ("rack_in", "rack_out", "cdu_supply", "cdu_return")
 # change over a 100-step block [K].
 STEADY_DT_S = 1.0
 STEADY_TOL_K = 1e-9
+# The clock controllers' gains during the steady start: its 1 s pseudo-time steps times the
+# default gain times a GPU's ~60 K per unit clock would overshoot (3 per step); a tenth
+# keeps the explicit update monotone. The throttled equilibrium does not depend on it.
+STEADY_GAIN_SCALE = 0.1
+# Warm-up of a steady start whose training swings reach a throttle limit: seconds of the
+# real waveform per round (the clock controllers settle in ~1 s, plates in ~10 s).
+WARMUP_S = 30.0
 
 
 @dataclass
@@ -291,8 +298,8 @@ class Network:
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
             self.rec_nodes, self.rec_edges, self.rec_col,
-            rec["tj"], rec["tj_max"], rec["power"], rec["clock"], rec["scalar"], rec["node_t"], rec["edge_out"],
-            rec["job"])
+            rec["tj"], rec["tj_max"], rec["power"], rec["clock"], rec["throttled"], rec["scalar"], rec["node_t"],
+            rec["edge_out"], rec["job"])
 
     def stored_energy(self, state: NetworkState, dt: float) -> float:
         """Thermal energy in the loop relative to 0 degC [J], including the one-step transit
@@ -312,41 +319,91 @@ def _empty_records(model: Model, rows: int, n_jobs: int = 0):
     n_chip = model.n_chips
     return dict(
         tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)),
-        clock=np.zeros((rows, n_chip)), job=np.zeros((rows, n_jobs)), scalar=np.zeros((rows, 2)),
+        clock=np.zeros((rows, n_chip)), throttled=np.zeros((rows, n_chip)), job=np.zeros((rows, n_jobs)),
+        scalar=np.zeros((rows, 2)),
         node_t=np.zeros((rows, len(REC_NODES))), edge_out=np.zeros((rows, model.tray_return_edge.size)),
     )
 
 
 def steady_state(net: Network, source, state: NetworkState | None = None,
                  max_time_s: float = 20000.0) -> NetworkState:
-    """Integrate with the power held at its value at t = 0 (training swings at their mean)
-    until nothing changes. Chips throttle on the way (a load the cooling cannot carry
-    settles throttled, near the throttle temperature, as a rack that has run it for a while
-    would); a throttled equilibrium may cycle and stops at ``max_time_s``."""
+    """The state a rack reaches after running its t = 0 workload for a while.
+
+    First the power is held at its value at t = 0 (training swings at their mean) and the
+    network integrated in pseudo-time until nothing changes; chips throttle on the way (a
+    load the cooling cannot carry settles throttled at the throttle temperature). Where a
+    training swing could lift a junction to its throttle temperature although the mean
+    does not (:func:`_swing_reaches_limit`), the real waveform then runs for
+    ``WARMUP_S`` with clock control and no shutdown, the loop is re-converged at the mean
+    power that warm-up drew, and the waveform runs once more: clocks, peak holds and job
+    phases start the run from that periodic state, so a rack whose bursts throttle
+    starts throttled the way it would have run, not with clocks set for its mean."""
     m = net.m
     s = m.scenario
+    dt = s.simulation.time_step_s
     guess = s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k
     state = state or NetworkState.uniform(m, guess, s.controls.pump_speed_fraction)
-    d0 = source.initial_demand(s.simulation.time_step_s)
+    d0 = source.initial_demand(dt)
     block = 100
     chip_p = d0.chip[d0.row[:1]]
     aux_l = d0.aux[d0.row[:1]] * m.tray_aux_liquid_fraction
-    wl = source.kernel.frozen()
+    wl = source.kernel.frozen(STEADY_GAIN_SCALE)
     rec = _empty_records(m, 0, wl.jp.shape[0])
     net.ideal_pumps = True
     net.dirty = True
     if s.controls.supply_temp_control:
         _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
     _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
+    kern = source.kernel
+    ws = kern.ws
+    # the run starts throttled where the steady state is: clocks and the controllers'
+    # junction peak holds carry over, counters do not (only the run is reported)
+    carried = [kw.WS_CLOCK, kw.WS_CLOCK_CMD, kw.WS_HOLD_T]
+    ws[:, carried] = wl.ws[:, carried]
+    if _swing_reaches_limit(net, state, kern, chip_p[0]):
+        warm = kern.copy(shutdown=False)
+        for rnd in range(2):
+            mean_p = _warm_up(net, state, warm, chip_p, aux_l, dt)
+            if rnd == 0:  # the loop at the power the throttled waveform really draws
+                fixed = warm.frozen(0.0)
+                fixed.ws[:, kw.WS_CLOCK] = 1.0  # mean_p is already the power at the clock
+                _converge(net, state, mean_p[None, :], aux_l, rec, fixed, block, max_time_s)
+        ws[:, carried] = warm.ws[:, carried]
+        js = kern.js
+        for real, ideal in ((kw.JS_PHASE, kw.JS_IPHASE), (kw.JS_REMAINING, kw.JS_IREMAINING)):
+            js[:, real] = js[:, ideal] = warm.js[:, real]
     net.ideal_pumps = False
-    # the run starts throttled where the steady state is: clocks carry over, counters do not
-    ws = source.kernel.ws
-    ws[:, kw.WS_CLOCK] = wl.ws[:, kw.WS_CLOCK]
-    ws[:, kw.WS_THROTTLING] = wl.ws[:, kw.WS_THROTTLING]
     state.acc[:] = 0.0
     state.chip_tj_max[:] = -np.inf
     state.interval_tj_max[:] = -np.inf
     return state
+
+
+def _swing_reaches_limit(net, state, kern, mean_p) -> bool:
+    """Whether a chip running a training waveform could reach its throttle temperature at
+    the peak of its swing: its steady junction plus its junction-to-inlet resistance
+    times the swing above its mean power (an upper bound on the periodic peak)."""
+    m = net.m
+    jobs = kern.chip_job
+    active = np.array([j >= 0 and kern.jp[j, kw.JP_ACTIVE] > 0 for j in jobs])
+    if not active.any():
+        return False
+    with np.errstate(divide="ignore"):
+        r_ja = m.chip_r_jb + np.where(net.chip_g > 0, 1.0 / np.maximum(net.chip_g, 1e-300), np.inf)
+    peak = np.where(active, kern.jp[np.maximum(jobs, 0), kw.JP_P_COMPUTE] * kern.wp[:, kw.WP_JITTER], 0.0)
+    reach = state.chip_x[:, 0] + r_ja * np.maximum(peak - mean_p, 0.0)
+    return bool(np.any(active & (kern.wp[:, kw.WP_THROTTLE] > 0) & (reach >= m.chip_throttle_c)))
+
+
+def _warm_up(net, state, wl, chip_p, aux_l, dt) -> np.ndarray:
+    """Run the real waveforms for WARMUP_S with clock control (``wl``: the kernel arrays,
+    updated); returns each chip's mean power over it [W]."""
+    m = net.m
+    n = int(round(WARMUP_S / dt))
+    state.acc[:] = 0.0
+    net.refresh(state, dt)
+    net.advance(state, dt, 0, n, 10**9, chip_p, aux_l, _empty_records(m, 0, wl.jp.shape[0]), wl)
+    return state.acc[7:7 + m.n_chips] / (n * dt)
 
 
 def _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
@@ -443,6 +500,7 @@ def _channels(model: Model, n_jobs: int = 0):
         ch[f"{t}/power"] = ("W", n, "f4")
         ch[f"{t}/junction_temp"] = ("degC", n, "f4")
         ch[f"{t}/junction_temp_max"] = ("degC", n, "f4")
+        ch[f"{t}/throttled_time"] = ("s", n, "f4")
     ch["gpu/clock_fraction"] = ("1", int(model.gpu_index.size), "f4")
     ch.update({
         "rack/liquid_heat": ("W", None, "f8"),
@@ -558,7 +616,7 @@ def simulate(scenario: Scenario, output=None, power=None,
         jobs = _job_summary(source, s)
         events = sorted(source.events + faults.events, key=lambda e: e[0])
         margins = tracker.finish(state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, step * dt))
-        writer.add_group_attrs("margins", {k: v for k, v in margins.values.items()})
+        writer.write_margins(margins)
         writer.write_events(events)
         mem = writer.finish()
     except BaseException:
@@ -682,6 +740,7 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
         out[f"{t}/power"] = rec["power"][:rows, sl]
         out[f"{t}/junction_temp"] = rec["tj"][:rows, sl]
         out[f"{t}/junction_temp_max"] = rec["tj_max"][:rows, sl]
+        out[f"{t}/throttled_time"] = rec["throttled"][:rows, sl]
     out["gpu/clock_fraction"] = rec["clock"][:rows, type_slices["gpu"]]
     if rec["job"].shape[1]:
         out["job/steps"] = rec["job"][:rows]

@@ -1,16 +1,31 @@
-"""Cooling margins of a run: what `twin run` prints and `twin check` will gate on.
+"""Cooling margins of a run: what `twin run` prints and `twin check` gates on.
 
-Each margin has a value, a unit and, where it is a pass/fail quantity, a limit and a
-direction. Junction maxima are taken at every thermal step inside the kernel, not only
-at the output rate; the other quantities are taken at the output rate.
+Each margin has a value, a unit and, where it is a pass/fail quantity, a limit (the
+scenario's ``[margins]``, else the rack's ``[rack.margin_limits]``, else the design
+default: see :class:`twin.scenario.MarginLimits`), a direction and a *status*:
+
+- ``ok``: judged and within its limit;
+- ``fail``: judged and outside it, or failed by what the run showed (a junction margin
+  fails while any chip of its kind throttled, whatever its value);
+- ``not judged``: the run could not judge it (no output sample, a value that is NaN or
+  infinite): never ``ok``.
+
+Figures (no limit) have no status. Junction maxima are taken at every thermal step inside
+the kernel, not only at the output rate; the other quantities at the output rate.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .build import LPM
+from .kernels import workload as kw
+
+OK, FAIL, NOT_JUDGED = "ok", "fail", "not judged"
+# Goodput is a ratio of step counts in floating point: within this of the limit it is at it.
+GOODPUT_RTOL = 1e-9
 
 
 @dataclass
@@ -21,12 +36,41 @@ class MarginRow:
     limit: float | None = None
     sense: str | None = None  # "min": value must be >= limit; "max": value must be <= limit
     note: str = ""
+    instance: str = ""  # the part that sets the value (an instance path), if any
+    integer: bool = False  # a count: printed without decimals
+    fail_reason: str = ""  # fails whatever the value (e.g. a chip of this kind throttled)
+    tolerance: float = 0.0  # absolute slack on the comparison (round-off only)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``fail``, ``not judged``, or ``""`` for a figure without a limit."""
+        if self.sense is None:
+            return ""
+        if not math.isfinite(self.value):
+            return NOT_JUDGED
+        if self.fail_reason:
+            return FAIL
+        within = (self.value >= self.limit - self.tolerance if self.sense == "min"
+                  else self.value <= self.limit + self.tolerance)
+        return OK if within else FAIL
 
     @property
     def ok(self) -> bool | None:
-        if self.sense is None:
-            return None
-        return self.value >= self.limit if self.sense == "min" else self.value <= self.limit
+        """True when ok, False when failed or not judged, None for a figure."""
+        st = self.status
+        return None if not st else st == OK
+
+    def formatted(self) -> str:
+        if not math.isfinite(self.value):
+            return "n/a"
+        return f"{int(round(self.value))}" if self.integer else f"{self.value:.3f}"
+
+    def to_dict(self) -> dict:
+        finite = math.isfinite(self.value)
+        return dict(name=self.name, value=(int(round(self.value)) if self.integer else self.value) if finite else None,
+                    unit=self.unit, limit=self.limit, sense=self.sense, status=self.status or None,
+                    instance=self.instance or None,
+                    note="; ".join(x for x in (self.fail_reason, self.note) if x))
 
 
 @dataclass
@@ -37,17 +81,43 @@ class Margins:
     def values(self) -> dict:
         return {r.name: r.value for r in self.rows}
 
+    def judged(self):
+        return [r for r in self.rows if r.status]
+
     @property
     def ok(self) -> bool:
-        return all(r.ok is not False for r in self.rows)
+        """Every pass/fail margin judged and within its limit."""
+        return all(r.status == OK for r in self.judged())
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` if any margin fails, else ``not judged`` if any could not be judged, else ``ok``."""
+        statuses = {r.status for r in self.judged()}
+        return FAIL if FAIL in statuses else NOT_JUDGED if NOT_JUDGED in statuses else OK
+
+    def verdict_line(self) -> str:
+        rows = self.judged()
+        failed = [r.name for r in rows if r.status == FAIL]
+        unjudged = [r.name for r in rows if r.status == NOT_JUDGED]
+        parts = [f"verdict: {self.verdict.upper()}"]
+        if failed:
+            parts.append(f"{len(failed)} of {len(rows)} margins fail ({', '.join(failed)})")
+        if unjudged:
+            parts.append(f"{len(unjudged)} not judged ({', '.join(unjudged)})")
+        if not failed and not unjudged:
+            parts.append(f"all {len(rows)} margins within their limits")
+        return parts[0] + ": " + "; ".join(parts[1:])
 
     def table(self) -> str:
-        lines = [f"{'margin':<30} {'value':>10} {'unit':<8} {'limit':>10}  status  note"]
+        lines = [f"{'margin':<30} {'value':>10} {'unit':<8} {'limit':>10}  {'status':<10}  note"]
         for r in self.rows:
-            limit = "" if r.limit is None else f"{r.limit:>10.3g}"
-            status = "" if r.ok is None else ("ok" if r.ok else "FAIL")
-            lines.append(f"{r.name:<30} {r.value:>10.3f} {r.unit:<8} {limit:>10}  {status:<6}  {r.note}")
+            limit = "" if r.limit is None else (f"{int(r.limit)}" if r.integer else f"{r.limit:.4g}")
+            note = "; ".join(x for x in (r.fail_reason, r.note) if x)
+            lines.append(f"{r.name:<30} {r.formatted():>10} {r.unit:<8} {limit:>10}  {r.status:<10}  {note}".rstrip())
         return "\n".join(lines)
+
+    def to_dicts(self) -> list:
+        return [r.to_dict() for r in self.rows]
 
 
 class MarginTracker:
@@ -69,10 +139,10 @@ class MarginTracker:
         m = self.m
         ratio = hyd.flow_m3s[m.tray_supply_edge] / LPM / m.tray_required_lpm
         i = int(np.argmin(ratio))
-        if ratio[i] < self.tray_ratio_min:
+        if ratio[i] < self.tray_ratio_min or not np.isfinite(ratio[i]):
             self.tray_ratio_min, self.tray_ratio_arg = float(ratio[i]), i
-        self.return_max = max(self.return_max, float(np.max(data["rack/return_temp"])))
-        self.rack_dp_max = max(self.rack_dp_max, float(np.max(data["rack/dp"])))
+        self.return_max = _nanmax(self.return_max, data["rack/return_temp"])
+        self.rack_dp_max = _nanmax(self.rack_dp_max, data["rack/dp"])
         # head reserve of the running pumps: full-speed curve at today's flow minus the
         # head they deliver now
         delivered = hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]
@@ -80,12 +150,12 @@ class MarginTracker:
             if hyd.speed[i] > 0:
                 q = hyd.flow_m3s[e]
                 avail = m.pump_shutoff_pa[i] - m.pump_k[i] * q * abs(q)
-                self.head_margin_min = min(self.head_margin_min, (avail - delivered) / 1e3)
+                self.head_margin_min = -_nanmax(-self.head_margin_min, -(avail - delivered) / 1e3)
         liquid = data["rack/liquid_heat"]
         self.liquid_sum += float(np.sum(liquid))
         self.it_sum += float(np.sum(data["rack/it_power"]))
         i = int(np.argmax(liquid))
-        if liquid[i] > self.peak_liquid:
+        if liquid[i] > self.peak_liquid or not np.isfinite(liquid[i]):
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
 
     def finish(self, state, wl=None, jobs=(), ride_through=None) -> Margins:
@@ -94,37 +164,55 @@ class MarginTracker:
         rows = []
         tj = state.chip_tj_max
         gpu = m.gpu_index
-        margin = m.chip_throttle_c[gpu] - tj[gpu]
-        k = int(np.argmin(margin))
-        rows.append(MarginRow("gpu_junction_margin_k", float(margin[k]), "K", 0.0, "min",
-                              f"{m.chip_names[gpu[k]]} peaks at {tj[gpu[k]]:.1f} degC, throttles at {m.chip_throttle_c[gpu[k]]:.0f}"))
+        thr_s = wl.ws[:, kw.WS_THROTTLED_S] if wl is not None else np.zeros(m.n_chips)
+        shut = wl.ws[:, kw.WS_SHUTDOWN] > 0 if wl is not None else np.zeros(m.n_chips, dtype=bool)
+
+        def junction_row(name, chips, kind):
+            margin = m.chip_throttle_c[chips] - tj[chips]
+            k = int(np.argmin(np.where(np.isnan(margin), -np.inf, margin)))
+            c = chips[k]
+            hot = chips[thr_s[chips] > 0]
+            reason = (f"{len(hot)} {kind} throttled ({m.chip_names[hot[int(np.argmax(thr_s[hot]))]]} longest)"
+                      if hot.size else "")
+            return MarginRow(name, float(margin[k]), "K", s.margin_limit(name), "min",
+                             f"{m.chip_names[c]} peaks at {tj[c]:.1f} degC, throttles at {m.chip_throttle_c[c]:.0f}",
+                             instance=m.chip_names[c], fail_reason=reason)
+
+        rows.append(junction_row("gpu_junction_margin_k", gpu, "GPUs"))
         other = np.array([i for i in range(m.n_chips) if m.chip_type[i] != "gpu"], dtype=int)
         if other.size:
-            om = m.chip_throttle_c[other] - tj[other]
-            j = int(np.argmin(om))
-            rows.append(MarginRow("other_chip_junction_margin_k", float(om[j]), "K", 0.0, "min",
-                                  f"{m.chip_names[other[j]]} peaks at {tj[other[j]]:.1f} degC"))
-        rows.append(MarginRow("gpu_junction_max_c", float(tj[gpu].max()), "degC"))
-        rows.append(MarginRow("rack_return_temp_max_c", self.return_max, "degC", s.rack.max_return_temp_c, "max"))
-        rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", 1.0, "min",
-                              f"{m.tray_names[self.tray_ratio_arg]} ({m.tray_type[self.tray_ratio_arg]}) vs its required flow"))
-        if np.isfinite(self.head_margin_min):
-            rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa", 0.0, "min",
-                                  "full-speed head at the operating flow minus delivered head"))
-        rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa"))
-        rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
-        rows.append(MarginRow("rack_flow_per_kw_lpm", self.flow_at_peak / (self.peak_liquid / 1e3), "L/min/kW",
-                              note="rack flow over liquid heat at the peak"))
-        if self.it_sum > 0:
-            rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum, "1",
-                                  note="heat into the coolant over IT power"))
+            rows.append(junction_row("other_chip_junction_margin_k", other, "chips"))
+        kmax = gpu[int(np.argmax(tj[gpu]))]
+        rows.append(MarginRow("gpu_junction_max_c", float(tj[gpu].max()), "degC", instance=m.chip_names[kmax]))
         if wl is not None:
-            from .kernels import workload as kw
-            thr = wl.ws[gpu, kw.WS_THROTTLED_S]
-            note = (f"{m.chip_names[gpu[int(np.argmax(thr))]]}; {int(np.sum(thr > 0))} GPUs throttled at some point"
-                    if thr.max() > 0 else "no GPU throttled")
-            rows.append(MarginRow("gpu_throttled_s_max", float(thr.max()), "s", note=note))
-            rows.append(MarginRow("gpu_shutdowns", float(np.sum(wl.ws[gpu, kw.WS_SHUTDOWN] > 0)), "1", 0.0, "max"))
+            k = gpu[int(np.argmax(thr_s[gpu]))]
+            n_thr = int(np.sum(thr_s[gpu] > 0))
+            note = (f"{m.chip_names[k]} the longest; {n_thr} GPUs throttled at some point" if n_thr
+                    else "no GPU throttled")
+            rows.append(MarginRow("gpu_throttled_s_max", float(thr_s[k]), "s", s.margin_limit("gpu_throttled_s_max"),
+                                  "max", note, instance=m.chip_names[k] if n_thr else ""))
+            down = gpu[shut[gpu]]
+            first = wl.ws[down, kw.WS_FIRST_SHUTDOWN] * s.simulation.time_step_s
+            note = (f"{m.chip_names[down[int(np.argmin(first))]]} first, at {first.min():.1f} s" if down.size else "")
+            rows.append(MarginRow("gpu_shutdowns", float(down.size), "1", s.margin_limit("gpu_shutdowns"), "max", note,
+                                  instance=m.chip_names[down[int(np.argmin(first))]] if down.size else "", integer=True))
+        no_sample = "" if np.isfinite(self.return_max) else "no output sample: the run is shorter than one output interval"
+        rows.append(MarginRow("rack_return_temp_max_c", self.return_max, "degC", s.margin_limit("rack_return_temp_max_c"),
+                              "max", no_sample, instance="rack"))
+        t = self.tray_ratio_arg
+        rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", s.margin_limit("tray_flow_ratio_min"), "min",
+                              f"{m.tray_names[t]} ({m.tray_type[t]}) vs its required flow" if t >= 0 else no_sample,
+                              instance=m.tray_names[t] if t >= 0 else ""))
+        if self.head_margin_min != np.inf:
+            rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
+                                  s.margin_limit("pump_head_margin_kpa"), "min",
+                                  "full-speed head at the operating flow minus delivered head", instance="cdu"))
+        rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa", instance="rack"))
+        rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
+        per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan
+        rows.append(MarginRow("rack_flow_per_kw_lpm", per_kw, "L/min/kW", note="rack flow over liquid heat at the peak"))
+        rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum if self.it_sum > 0 else math.nan, "1",
+                              note="heat into the coolant over IT power"))
         if ride_through is not None:
             for key in ("throttle", "shutdown"):
                 v = ride_through[key]
@@ -137,8 +225,16 @@ class MarginTracker:
         for job in jobs:
             if job["kind"] != "training":
                 continue
-            rows.append(MarginRow(f"job_{job['name']}_steps", job["steps"], "1", note=f"{job['gpus']} GPUs"))
-            rows.append(MarginRow(f"job_{job['name']}_goodput", job["goodput"], "1", 1.0, "min",
-                                  "steps over steps without thermal throttling"))
+            rows.append(MarginRow(f"job_{job['name']}_steps", job["steps"], "1", note=f"{job['gpus']} GPUs", integer=True))
+            rows.append(MarginRow(f"job_{job['name']}_goodput", job["goodput"], "1", s.margin_limit("job_goodput_min"),
+                                  "min", "steps over steps without thermal throttling", tolerance=GOODPUT_RTOL))
             rows.append(MarginRow(f"job_{job['name']}_throttled_gpu_s", job["throttled_gpu_s"], "GPU*s"))
         return Margins(rows)
+
+
+def _nanmax(current: float, values) -> float:
+    """max(current, values) where any NaN wins: a NaN never hides behind a finite maximum."""
+    v = float(np.max(values)) if np.size(values) else -np.inf
+    if math.isnan(v) or math.isnan(current):
+        return math.nan
+    return max(current, v)

@@ -44,11 +44,27 @@ class ChipType(_Model):
     c_junction_j_per_k: float = Field(gt=0, description="heat capacity of die and lid [J/K]")
     c_plate_j_per_k: float = Field(gt=0, description="heat capacity of the cold-plate body [J/K]")
     cold_plate: str = Field(description="name of an entry in rack.cold_plates")
-    throttles: bool = Field(default=True, description="whether the chip slows its clock when hot")
-    throttle_hysteresis_k: float = Field(default=3.0, ge=0, description="recovery starts this far below throttle_temp_c")
-    throttle_slew_per_s: float = Field(default=5.0, gt=0, description="clock fraction lost per second while at or above throttle")
-    recovery_slew_per_s: float = Field(default=0.1, gt=0, description="clock fraction regained per second below the band")
+    throttles: bool = Field(default=True, description="whether the chip's firmware slows its clock when hot "
+                            "(the shutdown protects it either way)")
+    throttle_gain_per_k_s: float = Field(
+        default=0.05, gt=0, le=0.5,
+        description="integral gain of the thermal clock control: clock fraction lost per second per kelvin of "
+                    "junction peak above throttle_temp_c [1/(K s)] (ASSUMPTION, docs/model.md)")
+    throttle_hold_s: float = Field(
+        default=1.0, ge=0.05, le=60,
+        description="decay time of the junction peak hold the clock control acts on [s] (ASSUMPTION)")
     min_clock_fraction: float = Field(default=0.3, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced(cls, data):
+        old = ("throttle_hysteresis_k", "throttle_slew_per_s", "recovery_slew_per_s")
+        if isinstance(data, dict):
+            for key in old:
+                if key in data:
+                    raise ValueError(f"{key} was replaced by throttle_gain_per_k_s and throttle_hold_s "
+                                     "(a continuous clock controller, docs/model.md)")
+        return data
 
     @model_validator(mode="after")
     def _limits(self):
@@ -126,6 +142,32 @@ class Manifold(_Model):
     roughness_um: float = Field(default=1.5, ge=0)
 
 
+class MarginLimits(_Model):
+    """Limits of the pass/fail margins (``twin.margins``). A scenario's ``[margins]`` table
+    overrides the rack definition's ``[rack.margin_limits]``, which overrides the defaults
+    here (the design defaults: no throttling, no shutdown, every tray at its flow)."""
+
+    gpu_junction_margin_k: Optional[float] = Field(
+        default=None, ge=-50, le=50, description="least margin below the throttle temperature, worst GPU [K] (default 0)")
+    other_chip_junction_margin_k: Optional[float] = Field(
+        default=None, ge=-50, le=50, description="the same for CPUs and switches [K] (default 0)")
+    gpu_throttled_s_max: Optional[float] = Field(
+        default=None, ge=0, description="longest time any GPU may spend throttled [s] (default 0)")
+    gpu_shutdowns: Optional[int] = Field(default=None, ge=0, description="GPUs allowed to shut down (default 0)")
+    rack_return_temp_max_c: Optional[float] = Field(
+        default=None, ge=20, le=95, description="highest rack return temperature [degC] (default rack.max_return_temp_c)")
+    tray_flow_ratio_min: Optional[float] = Field(
+        default=None, ge=0, le=5, description="least tray flow over its required flow (default 1)")
+    pump_head_margin_kpa: Optional[float] = Field(
+        default=None, ge=-1000, le=1000, description="least pump head reserve [kPa] (default 0)")
+    job_goodput_min: Optional[float] = Field(
+        default=None, ge=0, le=1, description="least goodput of every training job (default 1)")
+
+
+MARGIN_DEFAULTS = dict(gpu_junction_margin_k=0.0, other_chip_junction_margin_k=0.0, gpu_throttled_s_max=0.0,
+                       gpu_shutdowns=0, tray_flow_ratio_min=1.0, pump_head_margin_kpa=0.0, job_goodput_min=1.0)
+
+
 class Rack(_Model):
     name: str
     source: str = ""
@@ -136,7 +178,8 @@ class Rack(_Model):
     manifold: Manifold
     supply_hose: Tubing
     return_hose: Tubing
-    max_return_temp_c: float = Field(default=65.0, description="limit on the rack return temperature [degC]")
+    max_return_temp_c: float = Field(default=65.0, ge=20, le=95, description="limit on the rack return temperature [degC]")
+    margin_limits: MarginLimits = Field(default_factory=MarginLimits, description="the rack design's margin limits")
 
     @model_validator(mode="after")
     def _references(self):
@@ -394,9 +437,20 @@ class Scenario(_Model):
     workload: Workload = Workload()
     faults: list[Fault] = Field(default_factory=list)
     simulation: Simulation
+    margins: MarginLimits = Field(default_factory=MarginLimits, description="this scenario's margin limits")
 
     # Set by load_scenario: where the scenario came from (not part of the data).
     model_config = ConfigDict(extra="forbid")
+
+    def margin_limit(self, name: str):
+        """The limit of a margin: the scenario's, else the rack's, else the default."""
+        for table in (self.margins, self.rack.margin_limits):
+            value = getattr(table, name)
+            if value is not None:
+                return value
+        if name == "rack_return_temp_max_c":
+            return self.rack.max_return_temp_c
+        return MARGIN_DEFAULTS[name]
 
     def to_toml(self) -> str:
         """The resolved scenario as TOML (includes merged, overrides applied)."""

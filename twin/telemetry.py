@@ -121,10 +121,21 @@ class TelemetryWriter:
         ds = self.f.create_dataset("events", data=arr)
         ds.attrs["units"] = "s"
 
-    def add_group_attrs(self, name: str, attrs: dict) -> None:
-        grp = self.f.require_group(name)
-        for k, v in attrs.items():
-            grp.attrs[k] = v
+    def write_margins(self, margins) -> None:
+        """The margins: group ``margins`` with each value as an attribute (name -> value),
+        and the verdicts as a table ``margins/verdicts`` (one row per margin: name, value,
+        unit, limit, sense, status, instance, note; NaN where a number is absent) and
+        the root attribute ``verdict``."""
+        grp = self.f.require_group("margins")
+        for r in margins.rows:
+            grp.attrs[r.name] = r.value
+        text = h5py.string_dtype()
+        dtype = np.dtype([("name", text), ("value", "f8"), ("unit", text), ("limit", "f8"), ("sense", text),
+                          ("status", text), ("instance", text), ("note", text)])
+        rows = [(d["name"], r.value, d["unit"], np.nan if d["limit"] is None else d["limit"], d["sense"] or "",
+                 d["status"] or "", d["instance"] or "", d["note"]) for r, d in zip(margins.rows, margins.to_dicts())]
+        grp.create_dataset("verdicts", data=np.array(rows, dtype=dtype))
+        self.f.attrs["verdict"] = margins.verdict
 
     def finish(self):
         """Close and move into place; returns the open in-memory file when path is None."""
@@ -192,6 +203,8 @@ def _read_open(f, name) -> Telemetry:
 
     def visit(key, obj):
         if not isinstance(obj, h5py.Dataset) or key == "time":
+            return
+        if key.startswith("margins/"):
             return
         if key == "events":
             events.extend((float(r["time"]), _s(r["kind"]), _s(r["target"])) for r in obj[()])

@@ -43,17 +43,17 @@ def default_kernel_arrays(model, n_jobs=0):
         ct = s.rack.chip_types[t]
         wp[k, kw.WP_IDLE] = ct.idle_w
         wp[k, kw.WP_THR] = ct.throttle_temp_c
-        wp[k, kw.WP_HYST] = ct.throttle_hysteresis_k
+        wp[k, kw.WP_GAIN] = ct.throttle_gain_per_k_s
         wp[k, kw.WP_SHUT] = ct.shutdown_temp_c
-        wp[k, kw.WP_DOWN] = ct.throttle_slew_per_s
-        wp[k, kw.WP_UP] = ct.recovery_slew_per_s
+        wp[k, kw.WP_HOLD_S] = ct.throttle_hold_s
         wp[k, kw.WP_CMIN] = ct.min_clock_fraction
         wp[k, kw.WP_CAP] = s.workload.gpu_power_cap_w if t == "gpu" else math.inf
         wp[k, kw.WP_SPEED] = 1.0
         wp[k, kw.WP_JITTER] = 1.0
         wp[k, kw.WP_THROTTLE] = 1.0 if ct.throttles else 0.0
     ws = np.zeros((n, kw.N_WS))
-    ws[:, kw.WS_CLOCK] = 1.0
+    ws[:, kw.WS_CLOCK] = ws[:, kw.WS_CLOCK_CMD] = 1.0
+    ws[:, kw.WS_HOLD_T] = -np.inf
     ws[:, kw.WS_FIRST_THROTTLE] = -1.0
     ws[:, kw.WS_FIRST_SHUTDOWN] = -1.0
     return KernelWorkload(wp=wp, ws=ws, chip_job=np.full(n, -1, dtype=np.int64),
@@ -75,15 +75,25 @@ class KernelWorkload:
     def args(self):
         return self.wp, self.ws, self.chip_job, self.jp, self.js, self.job_tmp
 
-    def frozen(self):
-        """A copy with no waveforms and no shutdowns, for the steady-state start: training
-        jobs run at their mean power (in the demand), chips throttle but never latch off,
-        and the copy's clocks and counters are thrown away afterwards."""
+    def copy(self, shutdown=True):
+        """A copy of every array (``chip_job`` shared: the kernel never writes it);
+        ``shutdown=False`` disables the shutdown latch."""
         wp = self.wp.copy()
-        wp[:, kw.WP_SHUT] = np.inf
-        jp = self.jp.copy()
-        jp[:, kw.JP_ACTIVE] = 0.0
-        return KernelWorkload(wp, self.ws.copy(), self.chip_job, jp, self.js.copy(), self.job_tmp.copy())
+        if not shutdown:
+            wp[:, kw.WP_SHUT] = np.inf
+        return KernelWorkload(wp, self.ws.copy(), self.chip_job, self.jp.copy(), self.js.copy(), self.job_tmp.copy())
+
+    def frozen(self, gain_scale=1.0):
+        """A copy with no waveforms and no shutdowns, for the steady-state start: training
+        jobs run at their mean power (in the demand), chips throttle but never latch off
+        (a chip whose steady state lies above its shutdown temperature shuts down in the
+        run's first step), and the copy's counters are thrown away afterwards.
+        ``gain_scale`` scales the clock controllers' gains (the steady start takes long
+        pseudo-time steps; the throttled equilibrium does not depend on the gain)."""
+        out = self.copy(shutdown=False)
+        out.wp[:, kw.WP_GAIN] *= gain_scale
+        out.jp[:, kw.JP_ACTIVE] = 0.0
+        return out
 
 
 @dataclass

@@ -21,7 +21,7 @@ Cell kinds:
 import numpy as np
 from numba import njit
 
-from .workload import JS_STEPS, WS_CLOCK_INT, chip_power_step
+from .workload import JS_STEPS, WS_CLOCK_INT, WS_INTERVAL_THROTTLED, chip_power_step, hold_decay
 
 FLUID = 0
 PLATE = 1
@@ -216,7 +216,8 @@ def advance(n_steps, dt, step0, rec_every,
             wp, ws, chip_job, jp, js, job_tmp,
             chip_x, cell_t, edge_out, node_t,
             acc, chip_tj_max, interval_tj_max,
-            rec_nodes, rec_edges, rec_col, rec_tj, rec_tj_max, rec_power, rec_clock, rec_scalar, rec_node_t, rec_edge_out, rec_job):
+            rec_nodes, rec_edges, rec_col, rec_tj, rec_tj_max, rec_power, rec_clock, rec_throttled, rec_scalar,
+            rec_node_t, rec_edge_out, rec_job):
     """Advance the network ``n_steps`` steps of ``dt`` seconds.
 
     The network: ``sweep`` (edges in thermal order, see :func:`sweep_table`),
@@ -236,7 +237,9 @@ def advance(n_steps, dt, step0, rec_every,
     ``interval_tj_max`` over the current record interval (recorded as ``rec_tj_max``). Records are written every
     ``rec_every`` global steps (``step0`` is the global index of the first step).
     Records hold the temperatures of the nodes ``rec_nodes`` and the outflows of the edges
-    ``rec_edges`` only; chip ``k``'s records go to column ``rec_col[k]``. Returns the number of records written.
+    ``rec_edges`` only; chip ``k``'s records go to column ``rec_col[k]``: junction at the
+    record instant, its maximum, mean power, mean clock and seconds throttled over the
+    interval. Returns the number of records written.
 
     A plate's heat into its coolant over a step is ``mcp (Tf_mean - T_in) dt + Cf (Tf1 -
     Tf0)``: its coolant cell's energy balance, exact for the exact maps.
@@ -254,6 +257,8 @@ def advance(n_steps, dt, step0, rec_every,
         cx[k, 4] = interval_tj_max[k]
         cx[k, 5] = 0.0
     chip_power = cx[:, 5]
+    decay = np.empty(n_chip)
+    hold_decay(wp, dt, decay)
     r = 0
     inv_dt = 1.0 / dt
     # each mixing node's 1 / (sum of inflow mcp): the flows are fixed over the call, and
@@ -268,7 +273,7 @@ def advance(n_steps, dt, step0, rec_every,
                 inv_wsum[i] = 1.0 / wsum
     for n in range(n_steps):
         dr = np.uint64(demand_row[n])
-        chip_power_step(dr, step0 + n, dt, demand, cx, wp, ws, chip_job, jp, js, job_tmp, chip_power)
+        chip_power_step(dr, step0 + n, dt, demand, cx, wp, ws, chip_job, jp, js, job_tmp, decay, chip_power)
         # local accumulators: the arrays they end in may alias anything, as far as the
         # compiler knows, so keep the sums in registers through the sweep
         step_liquid = 0.0
@@ -371,6 +376,8 @@ def advance(n_steps, dt, step0, rec_every,
                 cx[k, 3] = 0.0
                 rec_clock[r, col] = 1.0 - ws[k, WS_CLOCK_INT] / span  # WS_CLOCK_INT: the clock deficit
                 ws[k, WS_CLOCK_INT] = 0.0
+                rec_throttled[r, col] = ws[k, WS_INTERVAL_THROTTLED]
+                ws[k, WS_INTERVAL_THROTTLED] = 0.0
             rec_scalar[r, 0] = acc[4] / span
             rec_scalar[r, 1] = acc[5] / span
             for i in range(rec_nodes.shape[0]):

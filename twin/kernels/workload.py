@@ -10,23 +10,48 @@ step are split, not sampled).
 Chip parameters ``wp[chip, :]`` (columns ``WP_*``), chip state ``ws[chip, :]`` (``WS_*``),
 job parameters ``jp[job, :]`` (``JP_*``) and job state ``js[job, :]`` (``JS_*``).
 
-Throttling (per chip with WP_THROTTLE = 1), sampled on the junction temperature at the
-start of each step: at or above the throttle temperature the clock falls at
-``slew_down`` per second to at least ``clock_min``; it holds while the junction is within
-the hysteresis band below the throttle temperature; below the band it recovers at
-``slew_up`` per second; at or above the shutdown temperature the chip shuts down for the
-rest of the run (power 0, its job stalls). Power at a clock fraction ``c``:
-``idle + (P - idle) c^2`` (dynamic power ~ f V^2 with V falling with f: ASSUMPTION, the
-exponent 2 is a parameter to calibrate). A power cap acts as a clock limit the same way.
+Clock control (per chip with WP_THROTTLE = 1): the firmware's thermal slowdown is an
+integral controller on a peak-hold of the junction temperature. The hold ``Te`` follows
+the junction up at once and decays toward it with the time constant ``WP_HOLD_S``, so
+a 1-2 Hz training burst is seen by its peaks, not by its mean. The clock obeys
+``dc/dt = -k (Te - T_throttle)`` while ``Te`` is above the throttle temperature or the
+clock is below full, clamped to ``[clock_min, 1]``: it falls while the peaks are above the
+limit, settles where they sit at it, and recovers once they are below. The clock applied
+is the controller's output ``c`` (``WS_CLOCK_CMD``) except within one clock step
+(``CLOCK_STEP``) of full, where it is full (``WS_CLOCK``). The law is
+continuous in time, so its explicit update (``c += -k dt (Te - T_thr)``, ``Te`` from the
+junction at the start of the step) converges as the step shrinks: its loop rate ``k dT/dc``
+(~ 60 K per unit clock for a 1200 W GPU) times a 0.1 s step stays well below one
+(docs/model.md, tests/test_throttle.py). ``k`` and the hold time are ASSUMPTIONS: GPU
+clock-control laws are not published.
+
+A chip is *throttled* during a step when its applied thermal clock is below full; the time is
+counted per chip over the run (``WS_THROTTLED_S``) and per record interval
+(``WS_INTERVAL_THROTTLED``, the ``*/throttled_time`` channels), the same quantity.
+
+Shutdown is a hardware protection, independent of clock control (it applies with
+``throttles = false`` too): at or above the shutdown temperature the chip latches off for
+the rest of the run (power 0, its job stalls).
+
+Power at a clock fraction ``c``: ``idle + (P - idle) c^2`` (dynamic power ~ f V^2 with V
+falling with f: ASSUMPTION, the exponent 2 is a parameter to calibrate). A power cap acts
+as a clock limit the same way.
 """
 import numpy as np
 from numba import njit
 
-WP_IDLE, WP_THR, WP_HYST, WP_SHUT, WP_DOWN, WP_UP, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE, \
-    WP_P_BASE, WP_P_SLOPE = range(13)
-N_WP = 13
-WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_THROTTLING, WS_FIRST_THROTTLE, WS_FIRST_SHUTDOWN = range(7)
-N_WS = 7
+WP_IDLE, WP_THR, WP_GAIN, WP_SHUT, WP_HOLD_S, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE, \
+    WP_P_BASE, WP_P_SLOPE = range(12)
+N_WP = 12
+WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_HOLD_T, WS_FIRST_THROTTLE, WS_FIRST_SHUTDOWN, \
+    WS_INTERVAL_THROTTLED, WS_CLOCK_CMD = range(9)
+N_WS = 9
+# A GPU's clock moves in steps of ~15 MHz around ~2 GHz (the supported-clocks list of
+# ``nvidia-smi -q -d SUPPORTED_CLOCKS``: 0.5-1 % apart): a controller output within
+# CLOCK_STEP of full clock leaves the clock at full. Without it a junction whose peaks
+# sit exactly at the limit would count as throttled for a 0.03 % clock dip, for a time
+# that depends on the step (ASSUMPTION on the step size).
+CLOCK_STEP = 0.005
 JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM, JP_MIN_SPEED, JP_UNCAPPED = range(7)
 N_JP = 7
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
@@ -50,6 +75,13 @@ def pace_constants(wp, jp, j, chips):
     wp[chips, WP_P_SLOPE] = jit * (p_c - p_m) / speed
     jp[j, JP_MIN_SPEED] = np.min(speed)
     jp[j, JP_UNCAPPED] = 1.0 if np.all(p_c * jit <= wp[chips, WP_CAP]) else 0.0
+
+
+@njit(cache=True)
+def hold_decay(wp, dt, out):
+    """Per-chip decay of the junction peak hold over a step: ``exp(-dt / hold_s)``."""
+    for k in range(wp.shape[0]):
+        out[k] = np.exp(-dt / wp[k, WP_HOLD_S])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -102,14 +134,15 @@ def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_tmp, power_out):
+def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_tmp, hold_decay, power_out):
     """Chip power of a step [W] into ``power_out``, from the level demand ``demand[row]``;
     updates clocks, throttling and jobs.
     ``gstep`` is the global step index, kept for each chip's first throttle and shutdown
     (``WS_FIRST_THROTTLE``, ``WS_FIRST_SHUTDOWN``; -1 while it has not happened).
     ``job_tmp[job, :]`` is scratch (``JT_*``): the job's pace, whether it runs nominally
     this step (no GPU below full clock, shut down or capped), the compute share of the
-    step, and that share times the pace.
+    step, and that share times the pace. ``hold_decay[chip]`` is ``exp(-dt / hold_s)``
+    (:func:`hold_decay`).
 
     A job running nominally takes the short path: its pace is its slowest GPU's speed
     and each GPU's power is ``P_BASE + f_c pace P_SLOPE`` (:func:`pace_constants`), the
@@ -118,33 +151,38 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
     n_job = jp.shape[0]
     for j in range(n_job):
         job_tmp[j, JT_NOMINAL] = jp[j, JP_UNCAPPED]
-    # per chip: thermal clock control on the junction at the start of the step; a chip
-    # running a training waveform only tells whether its job stays nominal; any other
-    # chip draws its power from the level demand (schedules, inference, checkpoints,
-    # idle, replay). WS_CLOCK_INT collects the clock deficit (1 - c) dt, zero in the
-    # common case of a cool chip at full clock.
+    # per chip: shutdown and thermal clock control on the junction at the start of the
+    # step; a chip running a training waveform only tells whether its job stays nominal;
+    # any other chip draws its power from the level demand (schedules, inference,
+    # checkpoints, idle, replay). WS_CLOCK_INT collects the clock deficit (1 - c) dt,
+    # zero in the common case of a cool chip at full clock.
     for k in range(n_chip):
-        if wp[k, WP_THROTTLE] > 0.0 and ws[k, WS_SHUTDOWN] <= 0.0:
+        if ws[k, WS_SHUTDOWN] <= 0.0:
             tj = chip_x[k, 0]
-            if tj >= wp[k, WP_THR] or ws[k, WS_THROTTLING] > 0.0:
-                clock = ws[k, WS_CLOCK]
-                if tj >= wp[k, WP_SHUT]:
-                    ws[k, WS_SHUTDOWN] = 1.0
-                    clock = 0.0
-                    if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
-                        ws[k, WS_FIRST_SHUTDOWN] = gstep
-                elif tj >= wp[k, WP_THR]:
-                    ws[k, WS_THROTTLING] = 1.0
-                    clock = max(wp[k, WP_CMIN], clock - wp[k, WP_DOWN] * dt)
-                elif tj < wp[k, WP_THR] - wp[k, WP_HYST]:
-                    clock = min(1.0, clock + wp[k, WP_UP] * dt)
-                    if clock >= 1.0:
-                        ws[k, WS_THROTTLING] = 0.0
-                ws[k, WS_CLOCK] = clock
-                if clock < 1.0:
-                    ws[k, WS_THROTTLED_S] += dt
-                    if ws[k, WS_FIRST_THROTTLE] < 0.0:
-                        ws[k, WS_FIRST_THROTTLE] = gstep
+            if tj >= wp[k, WP_SHUT]:  # hardware protection, with or without clock control
+                ws[k, WS_SHUTDOWN] = 1.0
+                if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
+                    ws[k, WS_FIRST_SHUTDOWN] = gstep
+            elif wp[k, WP_THROTTLE] > 0.0:
+                thr = wp[k, WP_THR]
+                cmd = ws[k, WS_CLOCK_CMD]
+                hold = ws[k, WS_HOLD_T]
+                if cmd >= 1.0 and tj <= thr and hold <= thr:
+                    # at full clock with junction and hold below the limit the hold has
+                    # no effect until the junction itself crosses it: no decay needed
+                    ws[k, WS_HOLD_T] = tj
+                else:
+                    hold = max(tj, tj + (hold - tj) * hold_decay[k])
+                    ws[k, WS_HOLD_T] = hold
+                    cmd = min(1.0, max(wp[k, WP_CMIN], cmd - wp[k, WP_GAIN] * dt * (hold - thr)))
+                    ws[k, WS_CLOCK_CMD] = cmd
+                    clock = 1.0 if cmd > 1.0 - CLOCK_STEP else cmd
+                    ws[k, WS_CLOCK] = clock
+                    if clock < 1.0:
+                        ws[k, WS_THROTTLED_S] += dt
+                        ws[k, WS_INTERVAL_THROTTLED] += dt
+                        if ws[k, WS_FIRST_THROTTLE] < 0.0:
+                            ws[k, WS_FIRST_THROTTLE] = gstep
         jj = chip_job[k]
         j = np.uint64(jj)  # unsigned: no negative-index fix-up on the accesses below
         if jj >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
