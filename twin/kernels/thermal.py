@@ -21,7 +21,8 @@ Cell kinds:
 import numpy as np
 from numba import njit
 
-from .workload import JS_STEPS, WS_CLOCK_INT, WS_INTERVAL_THROTTLED, chip_power_step, hold_decay
+from .workload import (JS_STEPS, WP_SHUT, WS_CLOCK_INT, WS_FIRST_SHUTDOWN, WS_INTERVAL_THROTTLED, WS_SHUTDOWN,
+                       chip_power_step, hold_decay)
 
 FLUID = 0
 PLATE = 1
@@ -247,7 +248,8 @@ def advance(n_steps, dt, step0, rec_every,
     n_chip = chip_x.shape[0]
     interval_power = acc[7:7 + n_chip]
     # each chip's state, interval sums and step power in one row for the run: columns
-    # Tj, Tb, Tf, interval energy, interval max Tj, power (one cache line per chip)
+    # Tj, Tb, Tf, interval energy, interval max Tj, power, shutdown temperature (inf once
+    # it has shut down) (one cache line per chip)
     cx = np.empty((n_chip, 8))
     for k in range(n_chip):
         cx[k, 0] = chip_x[k, 0]
@@ -256,6 +258,7 @@ def advance(n_steps, dt, step0, rec_every,
         cx[k, 3] = interval_power[k]
         cx[k, 4] = interval_tj_max[k]
         cx[k, 5] = 0.0
+        cx[k, 6] = wp[k, WP_SHUT] if ws[k, WS_SHUTDOWN] <= 0.0 else np.inf
     chip_power = cx[:, 5]
     decay = np.empty(n_chip)
     hold_decay(wp, dt, decay)
@@ -335,6 +338,20 @@ def advance(n_steps, dt, step0, rec_every,
                     a1 = cx[k, 1]
                     a2 = cx[k, 2]
                     tj = (pk[k, 0] * a0 + pk[k, 1] * a1 + pk[k, 2] * a2 + pk[k, 9] * p + pk[k, 10] * t_in)
+                    if tj >= cx[k, 6]:
+                        # the hardware shutdown trips inside the step, when the junction
+                        # crosses its limit (linear in time within the step): the chip drew
+                        # its power until then, nothing after, and peaked at the limit
+                        t_shut = cx[k, 6]
+                        frac = min(max((t_shut - a0) / (tj - a0), 0.0), 1.0) if tj > a0 else 0.0
+                        p *= frac
+                        cx[k, 5] = p
+                        tj = (pk[k, 0] * a0 + pk[k, 1] * a1 + pk[k, 2] * a2 + pk[k, 9] * p + pk[k, 10] * t_in)
+                        cx[k, 4] = max(cx[k, 4], t_shut)
+                        cx[k, 6] = np.inf
+                        ws[k, WS_SHUTDOWN] = 1.0
+                        if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
+                            ws[k, WS_FIRST_SHUTDOWN] = step0 + n
                     tb = (pk[k, 3] * a0 + pk[k, 4] * a1 + pk[k, 5] * a2 + pk[k, 11] * p + pk[k, 12] * t_in)
                     tf = (pk[k, 6] * a0 + pk[k, 7] * a1 + pk[k, 8] * a2 + pk[k, 13] * p + pk[k, 14] * t_in)
                     tf_mean = (pk[k, 15] * a0 + pk[k, 16] * a1 + pk[k, 17] * a2 + pk[k, 18] * p + pk[k, 19] * t_in)

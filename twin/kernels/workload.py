@@ -30,8 +30,10 @@ counted per chip over the run (``WS_THROTTLED_S``) and per record interval
 (``WS_INTERVAL_THROTTLED``, the ``*/throttled_time`` channels), the same quantity.
 
 Shutdown is a hardware protection, independent of clock control (it applies with
-``throttles = false`` too): at or above the shutdown temperature the chip latches off for
-the rest of the run (power 0, its job stalls).
+``throttles = false`` too): when the junction reaches the shutdown temperature the chip
+latches off for the rest of the run (power 0, its job stalls). The thermal sweep trips it
+inside the step where the junction crosses the limit (:func:`twin.kernels.thermal.advance`),
+so the junction peaks at the limit whatever the step.
 
 Power at a clock fraction ``c``: ``idle + (P - idle) c^2`` (dynamic power ~ f V^2 with V
 falling with f: ASSUMPTION, the exponent 2 is a parameter to calibrate). A power cap acts
@@ -160,7 +162,10 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
         if ws[k, WS_SHUTDOWN] <= 0.0:
             tj = chip_x[k, 0]
             if tj >= wp[k, WP_SHUT]:  # hardware protection, with or without clock control
+                # (a junction crossing its limit inside a step trips there, in the thermal
+                # sweep; this catches one that starts the step above it)
                 ws[k, WS_SHUTDOWN] = 1.0
+                chip_x[k, 6] = np.inf
                 if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
                     ws[k, WS_FIRST_SHUTDOWN] = gstep
             elif wp[k, WP_THROTTLE] > 0.0:
