@@ -167,7 +167,11 @@ def _loop_ref_temp(s: Scenario) -> float:
         power += g.count * (chips + tray.aux_power_w * tray.aux_liquid_fraction)
     flow = s.controls.flow_setpoint_lpm * LPM
     rise = power / (flow * 1000.0 * 4000.0)
-    return s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k + 0.5 * rise
+    # kept inside the property table: a loop that would boil is a run that stops with a
+    # named event (twin.engine.CoolantLimits), not a build that fails
+    table = coolant_table(s.coolant.name)
+    return float(min(s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k + 0.5 * rise,
+                     table.boiling_temp_c - 1.0, table.temp_c[-1]))
 
 
 def build_model(s: Scenario) -> Model:

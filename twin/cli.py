@@ -29,32 +29,58 @@ def cli():
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="telemetry HDF5 to write")
 @click.option("--duration", type=float, default=None, help="override simulation.duration_s [s]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field (dotted key)")
-def run(scenario, output, duration, overrides):
-    """Simulate SCENARIO, write telemetry, print the margins table."""
+@click.option("--strict", is_flag=True, help="exit 1 when any margin fails or cannot be judged")
+@click.option("--json", "as_json", is_flag=True, help="print the margins as JSON (for scripts) instead of the table")
+def run(scenario, output, duration, overrides, strict, as_json):
+    """Simulate SCENARIO, write telemetry, print the margins table and a verdict.
+
+    Exit status: 0 when the run finished (whatever its margins; with --strict only when
+    every margin is ok), 1 with --strict when a margin fails or cannot be judged, 2 on
+    bad input, 130 / 143 when interrupted by SIGINT / SIGTERM (the file is kept, marked
+    incomplete)."""
     from .scenario import load_scenario
 
     try:
         s = load_scenario(scenario, list(overrides))
-        if duration is not None and duration <= 0:
-            raise TwinInputError("--duration", "simulation.duration_s", "must be positive")
+        if duration is not None and not (duration > 0 and duration < float("inf")):
+            raise TwinInputError("--duration", "simulation.duration_s", "must be a positive number of seconds")
         if output is not None and output.exists() and output.is_dir():
             raise TwinInputError(output, "-o", "is a directory")
     except TwinInputError as err:
         _fail(err)
     from .engine import simulate
 
+    provenance = dict(source=str(scenario), overrides=list(overrides))
     try:
-        result = simulate(s, output=output, duration_s=duration)
+        result = simulate(s, output=output, duration_s=duration, provenance=provenance)
     except TwinInputError as err:  # found while building: a fault target, a replay file
         if err.file == "<scenario>":
             err.file = str(scenario)
         _fail(err)
-    click.echo(f"scenario {s.name}: {s.rack.name}, {s.coolant.name}, facility {s.facility.supply_temp_c:g} degC, "
-               f"{duration or s.simulation.duration_s:g} s simulated")
-    if output is not None:
-        click.echo(f"telemetry: {output}")
-    click.echo(result.margin_table.table())
-    click.echo(result.margin_table.verdict_line())
+    margins, end = result.margin_table, result.end
+    if as_json:
+        import json
+        click.echo(json.dumps(dict(
+            scenario=s.name, source=str(scenario), overrides=list(overrides),
+            duration_s=duration or s.simulation.duration_s, end_time_s=end.time_s, complete=end.is_complete,
+            end_reason=end.reason, telemetry=str(output) if output is not None else None,
+            verdict=margins.verdict, margins=margins.to_dicts()), indent=2, allow_nan=False))
+    else:
+        click.echo(f"scenario {s.name}: {s.rack.name}, {s.coolant.name}, facility {s.facility.supply_temp_c:g} degC, "
+                   f"{duration or s.simulation.duration_s:g} s simulated")
+        if output is not None:
+            click.echo(f"telemetry: {output}" + ("" if end.is_complete else " (marked incomplete)"))
+        click.echo(margins.table())
+        if not end.is_complete:
+            click.echo(f"run ended early: {end.reason}")
+        line = margins.verdict_line()
+        if end.kind == "interrupted":
+            line = line.replace("verdict:", f"verdict on the {end.time_s:g} s simulated before the interruption:", 1)
+        click.echo(line)
+    if end.kind == "interrupted":
+        sys.exit(128 + end.signal)
+    if strict and margins.verdict != "ok":
+        sys.exit(1)
 
 
 @cli.command("inspect")
@@ -69,6 +95,9 @@ def inspect_cmd(telemetry):
         _fail(err)
     click.echo(f"{telemetry}: schema {tel.attrs.get('schema')}, {tel.time.size} samples, "
                f"{tel.time[0] if tel.time.size else 0:g}-{tel.time[-1] if tel.time.size else 0:g} s")
+    if "complete" in tel.attrs:
+        state = "complete" if tel.attrs["complete"] else "INCOMPLETE"
+        click.echo(f"  run: {state} ({tel.attrs.get('end_reason', '')}); verdict: {tel.attrs.get('verdict', 'n/a')}")
     for name in sorted(tel.channels):
         click.echo(f"  {name:<28} {str(tel.channels[name].shape):<14} {tel.units[name]}")
 

@@ -29,6 +29,10 @@ COOLANTS = {
     "pg25": "INCOMP::MPG[0.25]",
 }
 
+# Freezing points at 1 atm [degC]: water 0; propylene glycol 25 % by mass -10 (DOWFROST
+# product information, freezing point of a 25 wt% solution; Melinder (2010) gives -9.6).
+FREEZING_C = {"water": 0.0, "pg25": -10.0}
+
 TABLE_T_MIN_C = 1.0
 TABLE_T_MAX_C = 99.0
 TABLE_STEP_C = 0.5
@@ -56,6 +60,10 @@ class CoolantTable:
     mu: np.ndarray
     k: np.ndarray
     boiling_temp_c: float
+
+    @property
+    def freezing_temp_c(self) -> float:
+        return FREEZING_C[self.name]
 
     def at(self, temp_c: float) -> dict:
         """Properties at one temperature (linear interpolation in the table) [SI]."""

@@ -11,9 +11,12 @@ Running is re-entrant: all state lives in a :class:`NetworkState` owned by the r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import json
 import math
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq
@@ -29,10 +32,14 @@ from .controls import CduControls
 from .faults import FaultSchedule
 from .margins import Margins, MarginTracker
 from .scenario import Scenario
+from .errors import TwinInputError
 from .telemetry import SCHEMA, TelemetryWriter, _read_open
 
 # Hydraulic convergence: loop pressure residual [Pa] (0.1 Pa against ~1e5 Pa of head).
 HYDRAULIC_TOL_PA = 0.1
+# A solve whose loop residual stays above this after its iterations has failed [Pa]: the
+# network has no solution the model represents (the run stops with a named event).
+HYDRAULIC_FAIL_PA = 100.0
 # Flow setpoint search: relative flow tolerance of the ideal flow controller.
 FLOW_CONTROL_RTOL = 1e-6
 # Coefficients are recomputed when a coolant temperature has moved by more than this
@@ -184,7 +191,12 @@ class Network:
             state.speed = np.where(self.pump_on, self._speed_for_flow(state), 0.0)
         else:
             state.speed = np.where(self.pump_on, s.controls.pump_speed_fraction, 0.0)
-        self.hyd = self.solve_hydraulics(state)
+        hyd = self.solve_hydraulics(state)
+        if not (math.isfinite(hyd.residual_pa) and hyd.residual_pa <= HYDRAULIC_FAIL_PA
+                and np.all(np.isfinite(hyd.flow_m3s))):
+            raise ModelLimit("hydraulic_solve_failed", "network",
+                             f"loop pressure residual {hyd.residual_pa:.3g} Pa after {hyd.iterations} iterations")
+        self.hyd = hyd
         return self.hyd
 
     def _speed_for_flow(self, state: NetworkState) -> float:
@@ -468,6 +480,7 @@ class Result:
     hydraulics: Hydraulics | None = None  # the network's last solution (flows per edge)
     telemetry_path: str | None = None
     _memfile: object = field(default=None, repr=False)
+    end: object = None  # RunEnd: completed, interrupted or stopped at a model limit
 
     def to_hdf5(self, path) -> None:
         """Write the run's telemetry to ``path`` (copied if it was streamed elsewhere)."""
@@ -527,12 +540,21 @@ def _channels(model: Model, n_jobs: int = 0):
 
 
 def simulate(scenario: Scenario, output=None, power=None,
-             duration_s: float | None = None, model: Model | None = None) -> Result:
+             duration_s: float | None = None, model: Model | None = None,
+             provenance: dict | None = None) -> Result:
     """Run a scenario. ``output``: HDF5 path to stream telemetry to (else kept in memory).
 
     ``power`` replaces the scenario's power source (see :mod:`twin.workload`: the DES of
     ``workload.jobs``, a replayed trace, or the schedule); ``model`` reuses a model built
-    by :func:`twin.build.build_model` for this scenario.
+    by :func:`twin.build.build_model` for this scenario; ``provenance`` (e.g. the source
+    file and the ``--set`` overrides) is stored in the file's root attributes.
+
+    The run ends early, with the file whole and marked incomplete (root attributes
+    ``complete``, ``end_time_s``, ``end_reason``), when it is interrupted (SIGINT,
+    SIGTERM: the current segment finishes first) or when the network leaves the states
+    the model represents (coolant boiling or freezing, a non-finite temperature, a
+    hydraulic solve that fails): then a named event says where and when, and the
+    ``coolant_temp_*`` margins fail.
     """
     from .workload import make_source
 
@@ -553,78 +575,220 @@ def simulate(scenario: Scenario, output=None, power=None,
     for _, fn in faults.take_cuts(1):  # faults from t = 0 shape the steady start
         fn()
 
-    if sim.initial_temp_c is None:
-        state = steady_state(net, source)
-    else:
-        state = NetworkState.uniform(model, sim.initial_temp_c, s.controls.pump_speed_fraction)
-        net.ideal_pumps = True  # a PI controller starts from the speed that meets its setpoint
-        net.refresh(state, dt)
-        net.ideal_pumps = False
-    controls = CduControls(net, state)
-    if controls.active:  # controllers sample at the start of every block
-        block_steps = min(block_steps, max(1, int(round(s.controls.control_interval_s / dt))))
+    end = RunEnd()
+    limits = CoolantLimits(model)
+    with _interrupts(end):
+        try:
+            if sim.initial_temp_c is None:
+                state = steady_state(net, source)
+            else:
+                state = NetworkState.uniform(model, sim.initial_temp_c, s.controls.pump_speed_fraction)
+                net.ideal_pumps = True  # a PI controller starts from the speed that meets its setpoint
+                net.refresh(state, dt)
+                net.ideal_pumps = False
+        except ModelLimit as exc:  # no hydraulic solution to start from
+            raise TwinInputError("<scenario>", exc.where, f"no operating point at t = 0: {exc.message}") from None
+        limits.check(net, state, end, 0.0)
+        controls = CduControls(net, state)
+        if controls.active:  # controllers sample at the start of every block
+            block_steps = min(block_steps, max(1, int(round(s.controls.control_interval_s / dt))))
 
-    labels = {f"{t}/labels": [model.chip_names[i] for i in net.rec_order[sl]] for t, sl in net.rec_slices.items()}
-    labels["tray/labels"] = model.tray_names
-    labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
-    if n_jobs:
-        labels["job/labels"] = [j.name for j in source.jobs]
-    attrs = dict(schema=SCHEMA, scenario=s.to_toml(), software_version=__version__,
-                 coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt)
-    writer = TelemetryWriter(output, attrs, channels, labels)
-    tracker = MarginTracker(model)
-    recorder = _Recorder(model, n_jobs, net.rec_slices, writer, tracker)
-    e0 = None
-    snap = None
-    try:
-        step = 0
-        while step < n_total:
-            n = min(block_steps, n_total - step)
-            if controls.active and step > 0:
-                controls.update(step * dt, state, block_steps * dt)
-            net.refresh(state, dt)
-            if e0 is None:
-                e0 = net.stored_energy(state, dt)
-            demand = source.block(step * dt, dt, n)
-            aux = demand.aux[demand.row[-1]]  # the block's last aux row: what the snapshot keeps
-            aux_l = demand.aux * model.tray_aux_liquid_fraction
-            # waveform changes (job start, checkpoint, failure) and faults split the block
-            cuts = sorted(source.take_cuts(step + n) + faults.take_cuts(step + n), key=lambda c: c[0])
-            bounds = sorted({step, step + n, *[c for c, _ in cuts]})
-            for i in range(len(bounds) - 1):
-                a, b = bounds[i], bounds[i + 1]
-                for c, fn in cuts:
-                    if c == a or (i == 0 and c < a):
-                        fn()
-                if net.dirty:
+        labels = {f"{t}/labels": [model.chip_names[i] for i in net.rec_order[sl]] for t, sl in net.rec_slices.items()}
+        labels["tray/labels"] = model.tray_names
+        labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
+        if n_jobs:
+            labels["job/labels"] = [j.name for j in source.jobs]
+        prov = dict(provenance or {})
+        attrs = dict(schema=SCHEMA, scenario=s.to_toml(), software_version=__version__,
+                     coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt, duration_s=duration,
+                     overrides=json.dumps(list(prov.pop("overrides", []))), source=str(prov.pop("source", "")),
+                     complete=False, end_time_s=0.0, end_reason="running")
+        attrs.update({k: str(v) for k, v in prov.items()})
+        writer = TelemetryWriter(output, attrs, channels, labels)
+        tracker = MarginTracker(model)
+        recorder = _Recorder(model, n_jobs, net.rec_slices, writer, tracker)
+        e0 = net.stored_energy(state, dt) if net.hyd is not None else 0.0
+        snap = None
+        try:
+            step = 0
+            while step < n_total and not end.stopped:
+                n = min(block_steps, n_total - step)
+                try:
+                    if controls.active and step > 0:
+                        controls.update(step * dt, state, block_steps * dt)
                     net.refresh(state, dt)
-                if snap is None or _snapshot_changed(snap, net, aux):
-                    snap = _snapshot(net, aux)
-                rows = b // rec_every - a // rec_every
-                rec = recorder.views(rows)
-                got = net.advance(state, dt, a, b - a, rec_every, demand.chip, aux_l, rec, wl,
-                                  row=demand.row[a - step:b - step])
-                assert got == rows
-                times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
-                recorder.commit(rows, times, snap)
-            step += n
-        recorder.flush()
-        energy = dict(
-            chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
-            hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
-        )
-        jobs = _job_summary(source, s)
-        events = sorted(source.events + faults.events, key=lambda e: e[0])
-        margins = tracker.finish(state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, step * dt))
-        writer.write_margins(margins)
-        writer.write_events(events)
-        mem = writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+                except ModelLimit as exc:
+                    end.stop(exc.kind, exc.where, step * dt, exc.message)
+                    break
+                demand = source.block(step * dt, dt, n)
+                aux = demand.aux[demand.row[-1]]  # the block's last aux row: what the snapshot keeps
+                aux_l = demand.aux * model.tray_aux_liquid_fraction
+                # waveform changes (job start, checkpoint, failure) and faults split the block
+                cuts = sorted(source.take_cuts(step + n) + faults.take_cuts(step + n), key=lambda c: c[0])
+                bounds = sorted({step, step + n, *[c for c, _ in cuts]})
+                for i in range(len(bounds) - 1):
+                    a, b = bounds[i], bounds[i + 1]
+                    for c, fn in cuts:
+                        if c == a or (i == 0 and c < a):
+                            fn()
+                    try:
+                        if net.dirty:
+                            net.refresh(state, dt)
+                    except ModelLimit as exc:
+                        end.stop(exc.kind, exc.where, a * dt, exc.message)
+                        break
+                    if snap is None or _snapshot_changed(snap, net, aux):
+                        snap = _snapshot(net, aux)
+                    rows = b // rec_every - a // rec_every
+                    rec = recorder.views(rows)
+                    got = net.advance(state, dt, a, b - a, rec_every, demand.chip, aux_l, rec, wl,
+                                      row=demand.row[a - step:b - step])
+                    assert got == rows
+                    times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
+                    recorder.commit(rows, times, snap)
+                    end.time_s = b * dt
+                    limits.check(net, state, end, b * dt)
+                    if end.stopped:
+                        break
+                step += n
+            recorder.flush()
+            energy = dict(
+                chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
+                hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
+            )
+            jobs = _job_summary(source, s)
+            events = sorted([e for e in source.events + faults.events if e[0] <= end.time_s + 1e-9] + end.events,
+                            key=lambda e: e[0])
+            margins = tracker.finish(state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, end.time_s),
+                                     coolant=limits, end=end)
+            writer.write_margins(margins)
+            writer.write_events(events)
+            if not end.stopped:
+                end.complete(duration)
+            elif end.kind == "interrupted":
+                end.reason += f" at {end.time_s:g} s of {duration:g} s"
+            writer.set_attrs(complete=end.is_complete, end_time_s=end.time_s, end_reason=end.reason)
+            mem = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
     return Result(scenario=s, model=model, margins=margins.values, margin_table=margins, energy=energy,
                   final_state=state, jobs=jobs, events=events, hydraulics=net.hyd,
-                  telemetry_path=str(output) if output is not None else None, _memfile=mem)
+                  telemetry_path=str(output) if output is not None else None, _memfile=mem, end=end)
+
+
+class ModelLimit(Exception):
+    """The network left what the model represents (raised inside a run, turned into its
+    end: a named event, the file marked incomplete)."""
+
+    def __init__(self, kind: str, where: str, message: str):
+        super().__init__(message)
+        self.kind, self.where, self.message = kind, where, message
+
+
+@dataclass
+class RunEnd:
+    """How a run ended: ``completed``, ``interrupted`` (a signal) or stopped at a model
+    limit (``kind`` names it); the time reached and the events it adds."""
+
+    time_s: float = 0.0
+    kind: str = ""
+    reason: str = "running"
+    signal: int = 0
+    events: list = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.kind)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.kind == "completed"
+
+    def stop(self, kind, where, t, message):
+        if self.stopped:
+            return
+        self.kind, self.time_s = kind, t
+        self.reason = f"stopped at {t:g} s: {kind} at {where}: {message}"
+        self.events.append((t, kind, where))
+
+    def interrupt(self, signum):
+        """Called from a signal handler: the loop stops after the current segment."""
+        if not self.stopped:
+            self.kind, self.signal = "interrupted", signum
+            self.reason = f"interrupted by {signal.Signals(signum).name}"
+
+    def complete(self, duration):
+        self.kind, self.time_s, self.reason = "completed", duration, "completed"
+
+
+@contextmanager
+def _interrupts(end: RunEnd):
+    """SIGINT and SIGTERM stop the run after the current segment instead of killing it,
+    so the file is closed whole and marked incomplete. A second signal raises
+    KeyboardInterrupt (the run aborts and removes its partial file). Only in the main
+    thread (signal handlers cannot be installed elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if end.kind == "interrupted":
+            raise KeyboardInterrupt
+        end.interrupt(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+class CoolantLimits:
+    """The coolant states the model represents: liquid between its freezing point and its
+    boiling point at 1 atm (``twin.coolant``), inside the property tables. Tracks the
+    run's coolant extremes (every cell, at the end of each segment) for the
+    ``coolant_temp_*`` margins and stops the run, with a named event, where the coolant
+    leaves that range or a temperature stops being finite."""
+
+    def __init__(self, model: Model):
+        table = model.coolant
+        self.m = model
+        self.freeze_c = max(table.freezing_temp_c, float(table.temp_c[0]))
+        self.boil_c = min(table.boiling_temp_c, float(table.temp_c[-1]))
+        self.boil_note = (f"boiling at 1 atm: {table.boiling_temp_c:.2f} degC; property table to "
+                          f"{table.temp_c[-1]:.0f} degC")
+        self.freeze_note = (f"freezing: {table.freezing_temp_c:.0f} degC; property table from "
+                            f"{table.temp_c[0]:.0f} degC")
+        self.t_max, self.t_min = -np.inf, np.inf
+        self.where_max = self.where_min = ""
+        fluid = model.cell_kind != tk.PLATE
+        self.fluid_cells = np.nonzero(fluid)[0]
+        self.names = [model.edge_names[e] for e in model.cell_edge[self.fluid_cells]]
+
+    def check(self, net, state, end: RunEnd, t: float) -> None:
+        temps = np.concatenate([state.cell_t[self.fluid_cells], state.chip_x[:, 2]])
+        chips = state.chip_x
+        if not (np.all(np.isfinite(temps)) and np.all(np.isfinite(chips))):
+            self.t_max = self.t_min = math.nan
+            end.stop("non_finite_state", "network", t, "a temperature is not finite")
+            return
+        i, j = int(np.argmax(temps)), int(np.argmin(temps))
+        if temps[i] > self.t_max:
+            self.t_max, self.where_max = float(temps[i]), self._name(i)
+        if temps[j] < self.t_min:
+            self.t_min, self.where_min = float(temps[j]), self._name(j)
+        if temps[i] >= self.boil_c:
+            end.stop("coolant_boiling", self._name(i), t,
+                     f"{temps[i]:.1f} degC, at or above {self.boil_c:.1f} degC ({self.boil_note})")
+        elif temps[j] <= self.freeze_c:
+            end.stop("coolant_freezing", self._name(j), t,
+                     f"{temps[j]:.1f} degC, at or below {self.freeze_c:.1f} degC ({self.freeze_note})")
+
+    def _name(self, i):
+        n = len(self.fluid_cells)
+        return self.names[i] if i < n else f"{self.m.chip_names[i - n]} plate"
 
 
 class _Recorder:

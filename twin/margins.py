@@ -158,7 +158,10 @@ class MarginTracker:
         if liquid[i] > self.peak_liquid or not np.isfinite(liquid[i]):
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
 
-    def finish(self, state, wl=None, jobs=(), ride_through=None) -> Margins:
+    def finish(self, state, wl=None, jobs=(), ride_through=None, coolant=None, end=None) -> Margins:
+        """The margins of what the run saw. ``coolant``: the run's
+        :class:`twin.engine.CoolantLimits`; ``end``: how it ended (a stop at a model limit
+        names itself in the coolant margins' notes)."""
         m = self.m
         s = m.scenario
         rows = []
@@ -174,8 +177,9 @@ class MarginTracker:
             hot = chips[thr_s[chips] > 0]
             reason = (f"{len(hot)} {kind} throttled ({m.chip_names[hot[int(np.argmax(thr_s[hot]))]]} longest)"
                       if hot.size else "")
-            return MarginRow(name, float(margin[k]), "K", s.margin_limit(name), "min",
-                             f"{m.chip_names[c]} peaks at {tj[c]:.1f} degC, throttles at {m.chip_throttle_c[c]:.0f}",
+            note = (f"{m.chip_names[c]} peaks at {tj[c]:.1f} degC, throttles at {m.chip_throttle_c[c]:.0f}"
+                    if np.isfinite(margin[k]) else "no thermal step ran")
+            return MarginRow(name, float(margin[k]), "K", s.margin_limit(name), "min", note,
                              instance=m.chip_names[c], fail_reason=reason)
 
         rows.append(junction_row("gpu_junction_margin_k", gpu, "GPUs"))
@@ -207,6 +211,12 @@ class MarginTracker:
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
                                   s.margin_limit("pump_head_margin_kpa"), "min",
                                   "full-speed head at the operating flow minus delivered head", instance="cdu"))
+        if coolant is not None:
+            stop = end.reason if end is not None and end.kind.startswith("coolant") else ""
+            rows.append(MarginRow("coolant_temp_max_c", coolant.t_max, "degC", coolant.boil_c, "max",
+                                  stop or f"at {coolant.where_max}; {coolant.boil_note}", instance=coolant.where_max))
+            rows.append(MarginRow("coolant_temp_min_c", coolant.t_min, "degC", coolant.freeze_c, "min",
+                                  f"at {coolant.where_min}; {coolant.freeze_note}", instance=coolant.where_min))
         rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa", instance="rack"))
         rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
         per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan

@@ -121,6 +121,10 @@ class TelemetryWriter:
         ds = self.f.create_dataset("events", data=arr)
         ds.attrs["units"] = "s"
 
+    def set_attrs(self, **attrs) -> None:
+        for k, v in attrs.items():
+            self.f.attrs[k] = v
+
     def write_margins(self, margins) -> None:
         """The margins: group ``margins`` with each value as an attribute (name -> value),
         and the verdicts as a table ``margins/verdicts`` (one row per margin: name, value,
