@@ -837,7 +837,8 @@ class _Recorder:
 
 
 def _ride_through(s, wl, model, dt, t_end):
-    """After the first CDU trip: seconds until the first GPU throttles and until the first
+    """After the first CDU trip: seconds until the first GPU reaches its throttle
+    temperature (where its clock control starts to act, if it has one) and until the first
     shuts down (None where it did not happen within the run)."""
     trips = [f.start_s for f in s.faults if f.kind == "cdu_trip"]
     if not trips:

@@ -224,14 +224,14 @@ class MarginTracker:
         rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum if self.it_sum > 0 else math.nan, "1",
                               note="heat into the coolant over IT power"))
         if ride_through is not None:
-            for key in ("throttle", "shutdown"):
+            for key, what in (("throttle", "its throttle temperature"), ("shutdown", "shutdown")):
                 v = ride_through[key]
                 if v is None:
                     rows.append(MarginRow(f"ride_through_{key}_s", ride_through["t_end_s"], "s",
-                                          note=f"no GPU reached {key} within the run: at least this long"))
+                                          note=f"no GPU reached {what} within the run: at least this long"))
                 else:
                     rows.append(MarginRow(f"ride_through_{key}_s", v, "s",
-                                          note=f"from the CDU trip to the first GPU {key}"))
+                                          note=f"from the CDU trip to the first GPU at {what}"))
         for job in jobs:
             if job["kind"] != "training":
                 continue

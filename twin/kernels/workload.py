@@ -161,6 +161,7 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
     for k in range(n_chip):
         if ws[k, WS_SHUTDOWN] <= 0.0:
             tj = chip_x[k, 0]
+            thr = wp[k, WP_THR]
             if tj >= wp[k, WP_SHUT]:  # hardware protection, with or without clock control
                 # (a junction crossing its limit inside a step trips there, in the thermal
                 # sweep; this catches one that starts the step above it)
@@ -169,7 +170,6 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
                 if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
                     ws[k, WS_FIRST_SHUTDOWN] = gstep
             elif wp[k, WP_THROTTLE] > 0.0:
-                thr = wp[k, WP_THR]
                 cmd = ws[k, WS_CLOCK_CMD]
                 hold = ws[k, WS_HOLD_T]
                 if cmd >= 1.0 and tj <= thr and hold <= thr:
@@ -186,8 +186,8 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
                     if clock < 1.0:
                         ws[k, WS_THROTTLED_S] += dt
                         ws[k, WS_INTERVAL_THROTTLED] += dt
-                        if ws[k, WS_FIRST_THROTTLE] < 0.0:
-                            ws[k, WS_FIRST_THROTTLE] = gstep
+            if tj >= thr and ws[k, WS_FIRST_THROTTLE] < 0.0:
+                ws[k, WS_FIRST_THROTTLE] = gstep  # first at its throttle temperature
         jj = chip_job[k]
         j = np.uint64(jj)  # unsigned: no negative-index fix-up on the accesses below
         if jj >= 0 and jp[j, JP_ACTIVE] > 0.0:  # a training waveform
