@@ -114,12 +114,11 @@ def main():
     dt = s.simulation.time_step_s
     steps = 600  # one minute of simulated time
     d = power.block(200.0, dt, steps)  # inside the burst phase
-    aux_l = d.aux * model.tray_aux_liquid_fraction
     rec = _empty_records(model, steps // 10)
     net.prepare(state, dt)
 
     def kernel():
-        net.advance(state, dt, 0, steps, 10, d.chip, aux_l, rec, power.kernel, row=d.row)
+        net.advance(state, dt, 0, steps, 10, d.chip, rec, power.kernel, row=d.row)
 
     kernel()
     kern = median_time(kernel) / (steps * dt)
@@ -130,8 +129,7 @@ def main():
         net.dirty = force
         net.refresh(state, dt)
         db = power.block(200.0, dt, 100)
-        net.advance(state, dt, 0, 100, 10, db.chip, db.aux * model.tray_aux_liquid_fraction, _empty_records(model, 10),
-                    power.kernel, row=db.row)
+        net.advance(state, dt, 0, 100, 10, db.chip, _empty_records(model, 10), power.kernel, row=db.row)
 
     block()
     blk = median_time(block, number=5) / (100 * dt)

@@ -109,7 +109,9 @@ class Model:
     tray_supply_edge: np.ndarray
     tray_return_edge: np.ndarray
     tray_required_lpm: np.ndarray
-    tray_aux_w: np.ndarray
+    tray_aux_w: np.ndarray  # aux power at full chip load [W]
+    tray_aux_base_w: np.ndarray  # aux power = base + slope * (the tray's chip power) [W]
+    tray_aux_slope: np.ndarray
     tray_aux_liquid_fraction: np.ndarray
     # special places
     node: dict
@@ -306,7 +308,7 @@ def build_model(s: Scenario) -> Model:
                 b_sum += b
                 err_max = max(err_max, err)
                 k = len(chips)
-                cells.append(dict(kind=1, vol=cpl.fluid_volume_ml * 1e-6, chip=k, aux=-1))
+                cells.append(dict(kind=1, vol=cpl.fluid_volume_ml * 1e-6, chip=k, aux=ti))  # aux: its tray
                 path_cells.append(len(cells) - 1)
                 same = sum(1 for c in chips if c["tray"] == ti and c["type"] == ctype)
                 chips.append(dict(name=f"{tname}/{ctype}{same}", type=ctype, tray=ti, path_edge=-1,
@@ -322,7 +324,8 @@ def build_model(s: Scenario) -> Model:
         tray_ret.append(g.add(f"{tname}/return", a, b, f"TO{ti:02d}", f"R{ti:02d}",
                               cells=[fluid_cell(tube_volume(tt.tubing, half), aux=ti)], fit_error=err))
         tray_req.append(tt.required_flow_lpm)
-        tray_aux.append(tt.aux_power_w)
+        tray_aux.append(corr.aux_power_line(tt.aux_power_w, tt.aux_idle_power_w,
+                                            sum(rack.chip_types[c].tdp_w for path in tt.paths for c in path)))
         tray_auxf.append(tt.aux_liquid_fraction)
 
     n_node, n_edge = len(g.nodes), len(g.edges)
@@ -434,7 +437,9 @@ def build_model(s: Scenario) -> Model:
         plate_names=plate_names, ha_table=ha,
         tray_names=[t[0] for t in trays], tray_type=[t[1] for t in trays],
         tray_supply_edge=np.array(tray_sup, dtype=np.int64), tray_return_edge=np.array(tray_ret, dtype=np.int64),
-        tray_required_lpm=np.array(tray_req), tray_aux_w=np.array(tray_aux), tray_aux_liquid_fraction=np.array(tray_auxf),
+        tray_required_lpm=np.array(tray_req), tray_aux_w=np.array([a[2] for a in tray_aux]),
+        tray_aux_base_w=np.array([a[0] for a in tray_aux]), tray_aux_slope=np.array([a[1] for a in tray_aux]),
+        tray_aux_liquid_fraction=np.array(tray_auxf),
         node=dict(rack_in=g.index["S00"], rack_out=g.index[rack_out], cdu_supply=g.index["cdu_supply"],
                   cdu_return=g.index["cdu_return"], suction=g.index["suction"], discharge=g.index["discharge"]),
         edge=dict(reservoir=e_res, hx=e_hx, supply_hose=e_sup, return_hose=e_ret, hx_cell=hx_cell),

@@ -78,6 +78,20 @@ def pump_curve_k(shutoff_head_pa: float, rated_flow_m3s: float, rated_head_pa: f
     return (shutoff_head_pa - rated_head_pa) / rated_flow_m3s**2
 
 
+def aux_power_line(full_w: float, idle_w: float | None, chip_tdp_w: float) -> tuple[float, float, float]:
+    """Auxiliary tray power (NICs, DPUs, memory, voltage-regulator losses, fans) as a line
+    in the tray's chip power: ``P_aux = idle + (full - idle) P_chips / sum(TDP)``.
+
+    Server power is close to linear in utilisation between its idle and busy values (Fan,
+    Weber & Barroso, "Power provisioning for a warehouse-sized computer", ISCA 2007,
+    eq. 1); voltage-regulator conversion losses scale with the power they convert.
+    Returns ``(base [W], slope [W per W of chip power], full [W])``; ``idle_w = None``
+    keeps the power constant at ``full_w``."""
+    if idle_w is None or chip_tdp_w <= 0.0:
+        return full_w, 0.0, full_w
+    return idle_w, (full_w - idle_w) / chip_tdp_w, full_w
+
+
 # --------------------------------------------------------------------------- pipes and fittings
 
 

@@ -99,7 +99,7 @@ class NetworkState:
             node_t=np.full(len(model.node_names), temp_c),
             q_loop=model.q_loop0.copy(),
             speed=np.where(model.pump_running, speed, 0.0),  # the network's pump_on governs later
-            acc=np.zeros(7 + n_chip),
+            acc=np.zeros(tk.ACC_CHIPS + n_chip),
             chip_tj_max=np.full(n_chip, -np.inf),
             interval_tj_max=np.full(n_chip, -np.inf),
         )
@@ -295,18 +295,19 @@ class Network:
         return counterflow_effectiveness(ua / c_min, c_min / c_max) * c_min
 
     # ---- running
-    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, demand, aux_liquid, rec, wl, row=None):
+    def advance(self, state: NetworkState, dt, step0, n_steps, rec_every, demand, rec, wl, row=None):
         """Run the thermal kernel; ``wl`` is a :class:`twin.workload.KernelWorkload`.
-        Step ``i`` draws chip demand ``demand[row[i]]`` and liquid aux heat
-        ``aux_liquid[row[i]]`` (:class:`twin.power.Demand`); without ``row``, every step
-        draws the first row."""
+        Step ``i`` draws chip demand ``demand[row[i]]`` (:class:`twin.power.Demand`);
+        without ``row``, every step draws the first row. Tray aux power follows the
+        tray's chip power (``Model.tray_aux_base_w``, ``tray_aux_slope``)."""
         m = self.m
         if row is None:
             row = np.zeros(n_steps, dtype=np.int64)
         return tk.advance(
             n_steps, dt, step0, rec_every,
             self.sweep, m.node_in_edge, self.cell_int, self.cell_coef, self.edge_mcp, self.packed,
-            self.hx_eps_cmin, self.fac_temp, demand, aux_liquid, row, *wl.args(),
+            self.hx_eps_cmin, self.fac_temp, demand, row, m.tray_aux_base_w, m.tray_aux_slope,
+            m.tray_aux_liquid_fraction, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
             self.rec_nodes, self.rec_edges, self.rec_col,
@@ -332,7 +333,7 @@ def _empty_records(model: Model, rows: int, n_jobs: int = 0):
     return dict(
         tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)),
         clock=np.zeros((rows, n_chip)), throttled=np.zeros((rows, n_chip)), job=np.zeros((rows, n_jobs)),
-        scalar=np.zeros((rows, 2)),
+        scalar=np.zeros((rows, 4)),
         node_t=np.zeros((rows, len(REC_NODES))), edge_out=np.zeros((rows, model.tray_return_edge.size)),
     )
 
@@ -358,14 +359,13 @@ def steady_state(net: Network, source, state: NetworkState | None = None,
     d0 = source.initial_demand(dt)
     block = 100
     chip_p = d0.chip[d0.row[:1]]
-    aux_l = d0.aux[d0.row[:1]] * m.tray_aux_liquid_fraction
     wl = source.kernel.frozen(STEADY_GAIN_SCALE)
     rec = _empty_records(m, 0, wl.jp.shape[0])
     net.ideal_pumps = True
     net.dirty = True
     if s.controls.supply_temp_control:
-        _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
-    _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
+        _valve_for_setpoint(net, state, chip_p, rec, wl, block, max_time_s)
+    _converge(net, state, chip_p, rec, wl, block, max_time_s)
     kern = source.kernel
     ws = kern.ws
     # the run starts throttled where the steady state is: clocks and the controllers'
@@ -375,11 +375,11 @@ def steady_state(net: Network, source, state: NetworkState | None = None,
     if _swing_reaches_limit(net, state, kern, chip_p[0]):
         warm = kern.copy(shutdown=False)
         for rnd in range(2):
-            mean_p = _warm_up(net, state, warm, chip_p, aux_l, dt)
+            mean_p = _warm_up(net, state, warm, chip_p, dt)
             if rnd == 0:  # the loop at the power the throttled waveform really draws
                 fixed = warm.frozen(0.0)
                 fixed.ws[:, kw.WS_CLOCK] = 1.0  # mean_p is already the power at the clock
-                _converge(net, state, mean_p[None, :], aux_l, rec, fixed, block, max_time_s)
+                _converge(net, state, mean_p[None, :], rec, fixed, block, max_time_s)
         ws[:, carried] = warm.ws[:, carried]
         js = kern.js
         for real, ideal in ((kw.JS_PHASE, kw.JS_IPHASE), (kw.JS_REMAINING, kw.JS_IREMAINING)):
@@ -407,18 +407,18 @@ def _swing_reaches_limit(net, state, kern, mean_p) -> bool:
     return bool(np.any(active & (kern.wp[:, kw.WP_THROTTLE] > 0) & (reach >= m.chip_throttle_c)))
 
 
-def _warm_up(net, state, wl, chip_p, aux_l, dt) -> np.ndarray:
+def _warm_up(net, state, wl, chip_p, dt) -> np.ndarray:
     """Run the real waveforms for WARMUP_S with clock control (``wl``: the kernel arrays,
     updated); returns each chip's mean power over it [W]."""
     m = net.m
     n = int(round(WARMUP_S / dt))
     state.acc[:] = 0.0
     net.refresh(state, dt)
-    net.advance(state, dt, 0, n, 10**9, chip_p, aux_l, _empty_records(m, 0, wl.jp.shape[0]), wl)
-    return state.acc[7:7 + m.n_chips] / (n * dt)
+    net.advance(state, dt, 0, n, 10**9, chip_p, _empty_records(m, 0, wl.jp.shape[0]), wl)
+    return state.acc[tk.ACC_CHIPS:tk.ACC_CHIPS + m.n_chips] / (n * dt)
 
 
-def _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
+def _valve_for_setpoint(net, state, chip_p, rec, wl, block, max_time_s):
     """Steady start under supply-temperature control: the valve position that holds the
     setpoint at steady state (secant on position, each step converged)."""
     m = net.m
@@ -428,7 +428,7 @@ def _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
     def err(pos):
         net.fac_flow_m3s = pos * net.fac_flow_max_m3s
         net.dirty = True
-        _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s)
+        _converge(net, state, chip_p, rec, wl, block, max_time_s)
         return state.node_t[m.node["cdu_supply"]] - sp
 
     x0, x1 = 1.0, 0.5
@@ -445,14 +445,14 @@ def _valve_for_setpoint(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
         f1 = err(x1)
 
 
-def _converge(net, state, chip_p, aux_l, rec, wl, block, max_time_s):
+def _converge(net, state, chip_p, rec, wl, block, max_time_s):
     """Run pseudo-time steps of STEADY_DT_S until no temperature moves."""
     t = 0.0
     final_pass = False
     while t < max_time_s:
         net.refresh(state, STEADY_DT_S)
         before = np.concatenate([state.chip_x.ravel(), state.cell_t])
-        net.advance(state, STEADY_DT_S, 1, block, 10**9, chip_p, aux_l, rec, wl)
+        net.advance(state, STEADY_DT_S, 1, block, 10**9, chip_p, rec, wl)
         t += block * STEADY_DT_S
         after = np.concatenate([state.chip_x.ravel(), state.cell_t])
         if np.max(np.abs(after - before)) < STEADY_TOL_K:
@@ -621,8 +621,6 @@ def simulate(scenario: Scenario, output=None, power=None,
                     end.stop(exc.kind, exc.where, step * dt, exc.message)
                     break
                 demand = source.block(step * dt, dt, n)
-                aux = demand.aux[demand.row[-1]]  # the block's last aux row: what the snapshot keeps
-                aux_l = demand.aux * model.tray_aux_liquid_fraction
                 # waveform changes (job start, checkpoint, failure) and faults split the block
                 cuts = sorted(source.take_cuts(step + n) + faults.take_cuts(step + n), key=lambda c: c[0])
                 bounds = sorted({step, step + n, *[c for c, _ in cuts]})
@@ -637,11 +635,11 @@ def simulate(scenario: Scenario, output=None, power=None,
                     except ModelLimit as exc:
                         end.stop(exc.kind, exc.where, a * dt, exc.message)
                         break
-                    if snap is None or _snapshot_changed(snap, net, aux):
-                        snap = _snapshot(net, aux)
+                    if snap is None or _snapshot_changed(snap, net):
+                        snap = _snapshot(net)
                     rows = b // rec_every - a // rec_every
                     rec = recorder.views(rows)
-                    got = net.advance(state, dt, a, b - a, rec_every, demand.chip, aux_l, rec, wl,
+                    got = net.advance(state, dt, a, b - a, rec_every, demand.chip, rec, wl,
                                       row=demand.row[a - step:b - step])
                     assert got == rows
                     times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
@@ -652,9 +650,11 @@ def simulate(scenario: Scenario, output=None, power=None,
                         break
                 step += n
             recorder.flush()
+            acc = state.acc
             energy = dict(
-                chip_j=float(state.acc[0]), aux_liquid_j=float(state.acc[1]), liquid_j=float(state.acc[2]),
-                hx_j=float(state.acc[3]), stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
+                chip_j=float(acc[tk.ACC_CHIP_J]), aux_liquid_j=float(acc[tk.ACC_AUX_LIQUID_J]),
+                liquid_j=float(acc[tk.ACC_LIQUID_J]), hx_j=float(acc[tk.ACC_HX_J]),
+                stored_start_j=e0, stored_end_j=net.stored_energy(state, dt),
             )
             jobs = _job_summary(source, s)
             events = sorted([e for e in source.events + faults.events if e[0] <= end.time_s + 1e-9] + end.events,
@@ -880,19 +880,15 @@ class _Snapshot:
     fac_temp: float
     fac_flow_m3s: float
     offsets: dict
-    aux_total_w: float
-    air_w: float
 
 
-def _snapshot(net: "Network", aux: np.ndarray) -> _Snapshot:
-    """``aux``: the tray aux power [W] of the block's last step."""
-    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets), float(np.sum(aux)),
-                     float(np.sum(aux * (1.0 - net.m.tray_aux_liquid_fraction))))
+def _snapshot(net: "Network") -> _Snapshot:
+    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets))
 
 
-def _snapshot_changed(snap: _Snapshot, net: "Network", aux: np.ndarray) -> bool:
+def _snapshot_changed(snap: _Snapshot, net: "Network") -> bool:
     return (snap.hyd is not net.hyd or snap.fac_temp != net.fac_temp or snap.fac_flow_m3s != net.fac_flow_m3s
-            or snap.offsets != net.sensor_offsets or snap.aux_total_w != float(np.sum(aux)))
+            or snap.offsets != net.sensor_offsets)
 
 
 def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: dict) -> dict:
@@ -911,10 +907,10 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
         out["job/steps"] = rec["job"][:rows]
     liquid = rec["scalar"][:rows, 0]
     hx_heat = rec["scalar"][:rows, 1]
-    it_power = rec["power"][:rows].sum(axis=1) + snap.aux_total_w
+    aux, aux_liquid = rec["scalar"][:rows, 2], rec["scalar"][:rows, 3]
     out["rack/liquid_heat"] = liquid
-    out["rack/it_power"] = it_power
-    out["rack/air_heat"] = np.full(rows, snap.air_w)
+    out["rack/it_power"] = rec["power"][:rows].sum(axis=1) + aux
+    out["rack/air_heat"] = aux - aux_liquid
     out["rack/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_in")]
     out["rack/return_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_out")]
     out["rack/flow"] = np.full(rows, q[m.edge["supply_hose"]] / LPM)

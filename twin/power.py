@@ -1,7 +1,7 @@
 """Chip power sources: the interface the engine draws power from, and the schedule.
 
-A power source gives, for a block of steps, every chip's *step-mean* power demand [W] and
-every tray's auxiliary power [W]. The engine calls :meth:`PowerSource.block` once per block
+A power source gives, for a block of steps, every chip's *step-mean* power demand [W]
+(each tray's auxiliary power follows its chips' power, in the kernel). The engine calls :meth:`PowerSource.block` once per block
 (seconds of simulated time), never per step, so the SimPy workload model
 (:class:`twin.workload.RackWorkload`), a measured trace (:class:`twin.workload.ReplaySource`)
 and this schedule drive the kernels the same way. A source also owns the kernel's
@@ -19,26 +19,24 @@ import numpy as np
 
 class Demand(NamedTuple):
     """Step-mean power of a block of steps, stored once per distinct row: step ``i`` has
-    chip demand ``chip[row[i]]`` and tray aux power ``aux[row[i]]`` [W]. A block whose
+    chip demand ``chip[row[i]]`` [W]. A block whose
     demand does not change is one row (the common case: the kernel then reads one cached
     row instead of a fresh one every step, and nothing is built per step)."""
 
     chip: np.ndarray  # (rows, n_chips)
-    aux: np.ndarray  # (rows, n_trays)
     row: np.ndarray  # (n_steps,) int64
 
     @classmethod
-    def constant(cls, chip_row, aux_row, n_steps):
-        return cls(np.asarray(chip_row, dtype=float)[None, :].copy(), np.asarray(aux_row, dtype=float)[None, :].copy(),
-                   np.zeros(n_steps, dtype=np.int64))
+    def constant(cls, chip_row, n_steps):
+        return cls(np.asarray(chip_row, dtype=float)[None, :].copy(), np.zeros(n_steps, dtype=np.int64))
 
     @classmethod
-    def per_step(cls, chip, aux):
-        return cls(chip, aux, np.arange(chip.shape[0], dtype=np.int64))
+    def per_step(cls, chip):
+        return cls(chip, np.arange(chip.shape[0], dtype=np.int64))
 
     def expanded(self) -> "Demand":
         """The same demand with one row per step (to edit steps one by one)."""
-        return Demand.per_step(self.chip[self.row], self.aux[self.row])
+        return Demand.per_step(self.chip[self.row])
 
 
 class PowerSource(Protocol):
@@ -47,7 +45,7 @@ class PowerSource(Protocol):
     events: list
 
     def block(self, t0: float, dt: float, n_steps: int) -> Demand:
-        """Step-mean chip demand and tray aux power of the block [W]."""
+        """Step-mean chip demand of the block [W]."""
 
     def initial_demand(self, dt: float) -> Demand:
         """Demand at t = 0 (one step), for the steady-state start."""
@@ -78,7 +76,6 @@ class SchedulePower:
         self.types = sorted(set(model.chip_type))
         self.type_chips = {t: model.chips_of_type(t) for t in self.types}
         self.entries = {t: [e for e in s.workload.schedule if e.chips == t] for t in self.types}
-        self.aux = model.tray_aux_w.copy()
 
         # per chip type: the pieces [a, b) of the time line with the entry in force
         # (None = idle); the last entry covering a piece wins
@@ -131,7 +128,7 @@ class SchedulePower:
         if override is not None:
             row[override[0]] = override[1]
         if not varying:
-            return Demand.constant(row, self.aux, n_steps)
+            return Demand.constant(row, n_steps)
         chip = np.empty((n_steps, self.model.n_chips))
         chip[:] = row
         edges = t0 + dt * np.arange(n_steps + 1)
@@ -140,6 +137,4 @@ class SchedulePower:
             chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
         if override is not None:
             chip[:, override[0]] = override[1]
-        aux = np.empty((n_steps, self.aux.size))
-        aux[:] = self.aux
-        return Demand.per_step(chip, aux)
+        return Demand.per_step(chip)

@@ -114,13 +114,24 @@ class QuickDisconnect(_Model):
 
 class TrayType(_Model):
     paths: list[list[str]] = Field(description="parallel coolant paths, each a list of chip types in flow order")
-    aux_power_w: float = Field(default=0.0, ge=0, description="tray power not on cold plates (memory, NICs, VRs, fans)")
+    aux_power_w: float = Field(default=0.0, ge=0, le=20000,
+                               description="tray power not on cold plates (memory, NICs, VRs, fans) at full chip load [W]")
+    aux_idle_power_w: Optional[float] = Field(
+        default=None, ge=0, le=20000,
+        description="aux power with every chip of the tray at zero power [W]; aux power is linear in the tray's "
+                    "chip power between it and aux_power_w at TDP (default: constant aux_power_w)")
     aux_liquid_fraction: float = Field(default=0.0, ge=0, le=1, description="share of aux power picked up by the liquid")
     required_flow_lpm: float = Field(gt=0, description="flow the tray needs at its design point [L/min]")
     tubing: Tubing
     quick_disconnect: QuickDisconnect
     branch_k: float = Field(default=2.0, ge=0, description="tee losses at the two manifold ports (dividing + combining)")
     balancing_k: float = Field(default=0.0, ge=0, description="flow-balancing restrictor, K on the tubing velocity")
+
+    @model_validator(mode="after")
+    def _aux(self):
+        if self.aux_idle_power_w is not None and self.aux_idle_power_w > self.aux_power_w:
+            raise ValueError("aux_idle_power_w must not exceed aux_power_w")
+        return self
 
     @field_validator("paths")
     @classmethod

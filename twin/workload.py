@@ -126,7 +126,7 @@ class ScheduleSource:
         return self.schedule.block(t0, dt, n)
 
     def initial_demand(self, dt):
-        """(chip demand, aux) at t = 0 as (1, n) arrays, for the steady-state start."""
+        """Chip demand at t = 0 (one step), for the steady-state start."""
         return self.block(0.0, dt, 1)
 
     def take_cuts(self, step_end):  # noqa: ARG002 (no waveform changes without jobs)
@@ -479,10 +479,9 @@ class ReplaySource(ScheduleSource):
         return self.cum[i] + self.u[i] * (t - self.t[i])
 
     def block(self, t0, dt, n):
-        aux = self.schedule.block(t0, dt, n).expanded().aux
         edges = t0 + dt * np.arange(n + 1)
         u = np.diff(self._integral(edges)) / dt
-        return Demand.per_step(u[:, None] * self.model.chip_tdp[None, :], aux)
+        return Demand.per_step(u[:, None] * self.model.chip_tdp[None, :])
 
 
 def load_replay_trace(path, column, time_column="time"):

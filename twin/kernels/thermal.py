@@ -38,6 +38,11 @@ CI_KIND, CI_AUX, CI_CHIP = range(3)
 N_CI = 4
 CF_DECAY, CF_MEANFAC, CF_CAP, CF_HX_RATIO = range(4)
 N_CF = 4
+# the accumulators ``acc`` of :func:`advance`: run totals, record-interval sums, then each
+# chip's energy over the record interval from ACC_CHIPS on
+ACC_CHIP_J, ACC_AUX_LIQUID_J, ACC_LIQUID_J, ACC_HX_J, ACC_I_LIQUID, ACC_I_HX, ACC_I_SPAN, ACC_I_AUX, \
+    ACC_I_AUX_LIQUID = range(9)
+ACC_CHIPS = 9
 
 
 @njit(cache=True)
@@ -155,7 +160,8 @@ def sweep_table(edge_order, edge_from, node_in_ptr, node_in_edge, edge_cell_ptr)
 
 
 def cell_table(cell_kind, cell_aux, cell_chip):
-    """Per-cell integers (columns CI_*): kind, aux heat index (-1: none), chip (-1: none)."""
+    """Per-cell integers (columns CI_*): kind, tray (a fluid cell that takes its tray's
+    auxiliary heat, a plate cell: the tray of its chip; -1: none), chip (-1: none)."""
     ci = np.zeros((cell_kind.size, N_CI), dtype=np.int64)
     ci[:, CI_KIND], ci[:, CI_AUX], ci[:, CI_CHIP] = cell_kind, cell_aux, cell_chip
     return ci
@@ -213,7 +219,7 @@ def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
 @njit(cache=True, error_model="numpy", fastmath=True)
 def advance(n_steps, dt, step0, rec_every,
             sweep, node_in_edge, cell_int, cell_coef, edge_mcp, pk, hx_eps_cmin, fac_temp,
-            demand, aux_liquid, demand_row,
+            demand, demand_row, aux_base, aux_slope, aux_frac,
             wp, ws, chip_job, jp, js, job_tmp,
             chip_x, cell_t, edge_out, node_t,
             acc, chip_tj_max, interval_tj_max,
@@ -224,16 +230,20 @@ def advance(n_steps, dt, step0, rec_every,
     The network: ``sweep`` (edges in thermal order, see :func:`sweep_table`),
     ``node_in_edge``, ``cell_int`` (:func:`cell_table`); coefficients from
     :func:`prepare_step`: ``cell_coef``, ``pk``, ``hx_eps_cmin``; ``edge_mcp`` [W/K].
-    Inputs of step ``n``: ``demand[demand_row[n], chip]`` [W] and ``aux_liquid[demand_row[n],
-    aux]`` [W] (step means; a block whose demand does not change is one row);
-    chip power is ``demand`` passed through clocks, throttling and the training waveforms
-    of :func:`twin.kernels.workload.chip_power_step` (arrays ``wp`` ... ``job_tmp``).
+    Inputs of step ``n``: ``demand[demand_row[n], chip]`` [W] (step means; a block whose
+    demand does not change is one row); chip power is ``demand`` passed through clocks,
+    throttling and the training waveforms of :func:`twin.kernels.workload.chip_power_step`
+    (arrays ``wp`` ... ``job_tmp``). Each tray's auxiliary power follows its chips:
+    ``aux_base[tray] + aux_slope[tray] * (its chips' power this step)`` [W], a share
+    ``aux_frac[tray]`` of it into the coolant leaving the tray, the rest to air.
     State (updated in place): ``chip_x[chip, 3]`` = [Tj, Tb, Tf], ``cell_t``, ``edge_out``
     (step-mean outlet temperature of every edge), ``node_t`` (mixed node temperatures).
-    Accumulators ``acc``: [0] chip energy, [1] aux energy into liquid, [2] heat into the
-    coolant, [3] heat out through the HX, [4] and [5] heat into the coolant and out
-    through the HX over the current record interval, [6] that interval's length [s],
-    [7:7+n_chip] each chip's energy over it (interval means are recorded).
+    Accumulators ``acc`` (ACC_*): chip energy, aux energy into liquid, heat into the
+    coolant, heat out through the HX over the run [J]; heat into the coolant and out
+    through the HX, the interval's length, all aux energy and aux energy into the liquid
+    over the current record interval; from ACC_CHIPS each chip's energy over it
+    (interval means are recorded: ``rec_scalar`` columns liquid heat, HX heat, aux power,
+    aux power into the liquid [W]).
     ``chip_tj_max`` is each junction's maximum over every step of the run,
     ``interval_tj_max`` over the current record interval (recorded as ``rec_tj_max``). Records are written every
     ``rec_every`` global steps (``step0`` is the global index of the first step).
@@ -246,7 +256,8 @@ def advance(n_steps, dt, step0, rec_every,
     Tf0)``: its coolant cell's energy balance, exact for the exact maps.
     """
     n_chip = chip_x.shape[0]
-    interval_power = acc[7:7 + n_chip]
+    interval_power = acc[ACC_CHIPS:ACC_CHIPS + n_chip]
+    tray_p = np.zeros(aux_base.shape[0])  # chip power of each tray this step [W]
     # each chip's state, interval sums and step power in one row for the run: columns
     # Tj, Tb, Tf, interval energy, interval max Tj, power, shutdown temperature (inf once
     # it has shut down) (one cache line per chip)
@@ -282,6 +293,7 @@ def advance(n_steps, dt, step0, rec_every,
         step_liquid = 0.0
         step_hx = 0.0
         step_aux = 0.0
+        step_aux_all = 0.0
         step_chip = 0.0
         for i in range(sweep.shape[0]):
             # indices as unsigned integers: numba then skips its negative-index fix-up
@@ -314,9 +326,13 @@ def advance(n_steps, dt, step0, rec_every,
                 if kind == FLUID:
                     q_ext = 0.0
                     ia = cell_int[c, CI_AUX]
-                    if ia >= 0:
-                        q_ext = aux_liquid[dr, np.uint64(ia)]
+                    if ia >= 0:  # the tray's return: its aux power, from its chips' (all upstream)
+                        t = np.uint64(ia)
+                        a_tray = aux_base[t] + aux_slope[t] * tray_p[t]
+                        tray_p[t] = 0.0
+                        q_ext = aux_frac[t] * a_tray
                         step_aux += q_ext * dt
+                        step_aux_all += a_tray
                     cap = cell_coef[c, CF_CAP]
                     t0 = cell_t[c]
                     if cap > 0.0 and mcp > 0.0:  # the common case first
@@ -360,6 +376,7 @@ def advance(n_steps, dt, step0, rec_every,
                     cx[k, 2] = tf
                     step_liquid += mcp * (tf_mean - t_in) + pk[k, PK_CF] * (tf - a2) * inv_dt
                     step_chip += p
+                    tray_p[np.uint64(cell_int[c, CI_AUX])] += p
                     cx[k, 3] += p * dt
                     cx[k, 4] = max(cx[k, 4], tj)  # folded into chip_tj_max at each record
                     cell_t[c] = tf
@@ -372,16 +389,18 @@ def advance(n_steps, dt, step0, rec_every,
             edge_out[e] = t_in
         step_liquid = step_liquid * dt + step_aux
         step_chip *= dt
-        acc[0] += step_chip
-        acc[1] += step_aux
-        acc[2] += step_liquid
-        acc[3] += step_hx
-        acc[4] += step_liquid
-        acc[5] += step_hx
-        acc[6] += dt
+        acc[ACC_CHIP_J] += step_chip
+        acc[ACC_AUX_LIQUID_J] += step_aux
+        acc[ACC_LIQUID_J] += step_liquid
+        acc[ACC_HX_J] += step_hx
+        acc[ACC_I_LIQUID] += step_liquid
+        acc[ACC_I_HX] += step_hx
+        acc[ACC_I_SPAN] += dt
+        acc[ACC_I_AUX] += step_aux_all * dt
+        acc[ACC_I_AUX_LIQUID] += step_aux
         gstep = step0 + n + 1
         if gstep % rec_every == 0 and r < rec_tj.shape[0]:
-            span = acc[6]
+            span = acc[ACC_I_SPAN]
             for k in range(n_chip):
                 col = np.uint64(rec_col[k])
                 rec_tj[r, col] = cx[k, 0]
@@ -395,17 +414,18 @@ def advance(n_steps, dt, step0, rec_every,
                 ws[k, WS_CLOCK_INT] = 0.0
                 rec_throttled[r, col] = ws[k, WS_INTERVAL_THROTTLED]
                 ws[k, WS_INTERVAL_THROTTLED] = 0.0
-            rec_scalar[r, 0] = acc[4] / span
-            rec_scalar[r, 1] = acc[5] / span
+            rec_scalar[r, 0] = acc[ACC_I_LIQUID] / span
+            rec_scalar[r, 1] = acc[ACC_I_HX] / span
+            rec_scalar[r, 2] = acc[ACC_I_AUX] / span
+            rec_scalar[r, 3] = acc[ACC_I_AUX_LIQUID] / span
             for i in range(rec_nodes.shape[0]):
                 rec_node_t[r, i] = node_t[rec_nodes[i]]
             for i in range(rec_edges.shape[0]):
                 rec_edge_out[r, i] = edge_out[rec_edges[i]]
             for j in range(rec_job.shape[1]):
                 rec_job[r, j] = js[j, JS_STEPS]
-            acc[4] = 0.0
-            acc[5] = 0.0
-            acc[6] = 0.0
+            for i in range(ACC_I_LIQUID, ACC_CHIPS):
+                acc[i] = 0.0
             r += 1
     for k in range(n_chip):
         chip_x[k, 0] = cx[k, 0]
