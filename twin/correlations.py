@@ -290,8 +290,26 @@ def fit_dp_coefficients(dp_func, q_nominal_m3s, q_range=(0.05, 3.0), n=24):
     if np.all(dp == 0.0):
         return 0.0, 0.0, 0.0
     a_mat = np.column_stack([q, q * q]) / dp[:, None]
-    from scipy.optimize import nnls
-
-    coef, _ = nnls(a_mat, np.ones_like(q))
+    coef = _nnls2(a_mat, np.ones_like(q))
     fit = coef[0] * q + coef[1] * q * q
     return float(coef[0]), float(coef[1]), float(np.max(np.abs(fit / dp - 1.0)))
+
+
+def _nnls2(a, y):
+    """Non-negative least squares for two unknowns, by enumerating the active sets (the
+    solution of an NNLS problem is the unconstrained solution on its free variables;
+    Lawson & Hanson, *Solving Least Squares Problems*, 1974, ch. 23). Equivalent to
+    ``scipy.optimize.nnls`` here, without importing scipy.optimize (~0.4 s) at start-up."""
+    best, best_res = np.zeros(2), float(np.sum(y * y))
+    candidates = [np.linalg.lstsq(a, y, rcond=None)[0]]
+    for j in range(2):
+        col = a[:, j]
+        x = np.zeros(2)
+        x[j] = float(col @ y) / float(col @ col)
+        candidates.append(x)
+    for x in candidates:
+        if np.all(x >= 0.0):
+            res = float(np.sum((a @ x - y) ** 2))
+            if res < best_res:
+                best, best_res = x, res
+    return best

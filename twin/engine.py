@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq
 
 from . import __version__
 from .build import HA_FLOWS_LPM, HA_TEMPS_C, LPM, Model, build_model
@@ -238,6 +237,8 @@ class Network:
                 break
         if err(1.0) < 0.0:
             return 1.0
+        from scipy.optimize import brentq  # rarely needed: scipy.optimize costs ~0.4 s to import
+
         return brentq(err, 0.01, 1.0, xtol=1e-9, rtol=FLOW_CONTROL_RTOL)
 
     def refresh(self, state: NetworkState, dt: float) -> bool:
