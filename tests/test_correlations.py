@@ -74,3 +74,22 @@ def test_quick_disconnect_cv_and_kv_agree():
     dp_kv = corr.quick_disconnect_dp_pa(q, rho, d, kv_m3h_bar=fluids.Cv_to_Kv(1.0))
     assert dp_cv == pytest.approx(dp_kv, rel=1e-9)
     assert dp_cv == pytest.approx(6894.757 * rho / 999.0, rel=0.01)
+
+
+def test_two_term_nnls_equals_scipy_nnls():
+    """The pressure-drop fit's own non-negative least squares (kept off scipy.optimize for
+    start-up time) against scipy's Lawson-Hanson NNLS, including problems whose
+    unconstrained solution has a negative coefficient."""
+    from scipy.optimize import nnls
+
+    from twin.correlations import _nnls2
+
+    rng = np.random.default_rng(1)
+    clipped = 0
+    for _ in range(500):
+        a = rng.standard_normal((24, 2))
+        y = rng.standard_normal(24)
+        expected = nnls(a, y)[0]
+        clipped += int(np.any(expected == 0.0))
+        np.testing.assert_allclose(_nnls2(a, y), expected, atol=1e-10)
+    assert clipped > 100  # the constrained cases were exercised
