@@ -1,6 +1,8 @@
 """Correlations we wrote ourselves, against published values and limits."""
 import math
 
+import numpy as np
+
 import ht
 import pytest
 
