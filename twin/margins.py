@@ -57,6 +57,10 @@ class MarginTracker:
         self.m = model
         self.tray_ratio_min = np.inf
         self.tray_ratio_arg = -1
+        self.tray_ratio_at = (np.nan, np.nan, np.nan)  # (flow L/min, required L/min, supply degC) there
+        self.supply_range = (np.inf, -np.inf)  # rack supply seen [degC], true (sensor offsets removed)
+        self.pump_energy_j = 0.0
+        self.pump_time_s = 0.0
         self.return_max = -np.inf
         self.head_margin_min = np.inf
         self.rack_dp_max = -np.inf
@@ -65,12 +69,26 @@ class MarginTracker:
         self.liquid_sum = 0.0
         self.it_sum = 0.0
 
-    def update(self, hyd, data):
+    def update(self, hyd, data, offsets=None):
+        """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
+        the sensor offsets in force (``twin.faults``), removed where a margin needs the
+        true value."""
         m = self.m
-        ratio = hyd.flow_m3s[m.tray_supply_edge] / LPM / m.tray_required_lpm
-        i = int(np.argmin(ratio))
-        if ratio[i] < self.tray_ratio_min:
-            self.tray_ratio_min, self.tray_ratio_arg = float(ratio[i]), i
+        # each tray against its requirement at the rack supply temperature of every sample
+        supply = np.asarray(data["rack/supply_temp"], dtype=float) - (offsets or {}).get("rack/supply_temp", 0.0)
+        flow = hyd.flow_m3s[m.tray_supply_edge] / LPM
+        required = m.tray_required_at(supply)  # (rows, tray)
+        ratio = flow / required
+        r, i = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+        if ratio[r, i] < self.tray_ratio_min:
+            self.tray_ratio_min, self.tray_ratio_arg = float(ratio[r, i]), int(i)
+            self.tray_ratio_at = (float(flow[i]), float(required[r, i]), float(supply[r]))
+        self.supply_range = (min(self.supply_range[0], float(supply.min())), max(self.supply_range[1], float(supply.max())))
+        # pump electrical energy: the hydraulic state's power over these rows' intervals
+        dt = m.scenario.simulation.output_interval_s
+        pump_w = float(np.sum(m.pump_power_w(hyd.flow_m3s, hyd.pressure_pa, hyd.speed)))
+        self.pump_energy_j += pump_w * supply.size * dt
+        self.pump_time_s += supply.size * dt
         self.return_max = max(self.return_max, float(np.max(data["rack/return_temp"])))
         self.rack_dp_max = max(self.rack_dp_max, float(np.max(data["rack/dp"])))
         # head reserve of the running pumps: full-speed curve at today's flow minus the
@@ -87,6 +105,28 @@ class MarginTracker:
         i = int(np.argmax(liquid))
         if liquid[i] > self.peak_liquid:
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
+
+    def _tray_note(self) -> str:
+        """Which tray sets ``tray_flow_ratio_min``, at what flow, requirement and supply
+        temperature; says so when the supply left that tray's requirement table."""
+        m = self.m
+        i = self.tray_ratio_arg
+        flow, req, supply = self.tray_ratio_at
+        note = (f"{m.tray_names[i]} ({m.tray_type[i]}) {flow:.2f} L/min vs {req:.2f} required "
+                f"at {supply:.1f} degC supply")
+        lo, hi = self.supply_range
+        tables = {}  # tray type -> its table's temperatures (types with a table only)
+        for t, temps in zip(m.tray_type, m.tray_required_temps_c):
+            if temps.size > 1:
+                tables.setdefault(t, temps)
+        for t, temps in tables.items():
+            if lo < temps[0]:
+                note += (f"; supply down to {lo:.1f} degC, below the {t} table ({temps[0]:g} degC): "
+                         "requirement held at its end value")
+            if hi > temps[-1]:
+                note += (f"; supply up to {hi:.1f} degC, above the {t} table ({temps[-1]:g} degC): "
+                         "requirement held at its end value")
+        return note
 
     def finish(self, state, wl=None, jobs=(), ride_through=None) -> Margins:
         m = self.m
@@ -106,12 +146,17 @@ class MarginTracker:
                                   f"{m.chip_names[other[j]]} peaks at {tj[other[j]]:.1f} degC"))
         rows.append(MarginRow("gpu_junction_max_c", float(tj[gpu].max()), "degC"))
         rows.append(MarginRow("rack_return_temp_max_c", self.return_max, "degC", s.rack.max_return_temp_c, "max"))
-        rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", 1.0, "min",
-                              f"{m.tray_names[self.tray_ratio_arg]} ({m.tray_type[self.tray_ratio_arg]}) vs its required flow"))
+        rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", 1.0, "min", self._tray_note()))
         if np.isfinite(self.head_margin_min):
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa", 0.0, "min",
                                   "full-speed head at the operating flow minus delivered head"))
         rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa"))
+        if self.pump_time_s > 0:
+            mean_kw = self.pump_energy_j / self.pump_time_s / 1e3
+            rows.append(MarginRow("cdu_pump_energy_kwh", self.pump_energy_j / 3.6e6, "kWh",
+                                  note=f"CDU pumps, electrical, over {self.pump_time_s:g} s"))
+            rows.append(MarginRow("cdu_pump_power_mean_kw", mean_kw, "kW",
+                                  note=f"{mean_kw * 24:.1f} kWh per day at this mean"))
         rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
         rows.append(MarginRow("rack_flow_per_kw_lpm", self.flow_at_peak / (self.peak_liquid / 1e3), "L/min/kW",
                               note="rack flow over liquid heat at the peak"))
