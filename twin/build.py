@@ -332,7 +332,17 @@ def build_model(s: Scenario) -> Model:
 
                 def f(q, geom=geom, cpl=cpl):
                     return cpl.dp_scale * corr.cold_plate_dp_pa(geom, q, rho, mu)
-                a, b, err = corr.fit_dp_coefficients(f, q_path)
+                if cpl.dp_flow_exponent is None:
+                    a, b, err = corr.fit_dp_coefficients(f, q_path)
+                else:
+                    # the geometry's drop at the design point, the measured exponent there;
+                    # the linear part is referred to mu_ref (the kernel scales it by mu/mu_ref)
+                    q_d = cpl.dp_design_flow_lpm * LPM
+                    pd = table.at(cpl.dp_design_temp_c)
+                    dp_d = cpl.dp_scale * corr.cold_plate_dp_pa(geom, q_d, pd["rho"], pd["mu"])
+                    a, b = corr.dp_coefficients_through_point(dp_d, q_d, cpl.dp_flow_exponent)
+                    a *= mu / pd["mu"]
+                    err = 0.0
                 a_sum += a
                 b_sum += b
                 err_max = max(err_max, err)

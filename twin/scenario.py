@@ -74,6 +74,18 @@ class ColdPlate(_Model):
     fluid_volume_ml: float = Positive
     fouling_k_per_w: float = Field(default=0.0, ge=0, description="extra base-to-fluid resistance [K/W]")
     dp_scale: float = Field(default=1.0, gt=0, description="multiplier on the plate pressure drop (calibration, clogging)")
+    dp_flow_exponent: Optional[float] = Field(
+        default=None, ge=1, le=2, description="measured d ln dp / d ln Q of the plate at dp_design_flow_lpm; "
+                                              "default: the channel geometry's own")
+    dp_design_flow_lpm: Optional[float] = Field(
+        default=None, gt=0, description="flow [L/min] where the geometry's pressure drop anchors dp_flow_exponent")
+    dp_design_temp_c: float = Field(default=40.0, description="coolant temperature of that design point [degC]")
+
+    @model_validator(mode="after")
+    def _exponent_and_anchor(self):
+        if (self.dp_flow_exponent is None) != (self.dp_design_flow_lpm is None):
+            raise ValueError("give dp_flow_exponent and dp_design_flow_lpm together")
+        return self
 
 
 class Tubing(_Model):
