@@ -220,9 +220,14 @@ class Pumps(_Model):
     bep_flow_lpm: Optional[float] = Field(
         default=None, gt=0, description="flow of best efficiency at full speed [L/min]; default: rated_flow_lpm")
     bep_efficiency: float = Field(
-        default=0.6, gt=0, le=1, description="pump (hydraulic) efficiency at its best-efficiency point")
-    motor_efficiency: float = Field(default=0.86, gt=0, le=1, description="motor efficiency, shaft over electrical")
-    vfd_efficiency: float = Field(default=0.97, gt=0, le=1, description="drive efficiency, motor input over drive input")
+        default=0.6, gt=0, le=1,
+        description="pump (hydraulic) efficiency at its best-efficiency point (default: ASSUMPTION, "
+                    "see scenarios/cdus/row-cdu-250kw.toml)")
+    motor_efficiency: float = Field(
+        default=0.859, gt=0, le=1,
+        description="motor efficiency, shaft over electrical (default: IEC 60034-30-1 IE3, 2.2 kW 2-pole)")
+    vfd_efficiency: float = Field(
+        default=0.97, gt=0, le=1, description="drive efficiency, motor input over drive input (default: ASSUMPTION)")
 
     @model_validator(mode="after")
     def _check(self):
