@@ -108,7 +108,7 @@ class MarginTracker:
 
     def _tray_note(self) -> str:
         """Which tray sets ``tray_flow_ratio_min``, at what flow, requirement and supply
-        temperature; says so when the supply left that tray's requirement table."""
+        temperature; says so when the supply left any tray type's requirement table."""
         m = self.m
         i = self.tray_ratio_arg
         flow, req, supply = self.tray_ratio_at
