@@ -95,3 +95,20 @@ def test_two_term_nnls_equals_scipy_nnls():
         clipped += int(np.any(expected == 0.0))
         np.testing.assert_allclose(_nnls2(a, y), expected, atol=1e-10)
     assert clipped > 100  # the constrained cases were exercised
+
+
+def test_two_term_drop_through_a_point_has_its_value_and_log_slope_there():
+    """dp = aQ + bQ|Q| through (Q0, dp0) with d ln dp / d ln Q = n at Q0 (checked by a
+    central difference), and the 1.85 form within 4 % of the power law over 0.5-2 Q0."""
+    q0, dp0 = 5e-5, 1.2e4
+    for n in (1.0, 1.5, 1.85, 2.0):
+        a, b = corr.dp_coefficients_through_point(dp0, q0, n)
+        dp = lambda q: a * q + b * q * abs(q)  # noqa: E731
+        assert dp(q0) == pytest.approx(dp0, rel=1e-12)
+        h = 1e-6
+        assert math.log(dp(q0 * (1 + h)) / dp(q0 * (1 - h))) / math.log((1 + h) / (1 - h)) == pytest.approx(n, rel=1e-8)
+    a, b = corr.dp_coefficients_through_point(dp0, q0, 1.85)
+    for x in (0.5, 0.75, 1.5, 2.0):
+        assert (a * x * q0 + b * (x * q0) ** 2) / (dp0 * x**1.85) == pytest.approx(1.0, abs=0.04)
+    with pytest.raises(ValueError):
+        corr.dp_coefficients_through_point(dp0, q0, 2.5)

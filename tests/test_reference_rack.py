@@ -59,10 +59,10 @@ def test_node_and_rack_pressure_drops_in_published_range(runs):
 def test_gpu_cold_plate_dp_within_vendor_target(reference_scenario):
     s = reference_scenario
     geom = ColdPlateGeometry.from_spec(s.rack.cold_plates["gpu_plate"])
-    # each GPU sees half the tray's required flow (two paths), PG25 at 40 C
+    # each GPU sees half the tray's required flow at 40 C supply (two paths), PG25 at 40 C
     from twin.coolant import coolant_table
     p = coolant_table("pg25").at(40.0)
-    q = s.rack.tray_types["compute"].required_flow_lpm / 2 * LPM
+    q = s.rack.tray_types["compute"].required_flow_at(40.0) / 2 * LPM
     assert cold_plate_dp_pa(geom, q, p["rho"], p["mu"]) / 1e3 <= PLATE_DP_KPA_MAX
 
 

@@ -78,6 +78,9 @@ class Model:
     pump_shutoff_pa: np.ndarray
     pump_k: np.ndarray
     pump_running: np.ndarray
+    pump_bep_flow_m3s: np.ndarray  # best-efficiency flow at full speed
+    pump_bep_efficiency: np.ndarray  # hydraulic efficiency there
+    pump_drive_efficiency: np.ndarray  # motor times VFD
     # cells
     cell_kind: np.ndarray
     cell_edge: np.ndarray
@@ -108,7 +111,10 @@ class Model:
     tray_type: list
     tray_supply_edge: np.ndarray
     tray_return_edge: np.ndarray
-    tray_required_lpm: np.ndarray
+    tray_required_lpm: np.ndarray  # nominal requirement, at the nominal rack supply (nominal_supply_temp_c)
+    tray_required_temps_c: list  # per tray: the requirement table's supply temperatures [degC]
+    tray_required_flows_lpm: list  # per tray: the requirement table's flows [L/min]
+    nominal_supply_temp_c: float  # rack supply the nominal flows are taken at
     tray_aux_w: np.ndarray  # aux power at full chip load [W]
     tray_aux_base_w: np.ndarray  # aux power = base + slope * (the tray's chip power) [W]
     tray_aux_slope: np.ndarray
@@ -137,6 +143,24 @@ class Model:
 
     def chips_of_type(self, name):
         return np.array([i for i, t in enumerate(self.chip_type) if t == name], dtype=np.int64)
+
+    def tray_required_at(self, supply_temp_c) -> np.ndarray:
+        """Flow each tray needs at the rack supply temperatures ``supply_temp_c`` [L/min],
+        shape ``supply_temp_c.shape + (tray,)`` (each tray type's requirement table, linear,
+        held at its end values outside it: ``twin.scenario.TrayType.required_flow_at``)."""
+        t = np.asarray(supply_temp_c, dtype=float)
+        out = np.empty(t.shape + (len(self.tray_names),))
+        for i, (temps, flows) in enumerate(zip(self.tray_required_temps_c, self.tray_required_flows_lpm)):
+            out[..., i] = np.interp(t, temps, flows)
+        return out
+
+    def pump_power_w(self, flow_m3s, pressure_pa, speed) -> np.ndarray:
+        """Electrical power of each pump [W] at a hydraulic state (edge flows, node
+        pressures, pump speeds): ``twin.correlations.pump_electric_power_w`` on each pump's
+        flow and the head the pumps deliver (discharge minus suction)."""
+        head = pressure_pa[self.node["discharge"]] - pressure_pa[self.node["suction"]]
+        return corr.pump_electric_power_w(flow_m3s[self.pump_edges], head, speed, self.pump_bep_flow_m3s,
+                                          self.pump_bep_efficiency, self.pump_drive_efficiency)
 
 
 class _Graph:
@@ -176,20 +200,31 @@ def _loop_ref_temp(s: Scenario) -> float:
                      table.boiling_temp_c - 1.0, table.temp_c[-1]))
 
 
+def nominal_supply_temp_c(s: Scenario) -> float:
+    """Rack supply temperature the nominal tray flows are taken at: the facility supply
+    plus the CDU heat exchanger's rated approach (the secondary supply its rating promises)."""
+    return s.facility.supply_temp_c + s.cdu.heat_exchanger.approach_k
+
+
 def build_model(s: Scenario) -> Model:
-    """Turn a validated scenario into a :class:`Model`."""
+    """Turn a validated scenario into a :class:`Model`.
+
+    Nominal tray flows (fit ranges of the pressure-drop fits, initial loop flows) are each
+    tray's requirement at :func:`nominal_supply_temp_c`."""
     table = coolant_table(s.coolant.name)
     t_ref = _loop_ref_temp(s)
     props = table.at(t_ref)
     rho, cp, mu = props["rho"], props["cp"], props["mu"]
     rack, cdu = s.rack, s.cdu
+    t_nom = nominal_supply_temp_c(s)
+    q_tray_nom_lpm = {name: tt.required_flow_at(t_nom) for name, tt in rack.tray_types.items()}
 
     trays = []  # (name, type)
     for g in rack.tray_stack:
         for _ in range(g.count):
             trays.append((f"tray{len(trays):02d}", g.type))
     n_tray = len(trays)
-    q_rack_nom = sum(rack.tray_types[t].required_flow_lpm for _, t in trays) * LPM
+    q_rack_nom = sum(q_tray_nom_lpm[t] for _, t in trays) * LPM
 
     def tube_fit(t, q_nom, length=None, k_extra=0.0):
         d = t.inner_diameter_mm * 1e-3
@@ -275,7 +310,7 @@ def build_model(s: Scenario) -> Model:
     tray_sup, tray_ret, tray_req, tray_aux, tray_auxf = [], [], [], [], []
     for ti, (tname, ttype) in enumerate(trays):
         tt = rack.tray_types[ttype]
-        q_tray = tt.required_flow_lpm * LPM
+        q_tray = q_tray_nom_lpm[ttype] * LPM
         qd = tt.quick_disconnect
         d_qd = qd.inner_diameter_mm * 1e-3
         half = tt.tubing.length_m / 2.0
@@ -303,7 +338,17 @@ def build_model(s: Scenario) -> Model:
 
                 def f(q, geom=geom, cpl=cpl):
                     return cpl.dp_scale * corr.cold_plate_dp_pa(geom, q, rho, mu)
-                a, b, err = corr.fit_dp_coefficients(f, q_path)
+                if cpl.dp_flow_exponent is None:
+                    a, b, err = corr.fit_dp_coefficients(f, q_path)
+                else:
+                    # the geometry's drop at the design point, the measured exponent there;
+                    # the linear part is referred to mu_ref (the kernel scales it by mu/mu_ref)
+                    q_d = cpl.dp_design_flow_lpm * LPM
+                    pd = table.at(cpl.dp_design_temp_c)
+                    dp_d = cpl.dp_scale * corr.cold_plate_dp_pa(geom, q_d, pd["rho"], pd["mu"])
+                    a, b = corr.dp_coefficients_through_point(dp_d, q_d, cpl.dp_flow_exponent)
+                    a *= mu / pd["mu"]
+                    err = 0.0
                 a_sum += a
                 b_sum += b
                 err_max = max(err_max, err)
@@ -323,7 +368,7 @@ def build_model(s: Scenario) -> Model:
         a, b, err = branch()
         tray_ret.append(g.add(f"{tname}/return", a, b, f"TO{ti:02d}", f"R{ti:02d}",
                               cells=[fluid_cell(tube_volume(tt.tubing, half), aux=ti)], fit_error=err))
-        tray_req.append(tt.required_flow_lpm)
+        tray_req.append(q_tray_nom_lpm[ttype])
         tray_aux.append(corr.aux_power_line(tt.aux_power_w, tt.aux_idle_power_w,
                                             sum(rack.chip_types[c].tdp_w for path in tt.paths for c in path)))
         tray_auxf.append(tt.aux_liquid_fraction)
@@ -340,7 +385,7 @@ def build_model(s: Scenario) -> Model:
         q_nom[p] = q_rack_nom / cdu.pumps.running
     for i, e in enumerate(g.edges):
         if e["name"].endswith(("/supply", "/return")) and e["name"].startswith("tray"):
-            q_nom[i] = rack.tray_types[trays[int(e["name"][4:6])][1]].required_flow_lpm * LPM
+            q_nom[i] = q_tray_nom_lpm[trays[int(e["name"][4:6])][1]] * LPM
     q_loop0 = np.linalg.lstsq(basis @ basis.T, basis @ q_nom, rcond=None)[0] if basis.shape[0] else np.zeros(0)
 
     # thermal ordering: Kahn on edges, the reservoir's dependency on the return is cut
@@ -423,6 +468,9 @@ def build_model(s: Scenario) -> Model:
         pump_shutoff_pa=np.full(len(pump_edges), h0 * cdu.pumps.head_scale),
         pump_k=np.full(len(pump_edges), k_pump * cdu.pumps.head_scale),
         pump_running=np.array([i < cdu.pumps.running for i in range(cdu.pumps.count)]),
+        pump_bep_flow_m3s=np.full(len(pump_edges), (cdu.pumps.bep_flow_lpm or cdu.pumps.rated_flow_lpm) * LPM),
+        pump_bep_efficiency=np.full(len(pump_edges), cdu.pumps.bep_efficiency),
+        pump_drive_efficiency=np.full(len(pump_edges), cdu.pumps.motor_efficiency * cdu.pumps.vfd_efficiency),
         cell_kind=np.array([c["kind"] for c in cells_sorted], dtype=np.int64),
         cell_edge=cell_edge,
         cell_chip=np.array([c["chip"] for c in cells_sorted], dtype=np.int64),
@@ -440,6 +488,9 @@ def build_model(s: Scenario) -> Model:
         tray_required_lpm=np.array(tray_req), tray_aux_w=np.array([a[2] for a in tray_aux]),
         tray_aux_base_w=np.array([a[0] for a in tray_aux]), tray_aux_slope=np.array([a[1] for a in tray_aux]),
         tray_aux_liquid_fraction=np.array(tray_auxf),
+        tray_required_temps_c=[np.array(rack.tray_types[t].required_flow_points()[0]) for _, t in trays],
+        tray_required_flows_lpm=[np.array(rack.tray_types[t].required_flow_points()[1]) for _, t in trays],
+        nominal_supply_temp_c=t_nom,
         node=dict(rack_in=g.index["S00"], rack_out=g.index[rack_out], cdu_supply=g.index["cdu_supply"],
                   cdu_return=g.index["cdu_return"], suction=g.index["suction"], discharge=g.index["discharge"]),
         edge=dict(reservoir=e_res, hx=e_hx, supply_hose=e_sup, return_hose=e_ret, hx_cell=hx_cell),

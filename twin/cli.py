@@ -154,6 +154,7 @@ def compare_cmd(scenarios, facilities):
                 col["flow per kW [L/min/kW]"] = tel["rack/flow"][-1] / (tel["rack/liquid_heat"][-1] / 1e3)
                 col["rack dP [kPa]"] = tel["rack/dp"][-1]
                 col["min tray flow / required"] = r.margins["tray_flow_ratio_min"]
+                col["CDU pump power [kW]"] = r.margins["cdu_pump_power_mean_kw"]
             col[f"GPU Tj max at W{t:g} [degC]"] = r.margins["gpu_junction_max_c"]
             col[f"GPU margin at W{t:g} [K]"] = r.margins["gpu_junction_margin_k"]
         cols[s.rack.name] = col

@@ -527,6 +527,7 @@ def _channels(model: Model, n_jobs: int = 0):
         "tray/flow": ("L/min", n_tray, "f4"),
         "tray/return_temp": ("degC", n_tray, "f4"),
         "cdu/pump_speed": ("1", n_pump, "f4"),
+        "cdu/pump_power": ("W", n_pump, "f4"),
         "cdu/supply_temp": ("degC", None, "f8"),
         "cdu/return_temp": ("degC", None, "f8"),
         "cdu/heat": ("W", None, "f8"),
@@ -833,7 +834,7 @@ class _Recorder:
             rec = {k: v[a:b] for k, v in self.buf.items()}
             data = _record_rows(self.m, snap, rec, b - a, self.type_slices)
             self.writer.append(self.times[a:b].copy(), data)
-            self.tracker.update(snap.hyd, data)
+            self.tracker.update(snap.hyd, data, snap.offsets)
         self._new(self.times.size)
 
 
@@ -919,6 +920,7 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
     out["tray/flow"] = np.broadcast_to(q[m.tray_supply_edge] / LPM, (rows, m.tray_supply_edge.size))
     out["tray/return_temp"] = rec["edge_out"][:rows]
     out["cdu/pump_speed"] = np.broadcast_to(hyd.speed, (rows, hyd.speed.size))
+    out["cdu/pump_power"] = np.broadcast_to(m.pump_power_w(q, hyd.pressure_pa, hyd.speed), (rows, hyd.speed.size))
     out["cdu/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_supply")]
     out["cdu/return_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_return")]
     out["cdu/heat"] = hx_heat

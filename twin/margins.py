@@ -127,6 +127,10 @@ class MarginTracker:
         self.m = model
         self.tray_ratio_min = np.inf
         self.tray_ratio_arg = -1
+        self.tray_ratio_at = (np.nan, np.nan, np.nan)  # (flow L/min, required L/min, supply degC) there
+        self.supply_range = (np.inf, -np.inf)  # rack supply seen [degC], true (sensor offsets removed)
+        self.pump_energy_j = 0.0
+        self.pump_time_s = 0.0
         self.return_max = -np.inf
         self.head_margin_min = np.inf
         self.rack_dp_max = -np.inf
@@ -135,12 +139,26 @@ class MarginTracker:
         self.liquid_sum = 0.0
         self.it_sum = 0.0
 
-    def update(self, hyd, data):
+    def update(self, hyd, data, offsets=None):
+        """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
+        the sensor offsets in force (``twin.faults``), removed where a margin needs the
+        true value."""
         m = self.m
-        ratio = hyd.flow_m3s[m.tray_supply_edge] / LPM / m.tray_required_lpm
-        i = int(np.argmin(ratio))
-        if ratio[i] < self.tray_ratio_min or not np.isfinite(ratio[i]):
-            self.tray_ratio_min, self.tray_ratio_arg = float(ratio[i]), i
+        # each tray against its requirement at the rack supply temperature of every sample
+        supply = np.asarray(data["rack/supply_temp"], dtype=float) - (offsets or {}).get("rack/supply_temp", 0.0)
+        flow = hyd.flow_m3s[m.tray_supply_edge] / LPM
+        required = m.tray_required_at(supply)  # (rows, tray)
+        ratio = flow / required
+        r, i = np.unravel_index(int(np.argmin(np.where(np.isnan(ratio), -np.inf, ratio))), ratio.shape)
+        if ratio[r, i] < self.tray_ratio_min or not np.isfinite(ratio[r, i]):
+            self.tray_ratio_min, self.tray_ratio_arg = float(ratio[r, i]), int(i)
+            self.tray_ratio_at = (float(flow[i]), float(required[r, i]), float(supply[r]))
+        self.supply_range = (min(self.supply_range[0], float(supply.min())), max(self.supply_range[1], float(supply.max())))
+        # pump electrical energy: the hydraulic state's power over these rows' intervals
+        dt = m.scenario.simulation.output_interval_s
+        pump_w = float(np.sum(m.pump_power_w(hyd.flow_m3s, hyd.pressure_pa, hyd.speed)))
+        self.pump_energy_j += pump_w * supply.size * dt
+        self.pump_time_s += supply.size * dt
         self.return_max = _nanmax(self.return_max, data["rack/return_temp"])
         self.rack_dp_max = _nanmax(self.rack_dp_max, data["rack/dp"])
         # head reserve of the running pumps: full-speed curve at today's flow minus the
@@ -157,6 +175,28 @@ class MarginTracker:
         i = int(np.argmax(liquid))
         if liquid[i] > self.peak_liquid or not np.isfinite(liquid[i]):
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
+
+    def _tray_note(self) -> str:
+        """Which tray sets ``tray_flow_ratio_min``, at what flow, requirement and supply
+        temperature; says so when the supply left any tray type's requirement table."""
+        m = self.m
+        i = self.tray_ratio_arg
+        flow, req, supply = self.tray_ratio_at
+        note = (f"{m.tray_names[i]} ({m.tray_type[i]}) {flow:.2f} L/min vs {req:.2f} required "
+                f"at {supply:.1f} degC supply")
+        lo, hi = self.supply_range
+        tables = {}  # tray type -> its table's temperatures (types with a table only)
+        for t, temps in zip(m.tray_type, m.tray_required_temps_c):
+            if temps.size > 1:
+                tables.setdefault(t, temps)
+        for t, temps in tables.items():
+            if lo < temps[0]:
+                note += (f"; supply down to {lo:.1f} degC, below the {t} table ({temps[0]:g} degC): "
+                         "requirement held at its end value")
+            if hi > temps[-1]:
+                note += (f"; supply up to {hi:.1f} degC, above the {t} table ({temps[-1]:g} degC): "
+                         "requirement held at its end value")
+        return note
 
     def finish(self, state, wl=None, jobs=(), ride_through=None, coolant=None, end=None) -> Margins:
         """The margins of what the run saw. ``coolant``: the run's
@@ -205,8 +245,7 @@ class MarginTracker:
                               "max", no_sample, instance="rack"))
         t = self.tray_ratio_arg
         rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", s.margin_limit("tray_flow_ratio_min"), "min",
-                              f"{m.tray_names[t]} ({m.tray_type[t]}) vs its required flow" if t >= 0 else no_sample,
-                              instance=m.tray_names[t] if t >= 0 else ""))
+                              self._tray_note() if t >= 0 else no_sample, instance=m.tray_names[t] if t >= 0 else ""))
         if self.head_margin_min != np.inf:
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
                                   s.margin_limit("pump_head_margin_kpa"), "min",
@@ -218,6 +257,12 @@ class MarginTracker:
             rows.append(MarginRow("coolant_temp_min_c", coolant.t_min, "degC", coolant.freeze_c, "min",
                                   f"at {coolant.where_min}; {coolant.freeze_note}", instance=coolant.where_min))
         rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa", instance="rack"))
+        if self.pump_time_s > 0:
+            mean_kw = self.pump_energy_j / self.pump_time_s / 1e3
+            rows.append(MarginRow("cdu_pump_energy_kwh", self.pump_energy_j / 3.6e6, "kWh",
+                                  note=f"CDU pumps, electrical, over {self.pump_time_s:g} s"))
+            rows.append(MarginRow("cdu_pump_power_mean_kw", mean_kw, "kW",
+                                  note=f"{mean_kw * 24:.1f} kWh per day at this mean"))
         rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
         per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan
         rows.append(MarginRow("rack_flow_per_kw_lpm", per_kw, "L/min/kW", note="rack flow over liquid heat at the peak"))

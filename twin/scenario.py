@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
+import numpy as np
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -89,6 +90,18 @@ class ColdPlate(_Model):
     fluid_volume_ml: float = Positive
     fouling_k_per_w: float = Field(default=0.0, ge=0, description="extra base-to-fluid resistance [K/W]")
     dp_scale: float = Field(default=1.0, gt=0, description="multiplier on the plate pressure drop (calibration, clogging)")
+    dp_flow_exponent: Optional[float] = Field(
+        default=None, ge=1, le=2, description="measured d ln dp / d ln Q of the plate at dp_design_flow_lpm; "
+                                              "default: the channel geometry's own")
+    dp_design_flow_lpm: Optional[float] = Field(
+        default=None, gt=0, description="flow [L/min] where the geometry's pressure drop anchors dp_flow_exponent")
+    dp_design_temp_c: float = Field(default=40.0, description="coolant temperature of that design point [degC]")
+
+    @model_validator(mode="after")
+    def _exponent_and_anchor(self):
+        if (self.dp_flow_exponent is None) != (self.dp_design_flow_lpm is None):
+            raise ValueError("give dp_flow_exponent and dp_design_flow_lpm together")
+        return self
 
 
 class Tubing(_Model):
@@ -121,7 +134,11 @@ class TrayType(_Model):
         description="aux power with every chip of the tray at zero power [W]; aux power is linear in the tray's "
                     "chip power between it and aux_power_w at TDP (default: constant aux_power_w)")
     aux_liquid_fraction: float = Field(default=0.0, ge=0, le=1, description="share of aux power picked up by the liquid")
-    required_flow_lpm: float = Field(gt=0, description="flow the tray needs at its design point [L/min]")
+    required_flow_lpm: Optional[float] = Field(
+        default=None, gt=0, description="flow the tray needs, whatever the supply temperature [L/min]")
+    required_flow_table: Optional[list[tuple[float, float]]] = Field(
+        default=None, description="[rack supply temperature degC, flow L/min] points the tray needs: linear "
+                                  "between points, held at the end values outside the table")
     tubing: Tubing
     quick_disconnect: QuickDisconnect
     branch_k: float = Field(default=2.0, ge=0, description="tee losses at the two manifold ports (dividing + combining)")
@@ -139,6 +156,40 @@ class TrayType(_Model):
         if not v or any(len(p) == 0 for p in v):
             raise ValueError("every tray needs at least one path with at least one chip")
         return v
+
+    @field_validator("required_flow_table")
+    @classmethod
+    def _flow_table(cls, v):
+        if v is None:
+            return v
+        if len(v) < 2:
+            raise ValueError("needs at least two [supply temperature degC, flow L/min] points")
+        if any(q <= 0 for _, q in v):
+            raise ValueError("flows must be positive")
+        if any(b[0] <= a[0] for a, b in zip(v, v[1:])):
+            raise ValueError("supply temperatures must increase")
+        return v
+
+    @model_validator(mode="after")
+    def _one_requirement(self):
+        if (self.required_flow_lpm is None) == (self.required_flow_table is None):
+            raise ValueError("give exactly one of required_flow_lpm and required_flow_table "
+                             "(an included rack file may already set the other)")
+        return self
+
+    def required_flow_points(self) -> tuple[list[float], list[float]]:
+        """The requirement as (supply temperatures [degC], flows [L/min]); a constant
+        requirement is one point, the same at every temperature."""
+        if self.required_flow_table is None:
+            return [0.0], [self.required_flow_lpm]
+        return [t for t, _ in self.required_flow_table], [q for _, q in self.required_flow_table]
+
+    def required_flow_at(self, supply_temp_c: float) -> float:
+        """Flow the tray needs at a rack supply temperature [L/min]: linear interpolation
+        in the table, held at the end values outside it (a vendor table says nothing past
+        its ends; the tray flow margin names a supply outside the table)."""
+        temps, flows = self.required_flow_points()
+        return float(np.interp(supply_temp_c, temps, flows))
 
 
 class TrayGroup(_Model):
@@ -220,6 +271,17 @@ class Pumps(_Model):
     rated_flow_lpm: float = Positive
     rated_head_kpa: float = Positive
     head_scale: float = Field(default=1.0, gt=0, description="multiplier on the head curve (calibration)")
+    bep_flow_lpm: Optional[float] = Field(
+        default=None, gt=0, description="flow of best efficiency at full speed [L/min]; default: rated_flow_lpm")
+    bep_efficiency: float = Field(
+        default=0.6, gt=0, le=1,
+        description="pump (hydraulic) efficiency at its best-efficiency point (default: ASSUMPTION, "
+                    "see scenarios/cdus/row-cdu-250kw.toml)")
+    motor_efficiency: float = Field(
+        default=0.859, gt=0, le=1,
+        description="motor efficiency, shaft over electrical (default: IEC 60034-30-1 IE3, 2.2 kW 2-pole)")
+    vfd_efficiency: float = Field(
+        default=0.97, gt=0, le=1, description="drive efficiency, motor input over drive input (default: ASSUMPTION)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -227,6 +289,13 @@ class Pumps(_Model):
             raise ValueError("running must not exceed count")
         if self.rated_head_kpa >= self.shutoff_head_kpa:
             raise ValueError("rated_head_kpa must be below shutoff_head_kpa")
+        # the BEP parabola (twin.correlations.pump_efficiency_bep_parabola) falls to zero
+        # at twice the BEP flow: the head curve must reach zero head before that
+        runout_lpm = self.rated_flow_lpm * math.sqrt(self.shutoff_head_kpa / (self.shutoff_head_kpa - self.rated_head_kpa))
+        bep = self.bep_flow_lpm if self.bep_flow_lpm is not None else self.rated_flow_lpm
+        if runout_lpm >= 2.0 * bep:
+            raise ValueError(f"bep_flow_lpm must exceed half the curve's runout flow ({runout_lpm / 2:.0f} L/min): "
+                             "the efficiency parabola is zero at twice the BEP flow")
         return self
 
 
