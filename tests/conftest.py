@@ -27,6 +27,7 @@ def single_plate_overrides(**extra):
         "rack.tray_stack": [{"type": "compute", "count": 1}],
         "rack.tray_types.compute.paths": [["gpu"]],
         "rack.tray_types.compute.aux_power_w": 0.0,
+        "rack.tray_types.compute.aux_idle_power_w": 0.0,
         "controls.flow_setpoint_lpm": 3.0,
         "workload.schedule": [{"chips": "gpu", "kind": "constant", "fraction_of_tdp": 1.0}],
         "simulation.duration_s": 10.0,

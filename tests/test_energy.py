@@ -1,4 +1,5 @@
 """Energy closes: at steady state and over transients, for each coolant."""
+import numpy as np
 import pytest
 
 import twin
@@ -51,3 +52,44 @@ def test_stored_energy_change_accounts_for_transient_imbalance(coolant):
     # heat into the coolant = chip power - heat stored in chips and plates, so it too
     # differs from the chip energy over a transient
     assert e["liquid_j"] != pytest.approx(e["chip_j"] + e["aux_liquid_j"], rel=1e-4)
+
+
+def _tray_power(tel, model):
+    """Each tray's chip power per sample [W], from the per-chip channels and labels."""
+    out = np.zeros((tel.time.size, len(model.tray_names)))
+    for t in ("gpu", "cpu", "nvswitch"):
+        for col, label in enumerate(tel.labels[f"{t}/labels"]):
+            out[:, model.tray_names.index(label.split("/")[0])] += tel[f"{t}/power"][:, col]
+    return out
+
+
+def test_aux_power_follows_the_power_the_chips_really_draw():
+    """Aux tray power is linear in the tray's chip power [FAN07] through the rack file's two
+    points: 350 W (compute) / 245 W (switch) with the chips idle, 800 / 300 W at TDP. A
+    constant aux, or an aux that followed the demand rather than the throttled power,
+    fails the idle or the throttled case."""
+    cases = {
+        "idle": {"workload.schedule": []},  # no entry: every chip at its idle_w
+        "tdp": {"workload.schedule": [{"chips": t, "fraction_of_tdp": 1.0} for t in ("gpu", "cpu", "nvswitch")]},
+        "throttled": steady_overrides(**{"facility.supply_temp_c": 45.0, "controls.flow_setpoint_lpm": 45.0}),
+    }
+    for name, over in cases.items():
+        s = twin.load_scenario(REFERENCE, {**over, "simulation.duration_s": 20.0})
+        r = twin.simulate(s)
+        tel, m = r.telemetry(), r.model
+        aux = tel["rack/it_power"] - _tray_power(tel, m).sum(axis=1)
+        if name == "idle":
+            expected = 18 * 350.0 + 9 * 245.0
+        elif name == "tdp":
+            expected = 18 * 800.0 + 9 * 300.0
+        else:
+            assert r.margins["gpu_throttled_s_max"] > 0
+            tray_p = _tray_power(tel, m)[-1]
+            line = {"compute": (350.0, 800.0, 4 * 150 + 2 * 60, 4 * 1200 + 2 * 300),
+                    "switch": (245.0, 300.0, 2 * 100, 2 * 400)}
+            expected = sum(idle + (full - idle) * (p - p0) / (p1 - p0)
+                           for p, t in zip(tray_p, m.tray_type) for idle, full, p0, p1 in [line[t]])
+            assert expected < 18 * 800.0 + 9 * 300.0 - 500.0  # throttled chips: less aux than at TDP
+        assert aux[-1] == pytest.approx(expected, rel=1e-4), name
+        # and the air takes the rest of it: air heat = (1 - 0.3) aux
+        assert tel["rack/air_heat"][-1] == pytest.approx(0.7 * aux[-1], rel=1e-4), name

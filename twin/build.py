@@ -369,8 +369,9 @@ def build_model(s: Scenario) -> Model:
         tray_ret.append(g.add(f"{tname}/return", a, b, f"TO{ti:02d}", f"R{ti:02d}",
                               cells=[fluid_cell(tube_volume(tt.tubing, half), aux=ti)], fit_error=err))
         tray_req.append(q_tray_nom_lpm[ttype])
-        tray_aux.append(corr.aux_power_line(tt.aux_power_w, tt.aux_idle_power_w,
-                                            sum(rack.chip_types[c].tdp_w for path in tt.paths for c in path)))
+        tray_chips = [rack.chip_types[c] for path in tt.paths for c in path]
+        tray_aux.append(corr.aux_power_line(tt.aux_power_w, tt.aux_idle_power_w, sum(c.tdp_w for c in tray_chips),
+                                            sum(c.idle_w for c in tray_chips)))
         tray_auxf.append(tt.aux_liquid_fraction)
 
     n_node, n_edge = len(g.nodes), len(g.edges)

@@ -78,18 +78,23 @@ def pump_curve_k(shutoff_head_pa: float, rated_flow_m3s: float, rated_head_pa: f
     return (shutoff_head_pa - rated_head_pa) / rated_flow_m3s**2
 
 
-def aux_power_line(full_w: float, idle_w: float | None, chip_tdp_w: float) -> tuple[float, float, float]:
-    """Auxiliary tray power (NICs, DPUs, memory, voltage-regulator losses, fans) as a line
-    in the tray's chip power: ``P_aux = idle + (full - idle) P_chips / sum(TDP)``.
+def aux_power_line(full_w: float, idle_w: float | None, chip_tdp_w: float, chip_idle_w: float) -> tuple:
+    """Auxiliary tray power (NICs, DPUs, memory, power-conversion losses, fans) as a line in
+    the tray's chip power, through ``idle_w`` with the chips at their idle power and
+    ``full_w`` with them at TDP: ``P_aux = base + slope P_chips`` (clamped at zero where a
+    tray's chips have shut down).
 
-    Server power is close to linear in utilisation between its idle and busy values (Fan,
-    Weber & Barroso, "Power provisioning for a warehouse-sized computer", ISCA 2007,
-    eq. 1); voltage-regulator conversion losses scale with the power they convert.
+    Server power is close to linear in utilisation between its idle and busy values, idle
+    about half of busy (Fan, Weber & Barroso, "Power provisioning for a warehouse-sized
+    computer", ISCA 2007, sec. 4.1; Barroso & Hoelzle, "The case for energy-proportional
+    computing", IEEE Computer 40(12), 2007), and power-conversion losses scale with the
+    power converted, which is also linear in the chips' power.
     Returns ``(base [W], slope [W per W of chip power], full [W])``; ``idle_w = None``
     keeps the power constant at ``full_w``."""
-    if idle_w is None or chip_tdp_w <= 0.0:
+    if idle_w is None or chip_tdp_w <= chip_idle_w:
         return full_w, 0.0, full_w
-    return idle_w, (full_w - idle_w) / chip_tdp_w, full_w
+    slope = (full_w - idle_w) / (chip_tdp_w - chip_idle_w)
+    return idle_w - slope * chip_idle_w, slope, full_w
 
 
 def pump_efficiency_bep_parabola(flow_m3s, speed, bep_flow_m3s, bep_efficiency):

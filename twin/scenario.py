@@ -131,8 +131,8 @@ class TrayType(_Model):
                                description="tray power not on cold plates (memory, NICs, VRs, fans) at full chip load [W]")
     aux_idle_power_w: Optional[float] = Field(
         default=None, ge=0, le=20000,
-        description="aux power with every chip of the tray at zero power [W]; aux power is linear in the tray's "
-                    "chip power between it and aux_power_w at TDP (default: constant aux_power_w)")
+        description="aux power with the tray's chips at their idle power [W]; aux power is linear in the tray's "
+                    "chip power through it and aux_power_w at TDP (default: constant aux_power_w)")
     aux_liquid_fraction: float = Field(default=0.0, ge=0, le=1, description="share of aux power picked up by the liquid")
     required_flow_lpm: Optional[float] = Field(
         default=None, gt=0, description="flow the tray needs, whatever the supply temperature [L/min]")

@@ -234,7 +234,7 @@ def advance(n_steps, dt, step0, rec_every,
     demand does not change is one row); chip power is ``demand`` passed through clocks,
     throttling and the training waveforms of :func:`twin.kernels.workload.chip_power_step`
     (arrays ``wp`` ... ``job_tmp``). Each tray's auxiliary power follows its chips:
-    ``aux_base[tray] + aux_slope[tray] * (its chips' power this step)`` [W], a share
+    ``max(aux_base[tray] + aux_slope[tray] * (its chips' power this step), 0)`` [W], a share
     ``aux_frac[tray]`` of it into the coolant leaving the tray, the rest to air.
     State (updated in place): ``chip_x[chip, 3]`` = [Tj, Tb, Tf], ``cell_t``, ``edge_out``
     (step-mean outlet temperature of every edge), ``node_t`` (mixed node temperatures).
@@ -328,7 +328,7 @@ def advance(n_steps, dt, step0, rec_every,
                     ia = cell_int[c, CI_AUX]
                     if ia >= 0:  # the tray's return: its aux power, from its chips' (all upstream)
                         t = np.uint64(ia)
-                        a_tray = aux_base[t] + aux_slope[t] * tray_p[t]
+                        a_tray = max(aux_base[t] + aux_slope[t] * tray_p[t], 0.0)
                         tray_p[t] = 0.0
                         q_ext = aux_frac[t] * a_tray
                         step_aux += q_ext * dt
