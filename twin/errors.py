@@ -1,6 +1,8 @@
 """The one error type that reaches the user: bad input, reported as file + field."""
 from __future__ import annotations
 
+import difflib
+
 
 class TwinInputError(Exception):
     """Invalid user input. The CLI prints ``error: FILE: FIELD: MESSAGE`` and exits 2."""
@@ -12,5 +14,14 @@ class TwinInputError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
+        """The report on one line (messages quoting a file's text may hold line breaks)."""
         where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}"
+        return " ".join(f"{where}: {self.message}".splitlines())
+
+
+def did_you_mean(word: str, candidates, n: int = 3) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the near matches of ``word``, else ``""``."""
+    near = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=n, cutoff=0.6)
+    if not near:
+        return ""
+    return "; did you mean " + " or ".join(repr(x) for x in near) + "?"
