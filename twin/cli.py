@@ -52,6 +52,8 @@ def _usage(err: click.UsageError, group: click.Group) -> str:
     """A click usage error as ``WHERE: message`` (the option, argument or command)."""
     if isinstance(err, click.NoSuchOption):
         return f"{err.option_name}: no such option" + did_you_mean(err.option_name, err.possibilities or [])
+    if isinstance(err, click.BadOptionUsage):
+        return f"{err.option_name}: {err.message}"
     if isinstance(err, click.BadParameter) and err.param is not None:
         where = err.param.opts[0] if err.param.param_type_name == "option" else err.param.human_readable_name
         if isinstance(err, click.MissingParameter):

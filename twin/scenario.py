@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import tomli_w
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import TwinInputError, did_you_mean
@@ -80,7 +80,7 @@ class Bounds:
             span = f"{'(['[not self.lo_open]}{_num(self.lo)}, {_num(self.hi)}{')]'[not self.hi_open]}{u}"
         else:
             span = f"{_num(self.lo)}{' to ' if self.lo < 0 else '-'}{_num(self.hi)}{u}"
-        if below and v <= 0 < self.lo or below and self.lo_open and self.lo == 0:
+        if below and self.unit != "degC" and (v <= 0 < self.lo or self.lo_open and self.lo == 0):
             msg = f"must be greater than 0, got {_num(v)}{u}; range {span}"
         else:
             msg = f"{_num(v)}{u} outside {span}"
@@ -89,6 +89,8 @@ class Bounds:
 
 def _num(x) -> str:
     """A number as people write it: whole numbers without an exponent below 1e7."""
+    if isinstance(x, int):
+        return str(x)
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
 
 
@@ -389,7 +391,7 @@ class Controls(_Model):
     pump_speed_max: Annotated[float, Bounds(0, 1.2, lo_open=True)] = 1.0
     pump_ramp_per_s: Annotated[float, Bounds(0, 100, "1/s", lo_open=True)] = Field(
         default=0.2, description="VFD ramp limit, speed fraction per second")
-    supply_temp_control: bool = False
+    supply_temp_control: StrictBool = False
     supply_temp_setpoint_c: Annotated[float, Bounds(*SECONDARY_SUPPLY_C, "degC")] = 35.0
     supply_temp_changes: list[_finite_pair((0, MAX_TIME_S, "s"), (*SECONDARY_SUPPLY_C, "degC"))] = Field(
         default_factory=list, description="[time_s, setpoint degC]")
@@ -432,7 +434,7 @@ class Fault(_Model):
         default=1.0, description="plate_clog: share of channels blocked; facility_flow: share of flow lost")
     value: Number = Field(
         default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units")
-    pumps_run: bool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
+    pumps_run: StrictBool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
 
     @model_validator(mode="after")
     def _check(self):
@@ -519,7 +521,7 @@ class TrainingJob(_Job):
     @model_validator(mode="after")
     def _check(self):
         if self.straggler_count > self.gpus:
-            raise ValueError("straggler_count: exceeds gpus")
+            raise ValueError(f"straggler_count: {self.straggler_count} stragglers, the job has {self.gpus} GPUs")
         return self
 
 

@@ -190,7 +190,7 @@ def _read_open(f, name) -> Telemetry:
     if isinstance(schema, bytes):
         schema = schema.decode(errors="replace")
     if not isinstance(schema, str) or schema.split("/")[0] != SCHEMA.split("/")[0]:
-        raise TwinInputError(name, "schema", f"unknown schema {schema!r}")
+        raise TwinInputError(name, "schema", f"unknown schema {str(schema)!r}")
     if not isinstance(f.get("time"), h5py.Dataset):
         raise TwinInputError(name, "time", "dataset missing")
     try:
