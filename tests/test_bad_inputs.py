@@ -30,6 +30,9 @@ from .conftest import ROOT
 SCEN = ROOT / "scenarios"
 # Generous for a process that should exit within a second: the hang families fail on it.
 HANG_TIMEOUT_S = 20.0
+# TWIN_CORPUS_SUBPROCESS=1 runs every case in its own process (slower; safe against a
+# build that would hang or exhaust memory on an absurd value).
+ALL_IN_SUBPROCESS = os.environ.get("TWIN_CORPUS_SUBPROCESS") == "1"
 # What pydantic says in its own words (the CLI must say it in the project's).
 PYDANTIC_WORDING = ("Input should", "Value error", "validation error", "pydantic", "type=")
 PARTS = ("racks/nvl72-class.toml", "cdus/row-cdu-250kw.toml", "facilities/w32.toml")
@@ -713,8 +716,9 @@ def _hashes(root: Path, extra=()) -> dict:
 
 def _invoke(args, cwd: Path, proc: bool):
     """(exit code, stdout, stderr, traceback or None)."""
-    if proc:
-        p = subprocess.run([sys.executable, "-m", "twin.cli", *args], capture_output=True, text=True, cwd=cwd,
+    if proc or ALL_IN_SUBPROCESS:
+        python = [sys.executable, "-S"] if sys.flags.no_site else [sys.executable]  # started as this one was
+        p = subprocess.run([*python, "-m", "twin.cli", *args], capture_output=True, text=True, cwd=cwd,
                            timeout=HANG_TIMEOUT_S)
         return p.returncode, p.stdout, p.stderr, None
     r = CliRunner().invoke(cli, args, catch_exceptions=True)
@@ -752,3 +756,102 @@ def test_bad_input_exits_2_with_one_line_and_leaves_everything_as_it_was(c: Case
 def test_the_corpus_is_large_enough():
     assert len(C) >= 150
     assert sum(c.proc for c in C.values()) >= 8  # the hang families run in a subprocess
+
+
+# --------------------------------------------------------------------------- what stays allowed, and the rest
+
+
+def _run(*args):
+    r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_a_previous_result_may_be_overwritten_and_missing_directories_are_created(tmp_path):
+    out = tmp_path / "results" / "deeper" / "run.h5"
+    for _ in range(2):
+        code, stdout, err = _run("run", SCEN / "reference-w32.toml", "-o", out, "--duration", 2)
+        assert code == 0, err
+        assert f"telemetry: {out}" in stdout
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_the_size_estimate_counts_the_bytes_of_a_written_row(telemetry_file):
+    """The estimate mirrors twin.engine._channels: a channel added there shows up here."""
+    import twin
+    from twin.budget import row_bytes
+
+    with h5py.File(telemetry_file, "r") as f:
+        rows = f["time"].shape[0]
+        written = sum(ds.dtype.itemsize * int(np.prod(ds.shape[1:])) for ds in _datasets(f)
+                      if ds.shape and ds.shape[0] == rows and not ds.name.endswith("labels"))
+    assert row_bytes(twin.load_scenario(SCEN / "reference-w32.toml")) == written
+
+
+def _datasets(f):
+    out = []
+    f.visititems(lambda _, obj: out.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def test_allow_large_lets_a_run_past_the_estimate(tmp_path, monkeypatch):
+    from twin import budget
+
+    monkeypatch.setattr(budget, "MAX_WALL_S", 1e-6)
+    args = ["run", SCEN / "reference-w32.toml", "--duration", 2]
+    code, _, err = _run(*args)
+    assert code == 2 and "--allow-large" in err and "simulation.duration_s" in err
+    code, stdout, err = _run(*args, "--allow-large")
+    assert code == 0, err
+    assert "gpu_junction_margin_k" in stdout
+
+
+def test_catalogue_names_run_from_any_directory(tmp_path):
+    twin_exe = [sys.executable, "-m", "twin.cli"]
+    listed = subprocess.run([*twin_exe, "scenarios"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert "reference-w32.toml" in names and "faults/cdu-trip.toml" in names
+    assert "racks/nvl72-class.toml" not in names  # a part, not a scenario
+    for name in ("reference-w32", "faults/cdu-trip.toml"):
+        run = subprocess.run([*twin_exe, "run", name, "--duration", "2"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert "gpu_junction_margin_k" in run.stdout
+
+
+def test_the_catalogue_folder_can_be_set(tmp_path, monkeypatch):
+    own = tmp_path / "own"
+    scenario_dir(own, name="mine.toml")
+    monkeypatch.setenv("TWIN_SCENARIO_PATH", str(own))
+    code, stdout, _ = _run("scenarios")
+    assert code == 0 and stdout.split()[0] == "mine.toml"
+    code, stdout, err = _run("run", "mine", "--duration", 2)
+    assert code == 0, err
+    code, _, err = _run("run", "reference-w32")
+    assert code == 2 and "TWIN_SCENARIO_PATH" not in err and str(own) in err
+
+
+def test_compare_keeps_scenarios_that_share_a_rack(tmp_path):
+    """reference-w32 and training-w32 both run the nvl72-class rack: two columns."""
+    code, stdout, err = _run("compare", "reference-w32", "training-w32", "--facility", 32)
+    assert code == 0, err
+    header = stdout.splitlines()[0].split()
+    assert header == ["reference-w32", "training-w32"]
+    # the same scenario twice, and two files with one name: columns by the path given
+    copy = tmp_path / "copy.toml"
+    scenario_dir(tmp_path, name="copy.toml")
+    code, stdout, err = _run("compare", SCEN / "reference-w32.toml", copy, "--facility", 32)
+    assert code == 0, err
+    assert stdout.splitlines()[0].split() == [str(SCEN / "reference-w32.toml"), str(copy)]
+
+
+@pytest.mark.parametrize("args, absent", [
+    (["--help"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
+    (["run", "nope.toml"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
+    (["run", str(SCEN / "reference-w32.toml"), "--set", "facility.flow_lpm=-1"], ("numba", "h5py", "scipy", "CoolProp")),
+])
+def test_help_and_bad_input_stay_off_the_heavy_imports(args, absent):
+    code = ("import sys\nfrom twin.cli import cli\ntry:\n    cli.main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('loaded:', *(m for m in %r if m in sys.modules))" % (args, absent))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.splitlines()[-1] == "loaded:", p.stdout[-300:]

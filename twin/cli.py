@@ -89,9 +89,10 @@ def run(scenario, output, duration, overrides, allow_large):
     from .budget import check
     from .catalogue import resolve
     from .files import check_output
-    from .scenario import load
 
     path = resolve(scenario)
+    from .scenario import load  # the schema (pydantic) once there is a file to read
+
     options = {"simulation.duration_s": (duration, "--duration")} if duration is not None else None
     loaded = load(path, list(overrides), options)
     s = loaded.scenario
