@@ -783,6 +783,15 @@ def _unwrap(ann, node):
     return ann
 
 
+def _child(node, key):
+    """``node[key]`` of the raw data (a table or a list), or None where there is none."""
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    return None
+
+
 def _fields_at(parts, data) -> list:
     """The field names of the table at ``parts`` (for near matches of an unknown key)."""
     ann, node = Scenario, data
@@ -796,12 +805,7 @@ def _fields_at(parts, data) -> list:
             ann = typing.get_args(ann)[-1]
         else:
             return []
-        if isinstance(node, dict):
-            node = node.get(p)
-        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
-            node = node[p]
-        else:
-            node = None
+        node = _child(node, p)
     ann = _unwrap(ann, node)
     return list(ann.model_fields) if isinstance(ann, type) and issubclass(ann, BaseModel) else []
 
@@ -815,12 +819,7 @@ def _explain(err: dict, data) -> tuple[tuple, str]:
         if p == "[key]":
             continue  # a table key that is not a valid name: the key is the field
         loc.append(p)
-        if isinstance(node, dict):
-            node = node.get(p)
-        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
-            node = node[p]
-        else:
-            node = None
+        node = _child(node, p)
     kind, ctx, got = err["type"], err.get("ctx") or {}, _show(err.get("input"))
     loc = tuple(loc)
     if kind == "extra_forbidden":
