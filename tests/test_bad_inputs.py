@@ -390,6 +390,15 @@ for key, value in (("rack.chip_types.gpu.r_jc_k_per_w", "0.0"), ("simulation.dur
     case(f"range/{key}={value}", sets(f"{key}={value}", needles=("scen.toml", key, "must be greater than 0"),
                                       duration=None))
 
+# in range one by one, impossible together: the build would fail or the run record nothing
+case("design/flow-cannot-carry-the-rack", sets("controls.flow_setpoint_lpm=0.5",
+                                               needles=("scen.toml", "controls.flow_setpoint_lpm", "boiling")))
+case("design/exchanger-rating-impossible", sets("cdu.heat_exchanger.rated_facility_flow_lpm=5.0",
+                                                needles=("scen.toml", "cdu.heat_exchanger.rated_heat_kw",
+                                                         "effectiveness")))
+case("design/output-longer-than-run", sets("simulation.output_interval_s=600.0",
+                                           needles=("scen.toml", "simulation.output_interval_s", "longer than the run")))
+
 # jobs and faults: values that stall the DES or make no physical sense
 JOB_RANGES = [
     ("checkpoint_interval_s", "1e-9"), ("failures_per_day", "1e12"), ("restart_time_s", "1e12"),

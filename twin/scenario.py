@@ -899,6 +899,10 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
                                        f"({table.boiling_temp_c:.1f} degC at 1 atm); supported {lo:g}-{hi:g} degC")
     if not lo <= t <= hi:
         fail("facility.supply_temp_c", f"{t:g} degC outside {lo:g}-{hi:g} degC (ASHRAE W17-W45 and W+)")
+    _check_design_point(s, table, fail)
+    if s.simulation.output_interval_s > s.simulation.duration_s:
+        fail("simulation.output_interval_s", f"{_num(s.simulation.output_interval_s)} s is longer than the run "
+                                             f"({_num(s.simulation.duration_s)} s): no telemetry row would be written")
     lo, hi = table.temp_c[0] + 1.0, table.temp_c[-1] - 30.0
     if s.simulation.initial_temp_c is not None and not lo <= s.simulation.initial_temp_c <= hi:
         fail("simulation.initial_temp_c", f"{s.simulation.initial_temp_c:g} degC outside the supported "
@@ -920,6 +924,38 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
             fail(f"faults.{i}.target", f"{f.kind} needs a target")
     if s.workload.jobs and s.workload.replay:
         fail("workload.replay", "give jobs or a replay, not both")
+
+
+# An exchanger rated beyond this effectiveness needs an unbounded NTU: not a real CDU
+# rating (and the margin keeps the check valid for rho*cp a few K away from the build's).
+MAX_HX_EFFECTIVENESS = 0.99
+
+
+def _check_design_point(s: Scenario, table, fail) -> None:
+    """The flow setpoint and the CDU rating must be able to carry heat at all: the build
+    sizes the loop and the exchanger from them (twin.build, twin.correlations.hx_design_ua)."""
+    rack, hx = s.rack, s.cdu.heat_exchanger
+    tdp_w = sum(g.count * (sum(rack.chip_types[c].tdp_w for p in rack.tray_types[g.type].paths for c in p)
+                           + rack.tray_types[g.type].aux_power_w) for g in rack.tray_stack)
+    coolant = table.at(s.facility.supply_temp_c)
+    rho_cp = coolant["rho"] * coolant["cp"]
+    rise = tdp_w / (s.controls.flow_setpoint_lpm / 60000.0 * rho_cp)
+    if s.facility.supply_temp_c + hx.approach_k + rise >= table.boiling_temp_c:
+        fail("controls.flow_setpoint_lpm", f"{_num(s.controls.flow_setpoint_lpm)} L/min cannot carry the rack's "
+                                           f"{tdp_w / 1e3:.0f} kW at TDP: the coolant would rise {rise:.0f} K, past "
+                                           "boiling")
+    from .coolant import coolant_table
+
+    water = coolant_table("water").at(s.facility.supply_temp_c)
+    c_hot = hx.rated_secondary_flow_lpm / 60000.0 * rho_cp
+    c_cold = hx.rated_facility_flow_lpm / 60000.0 * water["rho"] * water["cp"]
+    q = hx.rated_heat_kw * 1e3
+    eps = q / (min(c_hot, c_cold) * (hx.approach_k + q / c_hot))
+    if eps >= MAX_HX_EFFECTIVENESS:
+        fail("cdu.heat_exchanger.rated_heat_kw",
+             f"{_num(hx.rated_heat_kw)} kW at {_num(hx.approach_k)} K approach with {_num(hx.rated_secondary_flow_lpm)}"
+             f" and {_num(hx.rated_facility_flow_lpm)} L/min rated flows needs an effectiveness of {eps:.3g} "
+             f"(a real exchanger stays below {MAX_HX_EFFECTIVENESS:g})")
 
 
 @dataclass
