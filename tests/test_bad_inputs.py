@@ -394,7 +394,7 @@ for key, value in (("rack.chip_types.gpu.r_jc_k_per_w", "0.0"), ("simulation.dur
 case("design/flow-cannot-carry-the-rack", sets("controls.flow_setpoint_lpm=0.5",
                                                needles=("scen.toml", "controls.flow_setpoint_lpm", "boiling")))
 case("design/exchanger-rating-impossible", sets("cdu.heat_exchanger.rated_facility_flow_lpm=5.0",
-                                                needles=("scen.toml", "cdu.heat_exchanger.rated_heat_kw",
+                                                needles=("scen.toml", "cdu.heat_exchanger.rated_facility_flow_lpm",
                                                          "effectiveness")))
 case("design/output-longer-than-run", sets("simulation.output_interval_s=600.0",
                                            needles=("scen.toml", "simulation.output_interval_s", "longer than the run")))

@@ -889,7 +889,9 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
     """Range checks that need more than one field: temperatures against the coolant."""
     from .coolant import coolant_table
 
-    def fail(field, msg):
+    def fail(field, msg, among=()):
+        """Report ``field``; or, where several fields meet (``among``), the one an option set."""
+        field = next((f for f in among if not isinstance(_where(origins, f, file), Path)), field)
         raise TwinInputError(_where(origins, field, file), field, msg)
 
     table = coolant_table(s.coolant.name)
@@ -952,10 +954,12 @@ def _check_design_point(s: Scenario, table, fail) -> None:
     q = hx.rated_heat_kw * 1e3
     eps = q / (min(c_hot, c_cold) * (hx.approach_k + q / c_hot))
     if eps >= MAX_HX_EFFECTIVENESS:
+        among = [f"cdu.heat_exchanger.{k}" for k in ("rated_heat_kw", "approach_k", "rated_secondary_flow_lpm",
+                                                      "rated_facility_flow_lpm")]
         fail("cdu.heat_exchanger.rated_heat_kw",
              f"{_num(hx.rated_heat_kw)} kW at {_num(hx.approach_k)} K approach with {_num(hx.rated_secondary_flow_lpm)}"
              f" and {_num(hx.rated_facility_flow_lpm)} L/min rated flows needs an effectiveness of {eps:.3g} "
-             f"(a real exchanger stays below {MAX_HX_EFFECTIVENESS:g})")
+             f"(a real exchanger stays below {MAX_HX_EFFECTIVENESS:g})", among)
 
 
 @dataclass
