@@ -857,9 +857,13 @@ def test_compare_keeps_scenarios_that_share_a_rack(tmp_path):
 @pytest.mark.parametrize("args, absent", [
     (["--help"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
     (["run", "nope.toml"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
+    (["run", "{bad}"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
+    (["run", "/dev/null"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
     (["run", str(SCEN / "reference-w32.toml"), "--set", "facility.flow_lpm=-1"], ("numba", "h5py", "scipy", "CoolProp")),
 ])
-def test_help_and_bad_input_stay_off_the_heavy_imports(args, absent):
+def test_help_and_bad_input_stay_off_the_heavy_imports(args, absent, tmp_path):
+    (tmp_path / "bad.toml").write_text('name = "unterminated\n')
+    args = [a.replace("{bad}", str(tmp_path / "bad.toml")) for a in args]
     code = ("import sys\nfrom twin.cli import cli\ntry:\n    cli.main(%r)\nexcept SystemExit:\n    pass\n"
             "print('loaded:', *(m for m in %r if m in sys.modules))" % (args, absent))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -90,11 +90,13 @@ def run(scenario, output, duration, overrides, allow_large):
     from .catalogue import resolve
     from .files import check_output
 
-    path = resolve(scenario)
-    from .scenario import load  # the schema (pydantic) once there is a file to read
+    from .sources import gather
 
     options = {"simulation.duration_s": (duration, "--duration")} if duration is not None else None
-    loaded = load(path, list(overrides), options)
+    sources = gather(resolve(scenario), list(overrides), options)
+    from .scenario import validate  # the schema (pydantic) once the files have been read
+
+    loaded = validate(sources)
     s = loaded.scenario
     if output is not None:
         check_output(output, loaded.inputs)

@@ -1,8 +1,6 @@
 """The one error type that reaches the user: bad input, reported as file + field."""
 from __future__ import annotations
 
-import difflib
-
 
 class TwinInputError(Exception):
     """Invalid user input. The CLI prints ``error: FILE: FIELD: MESSAGE`` and exits 2."""
@@ -21,6 +19,8 @@ class TwinInputError(Exception):
 
 def did_you_mean(word: str, candidates, n: int = 3) -> str:
     """``"; did you mean 'a' or 'b'?"`` for the near matches of ``word``, else ``""``."""
+    import difflib  # only when there is something to suggest (12 ms to import)
+
     near = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=n, cutoff=0.6)
     if not near:
         return ""

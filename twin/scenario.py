@@ -3,9 +3,8 @@
 A scenario is plain data. Every field has a dotted key (``facility.supply_temp_c``) that
 ``--set``, calibration overlays and sweeps share. Units are in the field names.
 
-Includes: a top-level ``include = ["racks/nvl72-class.toml", ...]`` merges the named files
-(paths relative to the including file) underneath the including file, which wins on
-conflicts; tables merge key by key, everything else is replaced.
+Reading the files (TOML, includes, overrides) is :mod:`twin.sources`; this module holds the
+schema and validates what it gathered.
 
 Validation: every number with a unit has the range a real rack can have (``Bounds``, with
 the source or ASSUMPTION beside it), ``nan`` and ``inf`` are refused everywhere except
@@ -15,9 +14,7 @@ words on one line: ``FILE: dotted.field: message``.
 """
 from __future__ import annotations
 
-import copy
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
@@ -29,7 +26,8 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StringConstraint
 from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import TwinInputError, did_you_mean
-from .files import MAX_TOML_BYTES, regular_file
+from .files import regular_file
+from .sources import Sources, gather, parse_override, set_dotted, show, where  # noqa: F401 (parse_override: API)
 
 
 @dataclass(frozen=True)
@@ -619,7 +617,7 @@ class Scenario(_Model):
         """A new scenario with dotted-key overrides applied, validated."""
         data = self.model_dump(mode="python")
         for key, value in overrides.items():
-            _set_dotted(data, key, value, "<overrides>")
+            set_dotted(data, key, value, "<overrides>")
         return _validate(data, "<overrides>")
 
 
@@ -632,138 +630,7 @@ def _toml_safe(obj):
 
 
 # --------------------------------------------------------------------------- loading
-
-# Includes nest a few levels (scenario -> rack -> parts); deeper is a mistake (ASSUMPTION).
-MAX_INCLUDE_DEPTH = 16
-
-
-def _read_toml(path: Path) -> dict:
-    """A regular file's TOML (the caller has checked it is one)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TwinInputError(path, "", f"cannot read: {exc.strerror or exc.__class__.__name__}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TwinInputError(path, "", f"not a TOML text file: byte {exc.start} is not UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TwinInputError(path, "", f"malformed TOML: {exc}") from None
-    except RecursionError:
-        raise TwinInputError(path, "", "malformed TOML: arrays or tables nested too deeply") from None
-
-
-def _merge(base: dict, top: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _origins(data, path, prefix=()) -> dict:
-    """Map every dotted key prefix in ``data`` to the file it came from."""
-    out = {}
-    for key, value in data.items():
-        k = prefix + (str(key),)
-        out[k] = path
-        if isinstance(value, dict):
-            out.update(_origins(value, path, k))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                out[k + (str(i),)] = path
-                if isinstance(item, dict):
-                    out.update(_origins(item, path, k + (str(i),)))
-    return out
-
-
-def _resolve_includes(path: Path, seen: tuple = (), via: tuple = ()) -> tuple[dict, dict, list]:
-    """The merged data of a file and its includes, which file each key came from, and the
-    files read (this one first). ``via``: (including file, its include entry)."""
-    file, field, what = (via[0], "include", f"included file {via[1]!r}") if via else (path, "scenario", "file")
-    st = regular_file(path, file, field, what)
-    if st.st_size > MAX_TOML_BYTES:
-        raise TwinInputError(file, field, f"{what} has {st.st_size} bytes: not a scenario file "
-                                          f"(limit {MAX_TOML_BYTES // 1_000_000} MB)")
-    path = path.resolve()
-    if path in seen:
-        chain = " -> ".join(p.name for p in seen[seen.index(path):] + (path,))
-        raise TwinInputError(file, field, f"include cycle: {chain}")
-    if len(seen) >= MAX_INCLUDE_DEPTH:
-        raise TwinInputError(file, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH} files")
-    data = _read_toml(path)
-    includes = data.pop("include", [])
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(i, str) and i.strip() for i in includes):
-        raise TwinInputError(path, "include", f"must be a list of file paths, got {_show(includes)}")
-    merged: dict = {}
-    origins: dict = {}
-    files = [path]
-    for inc in includes:
-        inc_data, inc_origins, inc_files = _resolve_includes(path.parent / inc, seen + (path,), (path, inc))
-        merged = _merge(merged, inc_data)
-        origins.update(inc_origins)
-        files += [f for f in inc_files if f not in files]
-    origins.update(_origins(data, path))
-    return _merge(merged, data), origins, files
-
-
-def _set_dotted(data: dict, key: str, value, file) -> None:
-    """Set ``data[a][b]...`` for ``a.b...``; list elements by index (``faults.0.value``)."""
-    parts = key.split(".")
-    if any(not p.strip() for p in parts):
-        raise TwinInputError(file, key, "empty part in the dotted key")
-    node = data
-    for i, part in enumerate(parts):
-        here = ".".join(parts[:i])
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            try:
-                index = int(part)
-                if not -len(node) <= index < len(node):
-                    raise IndexError
-            except (ValueError, IndexError):
-                raise TwinInputError(file, key, f"no list element {part!r} ({here} has {len(node)})") from None
-            if last:
-                node[index] = value
-            node = node[index]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            elif part not in node:
-                if parts[i + 1].lstrip("-").isdigit():
-                    raise TwinInputError(file, key, f"no list element {parts[i + 1]!r} ({'.'.join(parts[:i + 1])} "
-                                                    "is not set)")
-                node[part] = {}  # an unknown key: validation names it
-            node = node[part]
-        else:
-            raise TwinInputError(file, key, f"{here} is a value, not a table or list")
-
-
-def parse_override(text: str, file="--set") -> tuple[str, object]:
-    """Parse ``dotted.key=value``; the value is read as a TOML value, else as a string."""
-    if "=" not in text:
-        raise TwinInputError(file, text, "expected dotted.key=value")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
-    if not key:
-        raise TwinInputError(file, text, "empty key")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError, KeyError):
-        value = raw
-    return key, value
-
-
-def _show(value, width: int = 40) -> str:
-    """A value as the user wrote it, shortened."""
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
+# Reading the files (TOML, includes, overrides) is twin.sources; this half validates.
 
 
 def _unwrap(ann, node):
@@ -820,7 +687,7 @@ def _explain(err: dict, data) -> tuple[tuple, str]:
             continue  # a table key that is not a valid name: the key is the field
         loc.append(p)
         node = _child(node, p)
-    kind, ctx, got = err["type"], err.get("ctx") or {}, _show(err.get("input"))
+    kind, ctx, got = err["type"], err.get("ctx") or {}, show(err.get("input"))
     loc = tuple(loc)
     if kind == "extra_forbidden":
         msg = "unknown key" + did_you_mean(loc[-1], _fields_at(loc[:-1], data))
@@ -847,7 +714,7 @@ def _explain(err: dict, data) -> tuple[tuple, str]:
     elif kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}, got {got}"
     elif kind == "union_tag_invalid":
-        msg = f"kind must be one of {ctx.get('expected_tags')}, got {_show(ctx.get('tag'))}"
+        msg = f"kind must be one of {ctx.get('expected_tags')}, got {show(ctx.get('tag'))}"
     elif kind == "union_tag_not_found":
         msg = f"needs a {str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
     elif kind == "string_pattern_mismatch":
@@ -862,15 +729,6 @@ def _explain(err: dict, data) -> tuple[tuple, str]:
     return loc, msg
 
 
-def _where(origins: Optional[dict], field: str, default):
-    """The file that set the deepest known part of a dotted field."""
-    loc = tuple(field.split("."))
-    for n in range(len(loc), 0, -1):
-        if origins and loc[:n] in origins:
-            return origins[loc[:n]]
-    return default
-
-
 def _validate(data: dict, file, origins: Optional[dict] = None) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
@@ -878,7 +736,7 @@ def _validate(data: dict, file, origins: Optional[dict] = None) -> Scenario:
         loc, msg = _explain(exc.errors()[0], data)
         loc = tuple(loc)
         field = ".".join(str(p) for p in loc)
-        raise TwinInputError(_where(origins, field, file), field, msg) from None
+        raise TwinInputError(where(origins, field, file), field, msg) from None
     except RecursionError:
         raise TwinInputError(file, "", "tables or arrays nested too deeply") from None
     _check_physics(scenario, file, origins)
@@ -891,8 +749,8 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
 
     def fail(field, msg, among=()):
         """Report ``field``; or, where several fields meet (``among``), the one an option set."""
-        field = next((f for f in among if not isinstance(_where(origins, f, file), Path)), field)
-        raise TwinInputError(_where(origins, field, file), field, msg)
+        field = next((f for f in among if not isinstance(where(origins, f, file), Path)), field)
+        raise TwinInputError(where(origins, field, file), field, msg)
 
     table = coolant_table(s.coolant.name)
     t, (lo, hi) = s.facility.supply_temp_c, FACILITY_SUPPLY_C
@@ -964,39 +822,25 @@ def _check_design_point(s: Scenario, table, fail) -> None:
 
 @dataclass
 class Loaded:
-    """A loaded scenario with what it was made of: the files read (``inputs``: path ->
-    its role, for refusing to write over one) and which file set each key."""
+    """A validated scenario with what it was made of: its sources (files read, the origin
+    of every key) and every input file of a run (path -> role), for refusing to write over
+    one."""
 
     scenario: Scenario
+    sources: Sources
     inputs: dict = dc_field(default_factory=dict)
-    origins: dict = dc_field(default_factory=dict)
-    path: Path = Path()
 
     def where(self, field: str):
         """The file (or option) that set a dotted field."""
-        return _where(self.origins, field, self.path)
+        return self.sources.where(field)
 
 
-def load(path, overrides: Optional[dict | list] = None, options: Optional[dict] = None) -> Loaded:
-    """:func:`load_scenario`, keeping the files read and the origin of every key.
-
-    ``options``: dotted key -> (value, option name), overrides given by an option other
-    than ``--set`` (``--duration``); errors in them name the option."""
-    path = Path(path)
-    data, origins, files = _resolve_includes(path)
-    if isinstance(overrides, (list, tuple)):
-        overrides = dict(parse_override(o) for o in overrides)
-    given = {key: (value, f"--set {key}") for key, value in (overrides or {}).items()}
-    given.update(options or {})
-    for key, (value, option) in given.items():
-        _set_dotted(data, key, value, f"{path} ({option})")
-        k = tuple(key.split("."))
-        for o in list(origins):  # an override is reported against the scenario and its option
-            if o[:len(k)] == k:
-                origins[o] = f"{path} ({option})"
-        origins[k] = f"{path} ({option})"
-    scenario = _validate(data, path, origins)
-    inputs = {f: "the scenario file" if f == files[0] else "an included file" for f in files}
+def validate(sources: Sources) -> Loaded:
+    """Validate gathered scenario sources (:func:`twin.sources.gather`): the schema, the
+    checks across fields, and the replay trace row by row."""
+    path, origins = sources.path, sources.origins
+    scenario = _validate(sources.data, path, origins)
+    inputs = sources.inputs()
     rp = scenario.workload.replay
     if rp is not None:
         origin = origins.get(("workload", "replay", "file"), path)
@@ -1007,7 +851,15 @@ def load(path, overrides: Optional[dict | list] = None, options: Optional[dict] 
         regular_file(rp.file, origin, "workload.replay.file", f"replay file {rp.file}")
         read_trace(rp.file, rp.column, rp.time_column)
         inputs[Path(rp.file)] = "the replay trace"
-    return Loaded(scenario, inputs, origins, path)
+    return Loaded(scenario, sources, inputs)
+
+
+def load(path, overrides: Optional[dict | list] = None, options: Optional[dict] = None) -> Loaded:
+    """:func:`load_scenario`, keeping what the scenario was made of (:class:`Loaded`).
+
+    ``options``: dotted key -> (value, option name), overrides given by an option other
+    than ``--set`` (``--duration``); errors in them name the option."""
+    return validate(gather(path, overrides, options))
 
 
 def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
