@@ -89,7 +89,6 @@ def run(scenario, output, duration, overrides, allow_large):
     from .budget import check
     from .catalogue import resolve
     from .files import check_output
-
     from .sources import gather
 
     options = {"simulation.duration_s": (duration, "--duration")} if duration is not None else None

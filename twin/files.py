@@ -17,8 +17,8 @@ from pathlib import Path
 
 from .errors import TwinInputError
 
-# The first bytes of every HDF5 file without a user block (HDF5 File Format Specification,
-# "Format Signature").
+# The HDF5 format signature (HDF5 File Format Specification, "Format Signature"; at byte
+# 0, or at 512, 1024, 2048, ... after a user block).
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # What a scenario file may weigh: they are written by hand (the largest in the catalogue
 # is ~6 KB); a bigger "scenario" is something else given by mistake.
@@ -55,12 +55,15 @@ def regular_file(path, file=None, field: str = "", what: str = "file") -> os.sta
 
 
 def is_hdf5(path) -> bool:
-    """Whether a regular file starts with the HDF5 signature."""
+    """Whether a regular file carries the HDF5 signature: at its start, or after a user
+    block of 512, 1024, 2048, ... bytes (the places the specification allows)."""
     try:
         with open(path, "rb") as f:
-            return f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+            head = f.read(64 * 1024)
     except OSError:
         return False
+    offsets = [0] + [512 << n for n in range(7)]
+    return any(head[o:o + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for o in offsets)
 
 
 def _same(a, b) -> bool:
