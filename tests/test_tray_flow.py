@@ -37,7 +37,7 @@ def test_requirement_is_linear_between_points_and_held_outside_the_table():
 
 @pytest.mark.parametrize("tray, message", [
     ({"required_flow_table": [[40.0, 6.0], [32.0, 4.8]]}, "increase"),
-    ({"required_flow_table": [[32.0, 4.8], [40.0, 0.0]]}, "positive"),
+    ({"required_flow_table": [[32.0, 4.8], [40.0, 0.0]]}, "greater than 0"),
     ({"required_flow_table": [[32.0, 4.8]]}, "two"),
     ({"required_flow_lpm": 6.0}, "exactly one"),  # the rack file already has a table
 ])

@@ -7,11 +7,13 @@ Python API::
     result = twin.simulate(scenario)
     result.margins            # name -> value
     result.to_hdf5("out.h5")
+
+``Scenario`` and ``load_scenario`` are imported on first use (the schema needs pydantic),
+so ``import twin.cli`` stays light.
 """
 __version__ = "0.1.0"
 
 from .errors import TwinInputError  # noqa: E402
-from .scenario import Scenario, load_scenario  # noqa: E402
 
 
 def simulate(scenario, output=None, **kwargs):
@@ -19,6 +21,14 @@ def simulate(scenario, output=None, **kwargs):
     from .engine import simulate as _simulate
 
     return _simulate(scenario, output=output, **kwargs)
+
+
+def __getattr__(name):
+    if name in ("Scenario", "load_scenario"):
+        from . import scenario
+
+        return getattr(scenario, name)
+    raise AttributeError(f"module 'twin' has no attribute {name!r}")
 
 
 __all__ = ["Scenario", "TwinInputError", "load_scenario", "simulate", "__version__"]

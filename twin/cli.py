@@ -1,7 +1,13 @@
 """The `twin` command line: run scenarios, print margins.
 
-Errors in user input exit 2 with one line ``error: FILE: FIELD: MESSAGE`` on stderr and
-no traceback; nothing is left half-written.
+Bad input exits 2 with one line ``error: FILE: FIELD: MESSAGE`` on stderr and no
+traceback; nothing is left half-written and no input is modified. Usage errors (an
+unknown command or option, an option value that is not a number) are one line too:
+``error: OPTION: MESSAGE``.
+
+Imports are lazy: ``twin --help`` and most bad-input exits load click and the standard
+library only, a scenario's schema (pydantic) is loaded when a scenario is read, the engine
+(numba, scipy, h5py) only when a run starts.
 """
 from __future__ import annotations
 
@@ -10,64 +16,118 @@ from pathlib import Path
 
 import click
 
-from .errors import TwinInputError
+from .errors import TwinInputError, did_you_mean
+
+ALLOW_LARGE = "--allow-large"
 
 
-def _fail(err: TwinInputError):
-    click.echo(f"error: {err.line()}", err=True)
-    sys.exit(2)
+def _say(line: str, code: int):
+    click.echo(" ".join(line.splitlines()), err=True)
+    sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Twin(click.Group):
+    """The command group; its ``main`` reports every error on one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except TwinInputError as err:
+            _say(f"error: {err.line()}", 2)
+        except click.exceptions.NoArgsIsHelpError as err:  # bare `twin`: the help, not an error
+            click.echo(err.ctx.get_help())
+            code = 0
+        except click.UsageError as err:
+            _say(f"error: {_usage(err, self)}", 2)
+        except click.ClickException as err:
+            _say(f"error: {err.format_message()}", err.exit_code)
+        except click.Abort:
+            _say("error: interrupted", 130)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage(err: click.UsageError, group: click.Group) -> str:
+    """A click usage error as ``WHERE: message`` (the option, argument or command)."""
+    if isinstance(err, click.NoSuchOption):
+        return f"{err.option_name}: no such option" + did_you_mean(err.option_name, err.possibilities or [])
+    if isinstance(err, click.BadOptionUsage):
+        return f"{err.option_name}: {err.message}"
+    if isinstance(err, click.BadParameter) and err.param is not None:
+        where = err.param.opts[0] if err.param.param_type_name == "option" else err.param.human_readable_name
+        if isinstance(err, click.MissingParameter):
+            return f"{where}: missing {err.param.param_type_name}"
+        return f"{where}: {err.message}"
+    ctx = err.ctx
+    where = ctx.command_path if ctx is not None else "twin"
+    message = err.format_message()
+    if message.startswith("No such command"):
+        name = message.split("'")[1] if "'" in message else ""
+        message = f"no such command {name!r}" + did_you_mean(name, group.commands)
+    return f"{where}: {message}"
+
+
+@click.group(cls=_Twin, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rack-twin")
 def cli():
     """rack-twin: digital twin of a liquid-cooled AI rack."""
 
 
 @cli.command()
-@click.argument("scenario", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="telemetry HDF5 to write")
+@click.argument("scenario")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="telemetry HDF5 to write (missing directories are created; an existing file is replaced only "
+                   "when it is rack-twin telemetry, never when it is an input)")
 @click.option("--duration", type=float, default=None, help="override simulation.duration_s [s]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field (dotted key)")
 @click.option("--strict", is_flag=True, help="exit 1 when any margin fails or cannot be judged")
 @click.option("--json", "as_json", is_flag=True, help="print the margins as JSON (for scripts) instead of the table")
-def run(scenario, output, duration, overrides, strict, as_json):
-    """Simulate SCENARIO, write telemetry, print the margins table and a verdict.
+@click.option(ALLOW_LARGE, "allow_large", is_flag=True,
+              help="run even when the estimate passes 10 GB of telemetry (2 GB in memory) or 1 h of computing")
+def run(scenario, output, duration, overrides, strict, as_json, allow_large):
+    """Simulate SCENARIO (a file, or a catalogue name such as reference-w32 or faults/cdu-trip),
+    write telemetry, print the margins table and a verdict.
 
     Exit status: 0 when the run finished (whatever its margins; with --strict only when
     every margin is ok), 1 with --strict when a margin fails or cannot be judged, 2 on
     bad input, 130 / 143 when interrupted by SIGINT / SIGTERM (the file is kept, marked
     incomplete)."""
-    from .scenario import load_scenario
+    from .budget import check
+    from .catalogue import resolve
+    from .files import check_output
+    from .sources import gather
 
-    try:
-        s = load_scenario(scenario, list(overrides))
-        if duration is not None and not (duration > 0 and duration < float("inf")):
-            raise TwinInputError("--duration", "simulation.duration_s", "must be a positive number of seconds")
-        if output is not None and output.exists() and output.is_dir():
-            raise TwinInputError(output, "-o", "is a directory")
-    except TwinInputError as err:
-        _fail(err)
+    options = {"simulation.duration_s": (duration, "--duration")} if duration is not None else None
+    sources = gather(resolve(scenario), list(overrides), options)
+    from .scenario import validate  # the schema (pydantic) once the files have been read
+
+    loaded = validate(sources)
+    s = loaded.scenario
+    if output is not None:
+        check_output(output, loaded.inputs)
+    if not allow_large:
+        check(s, loaded.where, in_memory=output is None, flag=ALLOW_LARGE)
     from .engine import simulate
 
     provenance = dict(source=str(scenario), overrides=list(overrides))
     try:
-        result = simulate(s, output=output, duration_s=duration, provenance=provenance)
-    except TwinInputError as err:  # found while building: a fault target, a replay file
+        result = simulate(s, output=output, provenance=provenance)
+    except TwinInputError as err:  # found while building: a fault target not in this rack
         if err.file == "<scenario>":
-            err.file = str(scenario)
-        _fail(err)
+            err.file = str(loaded.where(err.field))
+        raise
     margins, end = result.margin_table, result.end
     if as_json:
         import json
         click.echo(json.dumps(dict(
             scenario=s.name, source=str(scenario), overrides=list(overrides),
-            duration_s=duration or s.simulation.duration_s, end_time_s=end.time_s, complete=end.is_complete,
+            duration_s=s.simulation.duration_s, end_time_s=end.time_s, complete=end.is_complete,
             end_reason=end.reason, telemetry=str(output) if output is not None else None,
             verdict=margins.verdict, margins=margins.to_dicts()), indent=2, allow_nan=False))
     else:
         click.echo(f"scenario {s.name}: {s.rack.name}, {s.coolant.name}, facility {s.facility.supply_temp_c:g} degC, "
-                   f"{duration or s.simulation.duration_s:g} s simulated")
+                   f"{s.simulation.duration_s:g} s simulated")
         if output is not None:
             click.echo(f"telemetry: {output}" + ("" if end.is_complete else " (marked incomplete)"))
         click.echo(margins.table())
@@ -89,10 +149,7 @@ def inspect_cmd(telemetry):
     """List the channels of a telemetry file with their units and shapes."""
     from .telemetry import read_telemetry
 
-    try:
-        tel = read_telemetry(telemetry)
-    except TwinInputError as err:
-        _fail(err)
+    tel = read_telemetry(telemetry)
     click.echo(f"{telemetry}: schema {tel.attrs.get('schema')}, {tel.time.size} samples, "
                f"{tel.time[0] if tel.time.size else 0:g}-{tel.time[-1] if tel.time.size else 0:g} s")
     if "complete" in tel.attrs:
@@ -103,49 +160,55 @@ def inspect_cmd(telemetry):
 
 
 @cli.command("scenarios")
-@click.argument("folder", type=click.Path(path_type=Path), default=Path("scenarios"))
+@click.argument("folder", type=click.Path(path_type=Path), required=False)
 def scenarios_cmd(folder):
-    """List the runnable scenarios under FOLDER, one line each."""
-    import tomllib
+    """List the runnable scenarios of the catalogue (or under FOLDER), one line each.
+
+    `twin run NAME` runs a catalogue scenario by the name listed (with or without .toml).
+    The catalogue is the repository's scenarios/ folder, or TWIN_SCENARIO_PATH."""
+    from .catalogue import ENV, entries, folders
+
+    roots = [folder] if folder is not None else folders()
     rows = []
-    for path in sorted(folder.rglob("*.toml")):
-        try:
-            data = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            rows.append((path, "(malformed TOML)"))
-            continue
-        if "name" in data:  # parts (racks, CDUs, facilities) have no name of their own
-            rows.append((path, data.get("description", "")))
-    width = max((len(str(p.relative_to(folder))) for p, _ in rows), default=0)
-    for path, desc in rows:
-        click.echo(f"{str(path.relative_to(folder)):<{width}}  {desc}")
+    for root in roots:
+        if not root.is_dir():
+            raise TwinInputError(root, "FOLDER" if folder is not None else ENV, "not a directory")
+        rows += [(f"{name}.toml", desc) for name, _, desc in entries(root)]
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, desc in rows:
+        click.echo(f"{name:<{width}}  {desc}".rstrip())
 
 
 @cli.command("compare")
-@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("scenarios", nargs=-1, required=True)
 @click.option("--facility", "facilities", multiple=True, type=float, default=(32.0, 45.0), show_default=True,
               help="facility supply temperatures to compare at [degC]")
-def compare_cmd(scenarios, facilities):
-    """Steady figures of several scenarios side by side (full run of each at t = 0)."""
+@click.option(ALLOW_LARGE, "allow_large", is_flag=True, help="run even when a run's estimate passes the limits")
+def compare_cmd(scenarios, facilities, allow_large):
+    """Steady figures of several scenarios (files or catalogue names) side by side, one
+    column per scenario (its name, or its path where names repeat)."""
+    from .budget import check
+    from .catalogue import resolve
+    from .scenario import load
+
+    runs = []  # per scenario: the scenario at each facility temperature
+    for arg in scenarios:
+        path = resolve(arg)
+        at = [load(path, options={"facility.supply_temp_c": (t, f"--facility {t:g}")}) for t in facilities]
+        short = at[0].scenario.with_overrides({"simulation.duration_s": 2 * at[0].scenario.simulation.output_interval_s})
+        if not allow_large:
+            check(short, at[0].where, in_memory=True, flag=ALLOW_LARGE)
+        runs.append((arg, [a.scenario for a in at]))
+    names = [r[1][0].name for r in runs]
+    keys = [n if names.count(n) == 1 else arg for n, (arg, _) in zip(names, runs)]
+    keys = [k if keys.count(k) == 1 else f"{k} ({i + 1})" for i, k in enumerate(keys)]
     from .engine import simulate
-    from .scenario import load_scenario
 
     cols = {}
-    try:
-        loaded = [load_scenario(p) for p in scenarios]
-        for s in loaded:
-            for t in facilities:
-                s.with_overrides({"facility.supply_temp_c": t})  # a bad temperature fails here, cleanly
-    except TwinInputError as err:
-        _fail(err)
-    for s in loaded:
+    for key, (_, variants) in zip(keys, runs):
         col = {}
-        for t in facilities:
-            try:
-                r = simulate(s.with_overrides({"facility.supply_temp_c": t}),
-                             duration_s=2 * s.simulation.output_interval_s)
-            except TwinInputError as err:
-                _fail(err)
+        for t, s in zip(facilities, variants):
+            r = simulate(s, duration_s=2 * s.simulation.output_interval_s)
             tel = r.telemetry()
             if t == facilities[0]:
                 col["IT power [kW]"] = tel["rack/it_power"][-1] / 1e3
@@ -157,14 +220,13 @@ def compare_cmd(scenarios, facilities):
                 col["CDU pump power [kW]"] = r.margins["cdu_pump_power_mean_kw"]
             col[f"GPU Tj max at W{t:g} [degC]"] = r.margins["gpu_junction_max_c"]
             col[f"GPU margin at W{t:g} [K]"] = r.margins["gpu_junction_margin_k"]
-        cols[s.rack.name] = col
-    names = list(cols)
-    keys = list(next(iter(cols.values())))
-    w0 = max(len(k) for k in keys)
-    ws = [max(len(n), 9) for n in names]
-    click.echo(f"{'':<{w0}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, ws)))
-    for k in keys:
-        click.echo(f"{k:<{w0}}  " + "  ".join(f"{cols[n][k]:>{w}.2f}" for n, w in zip(names, ws)))
+        cols[key] = col
+    rows = list(next(iter(cols.values())))
+    w0 = max(len(k) for k in rows)
+    ws = [max(len(k), 9) for k in keys]
+    click.echo(f"{'':<{w0}}  " + "  ".join(f"{k:>{w}}" for k, w in zip(keys, ws)))
+    for row in rows:
+        click.echo(f"{row:<{w0}}  " + "  ".join(f"{cols[k][row]:>{w}.2f}" for k, w in zip(keys, ws)))
 
 
 def main():

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .build import HA_FLOWS_LPM, HA_TEMPS_C, LPM, Model, build_model
+from .channels import channel_table
 from .correlations import counterflow_effectiveness
 from .kernels import hydraulics as hk
 from .kernels import props as pk
@@ -41,6 +42,9 @@ HYDRAULIC_TOL_PA = 0.1
 HYDRAULIC_FAIL_PA = 100.0
 # Flow setpoint search: relative flow tolerance of the ideal flow controller.
 FLOW_CONTROL_RTOL = 1e-6
+# The ideal flow controller's lowest pump speed (relative): a setpoint below what it gives
+# is held there (ASSUMPTION: VFDs run down to a few % of rated speed).
+MIN_FLOW_CONTROL_SPEED = 1e-3
 # Coefficients are recomputed when a coolant temperature has moved by more than this
 # since they were last computed [K]. Within it PG25 viscosity moves by < 1.3 %, which
 # shifts a laminar path's share of its tray's flow by < 0.1 % (all paths move together),
@@ -237,9 +241,11 @@ class Network:
                 break
         if err(1.0) < 0.0:
             return 1.0
+        if err(MIN_FLOW_CONTROL_SPEED) > 0.0:  # a setpoint below what the slowest speed gives
+            return MIN_FLOW_CONTROL_SPEED
         from scipy.optimize import brentq  # rarely needed: scipy.optimize costs ~0.4 s to import
 
-        return brentq(err, 0.01, 1.0, xtol=1e-9, rtol=FLOW_CONTROL_RTOL)
+        return brentq(err, MIN_FLOW_CONTROL_SPEED, 1.0, xtol=1e-9, rtol=FLOW_CONTROL_RTOL)
 
     def refresh(self, state: NetworkState, dt: float) -> bool:
         """Re-solve flows and recompute step coefficients if anything they depend on moved:
@@ -506,39 +512,8 @@ class Result:
 
 
 def _channels(model: Model, n_jobs: int = 0):
-    types = sorted(set(model.chip_type))
-    n_tray, n_pump = len(model.tray_names), model.pump_edges.size
-    ch = {}
-    for t in types:
-        n = int(np.sum(np.array(model.chip_type) == t))
-        ch[f"{t}/power"] = ("W", n, "f4")
-        ch[f"{t}/junction_temp"] = ("degC", n, "f4")
-        ch[f"{t}/junction_temp_max"] = ("degC", n, "f4")
-        ch[f"{t}/throttled_time"] = ("s", n, "f4")
-    ch["gpu/clock_fraction"] = ("1", int(model.gpu_index.size), "f4")
-    ch.update({
-        "rack/liquid_heat": ("W", None, "f8"),
-        "rack/it_power": ("W", None, "f8"),
-        "rack/air_heat": ("W", None, "f8"),
-        "rack/supply_temp": ("degC", None, "f8"),
-        "rack/return_temp": ("degC", None, "f8"),
-        "rack/flow": ("L/min", None, "f8"),
-        "rack/dp": ("kPa", None, "f8"),
-        "tray/flow": ("L/min", n_tray, "f4"),
-        "tray/return_temp": ("degC", n_tray, "f4"),
-        "cdu/pump_speed": ("1", n_pump, "f4"),
-        "cdu/pump_power": ("W", n_pump, "f4"),
-        "cdu/supply_temp": ("degC", None, "f8"),
-        "cdu/return_temp": ("degC", None, "f8"),
-        "cdu/heat": ("W", None, "f8"),
-        "cdu/dp": ("kPa", None, "f8"),
-        "facility/supply_temp": ("degC", None, "f8"),
-        "facility/return_temp": ("degC", None, "f8"),
-        "facility/flow": ("L/min", None, "f8"),
-    })
-    if n_jobs:
-        ch["job/steps"] = ("1", n_jobs, "f8")
-    return ch
+    counts = {t: model.chip_type.count(t) for t in set(model.chip_type)}
+    return channel_table(counts, len(model.tray_names), model.pump_edges.size, n_jobs)
 
 
 def simulate(scenario: Scenario, output=None, power=None,

@@ -12,5 +12,16 @@ class TwinInputError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
+        """The report on one line (messages quoting a file's text may hold line breaks)."""
         where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}"
+        return " ".join(f"{where}: {self.message}".splitlines())
+
+
+def did_you_mean(word: str, candidates, n: int = 3) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the near matches of ``word``, else ``""``."""
+    import difflib  # only when there is something to suggest (12 ms to import)
+
+    near = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=n, cutoff=0.6)
+    if not near:
+        return ""
+    return "; did you mean " + " or ".join(repr(x) for x in near) + "?"

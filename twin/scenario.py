@@ -3,31 +3,143 @@
 A scenario is plain data. Every field has a dotted key (``facility.supply_temp_c``) that
 ``--set``, calibration overlays and sweeps share. Units are in the field names.
 
-Includes: a top-level ``include = ["racks/nvl72-class.toml", ...]`` merges the named files
-(paths relative to the including file) underneath the including file, which wins on
-conflicts; tables merge key by key, everything else is replaced.
+Reading the files (TOML, includes, overrides) is :mod:`twin.sources`; this module holds the
+schema and validates what it gathered.
+
+Validation: every number with a unit has the range a real rack can have (``Bounds``, with
+the source or ASSUMPTION beside it), ``nan`` and ``inf`` are refused everywhere except
+where infinity is the documented "never" (``end_s``, a job's ``duration_s``,
+``checkpoint_interval_s``, ``gpu_power_cap_w``), and errors are reported in the project's
+words on one line: ``FILE: dotted.field: message``.
 """
 from __future__ import annotations
 
-import copy
 import math
-import tomllib
+import typing
+from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import numpy as np
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError, core_schema
 
-from .errors import TwinInputError
+from .errors import TwinInputError, did_you_mean
+from .files import regular_file
+from .sources import Sources, gather, parse_override, set_dotted, show, where  # noqa: F401 (parse_override: API)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The physical range of a number field, reported in the error with its unit.
+
+    ``Annotated[float, Bounds(2, 60, "degC")]``: 2 <= x <= 60. ``lo_open`` / ``hi_open``
+    exclude a bound; ``inf_ok`` also accepts +inf (the documented default "never"), while
+    NaN is refused everywhere."""
+
+    lo: float
+    hi: float
+    unit: str = ""
+    lo_open: bool = False
+    hi_open: bool = False
+    inf_ok: bool = False
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        inner = handler(source)
+        if self.inf_ok and inner.get("type") == "float":
+            inner = {**inner, "allow_inf_nan": True}
+        typed = core_schema.no_info_before_validator_function(self._typed(inner.get("type")), inner)
+        return core_schema.no_info_after_validator_function(self.check, typed)
+
+    @staticmethod
+    def _typed(kind):
+        """TOML values are typed: a number takes a number, not text or true/false (pydantic
+        would read "32" and true as numbers)."""
+        what = "a whole number" if kind == "int" else "a number"
+
+        def check(v):
+            if isinstance(v, (str, bool)):
+                raise PydanticCustomError("twin_type", "expected {what}, got {got}", {"what": what, "got": repr(v)})
+            return v
+        return check
+
+    def check(self, v):
+        if isinstance(v, float) and math.isnan(v):
+            raise PydanticCustomError("twin_nan", "must be a number (inf for never), got nan")
+        if self.inf_ok and v == math.inf:
+            return v
+        below = v <= self.lo if self.lo_open else v < self.lo
+        above = v >= self.hi if self.hi_open else v > self.hi
+        if not (below or above):
+            return v
+        u = f" {self.unit}" if self.unit else ""
+        if self.lo_open or self.hi_open:  # interval notation: (0, 1] excludes 0
+            span = f"{'(['[not self.lo_open]}{_num(self.lo)}, {_num(self.hi)}{')]'[not self.hi_open]}{u}"
+        else:
+            span = f"{_num(self.lo)}{' to ' if self.lo < 0 else '-'}{_num(self.hi)}{u}"
+        if below and self.unit != "degC" and (v <= 0 < self.lo or self.lo_open and self.lo == 0):
+            msg = f"must be greater than 0, got {_num(v)}{u}; range {span}"
+        else:
+            msg = f"{_num(v)}{u} outside {span}"
+        raise PydanticCustomError("twin_range", "{msg}", {"msg": msg})
+
+
+def _num(x) -> str:
+    """A number as people write it: whole numbers without an exponent below 1e7."""
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
+
+
+# Times: no scenario spans more than a rack's service life; 3.2e9 s is about a century
+# (ASSUMPTION), far beyond any run, and keeps step counts within exact float integers.
+MAX_TIME_S = 3.2e9
+Seconds = Annotated[float, Bounds(0, MAX_TIME_S, "s")]
+# ASHRAE TC9.9 liquid classes W17-W45 and W+ (> 45 C) (ASHRAE, "Water-Cooled Servers",
+# 2nd ed. / Thermal Guidelines 5th ed.); the guidelines' minimum facility supply is 2 C.
+# 60 C caps W+: hot-water cooled systems run supply up to ~60 C (ASSUMPTION: no W+ site
+# above it). The coolant's freezing point (water 0 C, PG25 about -10 C) lies below 2 C.
+FACILITY_SUPPLY_C = (2.0, 60.0)
+# A secondary supply setpoint: the facility range plus a CDU approach (ASSUMPTION: 5 K).
+SECONDARY_SUPPLY_C = (2.0, 65.0)
+# Any loop flow [L/min]: a rack's trays need ~2-13 L/min, a row CDU moves ~300-5000 L/min;
+# 20,000 L/min (~330 L/s) serves a multi-MW hall (ASSUMPTION: the ceiling of one CDU loop).
+MAX_FLOW_LPM = 20000.0
+# Pressures [kPa]: rack and CDU hardware is rated 10 bar or less (OCP MGX UQDs, rack hoses;
+# ASSUMPTION: 20 bar covers every pump head).
+MAX_KPA = 2000.0
+# One chip's power [W]: GB300 ~1.4 kW, announced next generations ~2-3.6 kW (ASSUMPTION:
+# 5 kW leaves headroom without admitting typos like 120000).
+MAX_CHIP_W = 5000.0
+# A calibration multiplier (dp_scale, head_scale, ua_scale): beyond 100x the model, not
+# the part, is wrong (ASSUMPTION).
+Scale = Annotated[float, Bounds(0.01, 100.0)]
+Fraction = Annotated[float, Bounds(0.0, 1.0)]
+# Power as a fraction of TDP: boost above TDP is short and modest (ASSUMPTION: 1.5 TDP).
+TdpFraction = Annotated[float, Bounds(0.0, 1.5)]
+Flow = Annotated[float, Bounds(0.1, MAX_FLOW_LPM, "L/min")]
+# A loss coefficient K (fittings, tees, restrictors): a fully closed globe valve is a few
+# hundred; 1e4 is a valve barely open (Crane TP-410 magnitudes; ASSUMPTION for the cap).
+LossK = Annotated[float, Bounds(0.0, 1e4)]
+# Heat capacities [J/K]: down to 1e-3 so a test can make a capacity negligible; 1e4 J/K is
+# ~26 kg of copper (ASSUMPTION: no cold plate weighs more).
+Capacity = Annotated[float, Bounds(1e-3, 1e4, "J/K")]
+# A number whose range depends on more than itself (checked in _check_physics).
+Number = Annotated[float, Bounds(-math.inf, math.inf)]
+# Names used in instance paths and telemetry channel names (``tray04/gpu0``, ``gpu/power``).
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+
+
+def _finite_pair(lo_hi_unit_a, lo_hi_unit_b):
+    """A ``[a, b]`` pair of bounded numbers (a TOML array of two)."""
+    a, b = (Annotated[float, Bounds(*x)] for x in (lo_hi_unit_a, lo_hi_unit_b))
+    return tuple[a, b]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-Positive = Field(gt=0)
-NonNegative = Field(ge=0)
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- rack
@@ -36,25 +148,34 @@ NonNegative = Field(ge=0)
 class ChipType(_Model):
     """A chip on a cold plate: junction - TIM - plate base - coolant."""
 
-    tdp_w: float = Field(gt=0, description="thermal design power [W]")
-    idle_w: float = Field(ge=0, description="power when no workload is scheduled [W]")
-    throttle_temp_c: float = Field(description="junction temperature where clocks slow [degC]")
-    shutdown_temp_c: float = Field(description="junction temperature of thermal shutdown [degC]")
-    r_jc_k_per_w: float = Field(gt=0, description="junction to case (lid) resistance [K/W]")
-    r_tim_k_per_w: float = Field(gt=0, description="case to cold-plate TIM resistance [K/W]")
-    c_junction_j_per_k: float = Field(gt=0, description="heat capacity of die and lid [J/K]")
-    c_plate_j_per_k: float = Field(gt=0, description="heat capacity of the cold-plate body [J/K]")
+    tdp_w: Annotated[float, Bounds(1, MAX_CHIP_W, "W")] = Field(description="thermal design power [W]")
+    idle_w: Annotated[float, Bounds(0, MAX_CHIP_W, "W")] = Field(description="power when no workload is scheduled [W]")
+    # Junction limits: data-centre parts throttle at 83-105 C; AEC-Q100 grade 0 silicon is
+    # rated to 150 C (ASSUMPTION: no part throttles below 40 C or runs above 150 C).
+    throttle_temp_c: Annotated[float, Bounds(40, 150, "degC")] = Field(
+        description="junction temperature where clocks slow [degC]")
+    shutdown_temp_c: Annotated[float, Bounds(40, 150, "degC")] = Field(
+        description="junction temperature of thermal shutdown [degC]")
+    # Package resistances: a 1.2 kW GPU is ~0.01 K/W, a small ASIC ~1 K/W (ASSUMPTION: 1e-4
+    # to 10 K/W spans every package that needs a cold plate).
+    r_jc_k_per_w: Annotated[float, Bounds(1e-4, 10, "K/W")] = Field(description="junction to case (lid) resistance [K/W]")
+    r_tim_k_per_w: Annotated[float, Bounds(1e-5, 10, "K/W")] = Field(
+        description="case to cold-plate TIM resistance [K/W]")
+    c_junction_j_per_k: Capacity = Field(description="heat capacity of die and lid [J/K]")
+    c_plate_j_per_k: Capacity = Field(description="heat capacity of the cold-plate body [J/K]")
     cold_plate: str = Field(description="name of an entry in rack.cold_plates")
     throttles: bool = Field(default=True, description="whether the chip's firmware slows its clock when hot "
                             "(the shutdown protects it either way)")
-    throttle_gain_per_k_s: float = Field(
-        default=0.05, gt=0, le=0.5,
-        description="integral gain of the thermal clock control: clock fraction lost per second per kelvin of "
-                    "junction peak above throttle_temp_c [1/(K s)] (ASSUMPTION, docs/model.md)")
-    throttle_hold_s: float = Field(
-        default=1.0, ge=0.05, le=60,
-        description="decay time of the junction peak hold the clock control acts on [s] (ASSUMPTION)")
-    min_clock_fraction: float = Field(default=0.3, gt=0, le=1)
+    # Clock control (docs/model.md): GPU firmware clock-control laws are not published; the
+    # ranges keep the explicit update stable at the largest time step (gain * 10 s * ~60 K
+    # per unit clock < 2 needs gain < 0.003 at 10 s: the engine's steps are well inside).
+    throttle_gain_per_k_s: Annotated[float, Bounds(1e-4, 0.5, "1/(K s)")] = Field(
+        default=0.05, description="integral gain of the thermal clock control: clock fraction lost per second per "
+                                  "kelvin of junction peak above throttle_temp_c [1/(K s)] (ASSUMPTION, docs/model.md)")
+    throttle_hold_s: Annotated[float, Bounds(0.05, 60, "s")] = Field(
+        default=1.0, description="decay time of the junction peak hold the clock control acts on [s] (ASSUMPTION)")
+    min_clock_fraction: Annotated[float, Bounds(0.01, 1.0)] = Field(
+        default=0.3, description="lowest clock the thermal control goes to, relative to nominal")
 
     @model_validator(mode="before")
     @classmethod
@@ -63,7 +184,7 @@ class ChipType(_Model):
         if isinstance(data, dict):
             for key in old:
                 if key in data:
-                    raise ValueError(f"{key} was replaced by throttle_gain_per_k_s and throttle_hold_s "
+                    raise ValueError(f"{key}: was replaced by throttle_gain_per_k_s and throttle_hold_s "
                                      "(a continuous clock controller, docs/model.md)")
         return data
 
@@ -79,75 +200,93 @@ class ChipType(_Model):
 class ColdPlate(_Model):
     """Straight microchannel cold plate."""
 
-    channel_width_mm: float = Positive
-    channel_height_mm: float = Positive
-    fin_width_mm: float = Positive
-    channel_length_mm: float = Positive
-    channel_count: int = Field(gt=0)
-    port_inner_diameter_mm: float = Positive
-    base_thickness_mm: float = Positive
-    solid_conductivity_w_per_m_k: float = Positive
-    fluid_volume_ml: float = Positive
-    fouling_k_per_w: float = Field(default=0.0, ge=0, description="extra base-to-fluid resistance [K/W]")
-    dp_scale: float = Field(default=1.0, gt=0, description="multiplier on the plate pressure drop (calibration, clogging)")
-    dp_flow_exponent: Optional[float] = Field(
-        default=None, ge=1, le=2, description="measured d ln dp / d ln Q of the plate at dp_design_flow_lpm; "
-                                              "default: the channel geometry's own")
-    dp_design_flow_lpm: Optional[float] = Field(
-        default=None, gt=0, description="flow [L/min] where the geometry's pressure drop anchors dp_flow_exponent")
-    dp_design_temp_c: float = Field(default=40.0, description="coolant temperature of that design point [degC]")
+    # Geometry: skived and etched microchannels go down to ~0.05 mm, minichannel plates up
+    # to a few mm (ASSUMPTION: the bounds below admit every plate we know of, not typos).
+    channel_width_mm: Annotated[float, Bounds(0.01, 20, "mm")]
+    channel_height_mm: Annotated[float, Bounds(0.01, 50, "mm")]
+    fin_width_mm: Annotated[float, Bounds(0.01, 20, "mm")]
+    channel_length_mm: Annotated[float, Bounds(0.1, 1000, "mm")]
+    channel_count: Annotated[int, Bounds(1, 100000)]
+    port_inner_diameter_mm: Annotated[float, Bounds(0.5, 100, "mm")]
+    base_thickness_mm: Annotated[float, Bounds(0.05, 50, "mm")]
+    # Plate materials: stainless ~15, aluminium ~200, copper ~390, CVD diamond ~2000 W/(m K).
+    solid_conductivity_w_per_m_k: Annotated[float, Bounds(1, 2500, "W/(m K)")]
+    # down to 1e-3 mL so a test can make the plate's coolant negligible
+    fluid_volume_ml: Annotated[float, Bounds(1e-3, 1e5, "mL")]
+    fouling_k_per_w: Annotated[float, Bounds(0, 10, "K/W")] = Field(
+        default=0.0, description="extra base-to-fluid resistance [K/W]")
+    dp_scale: Annotated[float, Bounds(0.01, 1000)] = Field(
+        default=1.0, description="multiplier on the plate pressure drop (calibration, clogging)")
+    # Measured plates grow their drop as Q^1.7-2 (laminar channels alone ~1, turbulent 2).
+    dp_flow_exponent: Optional[Annotated[float, Bounds(1, 2)]] = Field(
+        default=None, description="measured d ln dp / d ln Q of the plate at dp_design_flow_lpm; "
+                                  "default: the channel geometry's own")
+    dp_design_flow_lpm: Optional[Annotated[float, Bounds(0.01, 1000, "L/min")]] = Field(
+        default=None, description="flow [L/min] where the geometry's pressure drop anchors dp_flow_exponent")
+    dp_design_temp_c: Annotated[float, Bounds(2, 95, "degC")] = Field(
+        default=40.0, description="coolant temperature of that design point [degC]")
 
     @model_validator(mode="after")
     def _exponent_and_anchor(self):
         if (self.dp_flow_exponent is None) != (self.dp_design_flow_lpm is None):
-            raise ValueError("give dp_flow_exponent and dp_design_flow_lpm together")
+            raise ValueError("dp_flow_exponent: give dp_flow_exponent and dp_design_flow_lpm together")
         return self
 
 
+# Pipe and hose bores: 1 mm capillaries to DN500 facility mains; wall roughness from drawn
+# tubing (1.5 um) to heavily corroded steel (~5 mm) (Moody chart range).
+Bore = Annotated[float, Bounds(0.5, 500, "mm")]
+Roughness = Annotated[float, Bounds(0, 5000, "um")]
+
+
 class Tubing(_Model):
-    length_m: float = NonNegative
-    inner_diameter_mm: float = Positive
-    k_fittings: float = Field(default=0.0, ge=0, description="sum of fitting loss coefficients")
-    roughness_um: float = Field(default=1.5, ge=0)
+    length_m: Annotated[float, Bounds(0, 1000, "m")]  # ASSUMPTION: no hose or tube runs 1 km
+    inner_diameter_mm: Bore
+    k_fittings: LossK = Field(default=0.0, description="sum of fitting loss coefficients")
+    roughness_um: Roughness = 1.5
 
 
 class QuickDisconnect(_Model):
     """One mated coupling; give its flow coefficient as Cv (US) or Kv (metric), not both."""
 
-    cv_gpm_per_psi: Optional[float] = Field(default=None, gt=0, description="Cv: US gpm of water at 1 psi")
-    kv_m3h_per_bar: Optional[float] = Field(default=None, gt=0, description="Kv: m3/h of water at 1 bar")
-    inner_diameter_mm: float = Positive
+    # Couplings: UQD04-UQD16 have Cv ~0.3-10 (Staubli, CPC data sheets); 1000 is a pipe.
+    cv_gpm_per_psi: Optional[Annotated[float, Bounds(0.01, 1000, "US gpm/psi^0.5")]] = Field(
+        default=None, description="Cv: US gpm of water at 1 psi")
+    kv_m3h_per_bar: Optional[Annotated[float, Bounds(0.01, 1000, "m3/h/bar^0.5")]] = Field(
+        default=None, description="Kv: m3/h of water at 1 bar")
+    inner_diameter_mm: Annotated[float, Bounds(0.5, 100, "mm")]
 
     @model_validator(mode="after")
     def _one_coefficient(self):
         if (self.cv_gpm_per_psi is None) == (self.kv_m3h_per_bar is None):
-            raise ValueError("give exactly one of cv_gpm_per_psi and kv_m3h_per_bar")
+            raise ValueError("cv_gpm_per_psi: give exactly one of cv_gpm_per_psi and kv_m3h_per_bar")
         return self
 
 
 class TrayType(_Model):
     paths: list[list[str]] = Field(description="parallel coolant paths, each a list of chip types in flow order")
-    aux_power_w: float = Field(default=0.0, ge=0, le=20000,
-                               description="tray power not on cold plates (memory, NICs, VRs, fans) at full chip load [W]")
-    aux_idle_power_w: Optional[float] = Field(
-        default=None, ge=0, le=20000,
-        description="aux power with the tray's chips at their idle power [W]; aux power is linear in the tray's "
-                    "chip power through it and aux_power_w at TDP (default: constant aux_power_w)")
-    aux_liquid_fraction: float = Field(default=0.0, ge=0, le=1, description="share of aux power picked up by the liquid")
-    required_flow_lpm: Optional[float] = Field(
-        default=None, gt=0, description="flow the tray needs, whatever the supply temperature [L/min]")
-    required_flow_table: Optional[list[tuple[float, float]]] = Field(
+    # A tray's power off the cold plates (NICs, DPUs, VRs, SSDs, fans): ~1-2 kW today
+    # (ASSUMPTION: 20 kW is a whole tray's budget).
+    aux_power_w: Annotated[float, Bounds(0, 20000, "W")] = Field(
+        default=0.0, description="tray power not on cold plates (memory, NICs, VRs, fans) at full chip load [W]")
+    aux_idle_power_w: Optional[Annotated[float, Bounds(0, 20000, "W")]] = Field(
+        default=None, description="aux power with the tray's chips at their idle power [W]; aux power is linear in the "
+                                  "tray's chip power through it and aux_power_w at TDP (default: constant aux_power_w)")
+    aux_liquid_fraction: Fraction = Field(default=0.0, description="share of aux power picked up by the liquid")
+    required_flow_lpm: Optional[Annotated[float, Bounds(0.01, 1000, "L/min")]] = Field(
+        default=None, description="flow the tray needs, whatever the supply temperature [L/min]")
+    required_flow_table: Optional[list[_finite_pair((2, 95, "degC"), (0.01, 1000, "L/min"))]] = Field(
         default=None, description="[rack supply temperature degC, flow L/min] points the tray needs: linear "
                                   "between points, held at the end values outside the table")
     tubing: Tubing
     quick_disconnect: QuickDisconnect
-    branch_k: float = Field(default=2.0, ge=0, description="tee losses at the two manifold ports (dividing + combining)")
-    balancing_k: float = Field(default=0.0, ge=0, description="flow-balancing restrictor, K on the tubing velocity")
+    branch_k: LossK = Field(default=2.0, description="tee losses at the two manifold ports (dividing + combining)")
+    balancing_k: LossK = Field(default=0.0, description="flow-balancing restrictor, K on the tubing velocity")
 
     @model_validator(mode="after")
     def _aux(self):
         if self.aux_idle_power_w is not None and self.aux_idle_power_w > self.aux_power_w:
-            raise ValueError("aux_idle_power_w must not exceed aux_power_w")
+            raise ValueError("aux_idle_power_w: must not exceed aux_power_w")
         return self
 
     @field_validator("paths")
@@ -155,6 +294,8 @@ class TrayType(_Model):
     def _nonempty(cls, v):
         if not v or any(len(p) == 0 for p in v):
             raise ValueError("every tray needs at least one path with at least one chip")
+        if len(v) > 64 or any(len(p) > 64 for p in v):  # ASSUMPTION: a tray has fewer chips
+            raise ValueError("at most 64 paths of at most 64 chips each")
         return v
 
     @field_validator("required_flow_table")
@@ -164,8 +305,6 @@ class TrayType(_Model):
             return v
         if len(v) < 2:
             raise ValueError("needs at least two [supply temperature degC, flow L/min] points")
-        if any(q <= 0 for _, q in v):
-            raise ValueError("flows must be positive")
         if any(b[0] <= a[0] for a, b in zip(v, v[1:])):
             raise ValueError("supply temperatures must increase")
         return v
@@ -173,7 +312,7 @@ class TrayType(_Model):
     @model_validator(mode="after")
     def _one_requirement(self):
         if (self.required_flow_lpm is None) == (self.required_flow_table is None):
-            raise ValueError("give exactly one of required_flow_lpm and required_flow_table "
+            raise ValueError("required_flow_lpm: give exactly one of required_flow_lpm and required_flow_table "
                              "(an included rack file may already set the other)")
         return self
 
@@ -194,14 +333,15 @@ class TrayType(_Model):
 
 class TrayGroup(_Model):
     type: str
-    count: int = Field(gt=0)
+    # a 52U rack holds at most ~50 trays (ASSUMPTION: 200 leaves room for dense sleds)
+    count: Annotated[int, Bounds(1, 200)]
 
 
 class Manifold(_Model):
     layout: Literal["direct_return", "reverse_return"] = "reverse_return"
-    inner_diameter_mm: float = Positive
-    port_spacing_mm: float = Positive
-    roughness_um: float = Field(default=1.5, ge=0)
+    inner_diameter_mm: Bore
+    port_spacing_mm: Annotated[float, Bounds(1, 5000, "mm")]
+    roughness_um: Roughness = 1.5
 
 
 class MarginLimits(_Model):
@@ -209,21 +349,22 @@ class MarginLimits(_Model):
     overrides the rack definition's ``[rack.margin_limits]``, which overrides the defaults
     here (the design defaults: no throttling, no shutdown, every tray at its flow)."""
 
-    gpu_junction_margin_k: Optional[float] = Field(
-        default=None, ge=-50, le=50, description="least margin below the throttle temperature, worst GPU [K] (default 0)")
-    other_chip_junction_margin_k: Optional[float] = Field(
-        default=None, ge=-50, le=50, description="the same for CPUs and switches [K] (default 0)")
-    gpu_throttled_s_max: Optional[float] = Field(
-        default=None, ge=0, description="longest time any GPU may spend throttled [s] (default 0)")
-    gpu_shutdowns: Optional[int] = Field(default=None, ge=0, description="GPUs allowed to shut down (default 0)")
-    rack_return_temp_max_c: Optional[float] = Field(
-        default=None, ge=20, le=95, description="highest rack return temperature [degC] (default rack.max_return_temp_c)")
-    tray_flow_ratio_min: Optional[float] = Field(
-        default=None, ge=0, le=5, description="least tray flow over its required flow (default 1)")
-    pump_head_margin_kpa: Optional[float] = Field(
-        default=None, ge=-1000, le=1000, description="least pump head reserve [kPa] (default 0)")
-    job_goodput_min: Optional[float] = Field(
-        default=None, ge=0, le=1, description="least goodput of every training job (default 1)")
+    gpu_junction_margin_k: Optional[Annotated[float, Bounds(-50, 50, "K")]] = Field(
+        default=None, description="least margin below the throttle temperature, worst GPU [K] (default 0)")
+    other_chip_junction_margin_k: Optional[Annotated[float, Bounds(-50, 50, "K")]] = Field(
+        default=None, description="the same for CPUs and switches [K] (default 0)")
+    gpu_throttled_s_max: Optional[Seconds] = Field(
+        default=None, description="longest time any GPU may spend throttled [s] (default 0)")
+    gpu_shutdowns: Optional[Annotated[int, Bounds(0, 100000)]] = Field(
+        default=None, description="GPUs allowed to shut down (default 0)")
+    rack_return_temp_max_c: Optional[Annotated[float, Bounds(20, 95, "degC")]] = Field(
+        default=None, description="highest rack return temperature [degC] (default rack.max_return_temp_c)")
+    tray_flow_ratio_min: Optional[Annotated[float, Bounds(0, 5)]] = Field(
+        default=None, description="least tray flow over its required flow (default 1)")
+    pump_head_margin_kpa: Optional[Annotated[float, Bounds(-MAX_KPA, MAX_KPA, "kPa")]] = Field(
+        default=None, description="least pump head reserve [kPa] (default 0)")
+    job_goodput_min: Optional[Fraction] = Field(
+        default=None, description="least goodput of every training job (default 1)")
 
 
 MARGIN_DEFAULTS = dict(gpu_junction_margin_k=0.0, other_chip_junction_margin_k=0.0, gpu_throttled_s_max=0.0,
@@ -231,22 +372,24 @@ MARGIN_DEFAULTS = dict(gpu_junction_margin_k=0.0, other_chip_junction_margin_k=0
 
 
 class Rack(_Model):
-    name: str
+    name: str = Field(min_length=1)
     source: str = ""
-    chip_types: dict[str, ChipType]
-    cold_plates: dict[str, ColdPlate]
-    tray_types: dict[str, TrayType]
-    tray_stack: list[TrayGroup] = Field(description="tray groups in order from the manifold inlet end")
+    chip_types: dict[Name, ChipType]
+    cold_plates: dict[Name, ColdPlate]
+    tray_types: dict[Name, TrayType]
+    tray_stack: list[TrayGroup] = Field(min_length=1, description="tray groups in order from the manifold inlet end")
     manifold: Manifold
     supply_hose: Tubing
     return_hose: Tubing
-    max_return_temp_c: float = Field(default=65.0, ge=20, le=95, description="limit on the rack return temperature [degC]")
+    # PG25 loops are specified to ~65-70 C return; a limit at or above boiling is no limit.
+    max_return_temp_c: Annotated[float, Bounds(20, 95, "degC")] = Field(
+        default=65.0, description="limit on the rack return temperature [degC]")
     margin_limits: MarginLimits = Field(default_factory=MarginLimits, description="the rack design's margin limits")
 
     @model_validator(mode="after")
     def _references(self):
         if "gpu" not in self.chip_types:
-            raise ValueError("chip_types must define 'gpu'")
+            raise ValueError("chip_types: must define 'gpu'")
         for name, chip in self.chip_types.items():
             if chip.cold_plate not in self.cold_plates:
                 raise ValueError(f"chip_types.{name}.cold_plate: no cold plate named {chip.cold_plate!r}")
@@ -257,7 +400,7 @@ class Rack(_Model):
                         raise ValueError(f"tray_types.{name}.paths: no chip type named {chip!r}")
         for group in self.tray_stack:
             if group.type not in self.tray_types:
-                raise ValueError(f"tray_stack: no tray type named {group.type!r}")
+                raise ValueError(f"tray_stack: no tray type named {group.type!r}" + did_you_mean(group.type, self.tray_types))
         return self
 
 
@@ -265,49 +408,55 @@ class Rack(_Model):
 
 
 class Pumps(_Model):
-    count: int = Field(gt=0, description="pumps installed, in parallel")
-    running: int = Field(gt=0, description="pumps running (the rest are standby, behind check valves)")
-    shutoff_head_kpa: float = Positive
-    rated_flow_lpm: float = Positive
-    rated_head_kpa: float = Positive
-    head_scale: float = Field(default=1.0, gt=0, description="multiplier on the head curve (calibration)")
-    bep_flow_lpm: Optional[float] = Field(
-        default=None, gt=0, description="flow of best efficiency at full speed [L/min]; default: rated_flow_lpm")
-    bep_efficiency: float = Field(
-        default=0.6, gt=0, le=1,
-        description="pump (hydraulic) efficiency at its best-efficiency point (default: ASSUMPTION, "
-                    "see scenarios/cdus/row-cdu-250kw.toml)")
-    motor_efficiency: float = Field(
-        default=0.859, gt=0, le=1,
-        description="motor efficiency, shaft over electrical (default: IEC 60034-30-1 IE3, 2.2 kW 2-pole)")
-    vfd_efficiency: float = Field(
-        default=0.97, gt=0, le=1, description="drive efficiency, motor input over drive input (default: ASSUMPTION)")
+    # CDUs carry 1-4 pumps (ASSUMPTION: 16 is a generous ceiling)
+    count: Annotated[int, Bounds(1, 16)] = Field(description="pumps installed, in parallel")
+    running: Annotated[int, Bounds(1, 16)] = Field(
+        description="pumps running (the rest are standby, behind check valves)")
+    shutoff_head_kpa: Annotated[float, Bounds(1, MAX_KPA, "kPa")]
+    rated_flow_lpm: Flow
+    rated_head_kpa: Annotated[float, Bounds(0.1, MAX_KPA, "kPa")]
+    head_scale: Scale = Field(default=1.0, description="multiplier on the head curve (calibration)")
+    bep_flow_lpm: Optional[Flow] = Field(
+        default=None, description="flow of best efficiency at full speed [L/min]; default: rated_flow_lpm")
+    # Efficiencies: small centrifugal pumps reach 0.3-0.85 at their best point, motors
+    # 0.7-0.97 (IEC 60034-30-1 IE1-IE5), drives 0.9-0.99 (ASSUMPTION on the lower ends).
+    bep_efficiency: Annotated[float, Bounds(0.05, 1.0)] = Field(
+        default=0.6, description="pump (hydraulic) efficiency at its best-efficiency point (default: ASSUMPTION, "
+                                 "see scenarios/cdus/row-cdu-250kw.toml)")
+    motor_efficiency: Annotated[float, Bounds(0.3, 1.0)] = Field(
+        default=0.859, description="motor efficiency, shaft over electrical (default: IEC 60034-30-1 IE3, 2.2 kW 2-pole)")
+    vfd_efficiency: Annotated[float, Bounds(0.5, 1.0)] = Field(
+        default=0.97, description="drive efficiency, motor input over drive input (default: ASSUMPTION)")
 
     @model_validator(mode="after")
     def _check(self):
         if self.running > self.count:
-            raise ValueError("running must not exceed count")
+            raise ValueError(f"running: {self.running} pumps running, {self.count} installed (count)")
         if self.rated_head_kpa >= self.shutoff_head_kpa:
-            raise ValueError("rated_head_kpa must be below shutoff_head_kpa")
+            raise ValueError("rated_head_kpa: must be below shutoff_head_kpa")
         # the BEP parabola (twin.correlations.pump_efficiency_bep_parabola) falls to zero
         # at twice the BEP flow: the head curve must reach zero head before that
         runout_lpm = self.rated_flow_lpm * math.sqrt(self.shutoff_head_kpa / (self.shutoff_head_kpa - self.rated_head_kpa))
         bep = self.bep_flow_lpm if self.bep_flow_lpm is not None else self.rated_flow_lpm
         if runout_lpm >= 2.0 * bep:
-            raise ValueError(f"bep_flow_lpm must exceed half the curve's runout flow ({runout_lpm / 2:.0f} L/min): "
+            raise ValueError(f"bep_flow_lpm: must exceed half the curve's runout flow ({runout_lpm / 2:.0f} L/min): "
                              "the efficiency parabola is zero at twice the BEP flow")
         return self
 
 
 class HeatExchanger(_Model):
-    rated_heat_kw: float = Positive
-    approach_k: float = Positive
-    rated_secondary_flow_lpm: float = Positive
-    rated_facility_flow_lpm: float = Positive
-    rated_secondary_dp_kpa: float = Positive
-    ua_scale: float = Field(default=1.0, gt=0, description="multiplier on UA (calibration, fouling)")
-    flow_exponent: Optional[float] = Field(default=None, gt=0, le=1, description="hA ~ flow^n; default from ht's Muley-Manglik")
-    volume_l: float = Field(default=2.0, gt=0)
+    # CDUs are rated 20 kW (in-rack) to a few MW (row); 10 MW is a plant (ASSUMPTION)
+    rated_heat_kw: Annotated[float, Bounds(0.1, 10000, "kW")]
+    # plate exchangers are rated at 1-5 K approach (Vertiv CoolChip: kW at 4 K); below
+    # 0.1 K the exchanger would be infinite, above 30 K it is not a CDU rating
+    approach_k: Annotated[float, Bounds(0.1, 30, "K")]
+    rated_secondary_flow_lpm: Flow
+    rated_facility_flow_lpm: Flow
+    rated_secondary_dp_kpa: Annotated[float, Bounds(0.1, 1000, "kPa")]
+    ua_scale: Scale = Field(default=1.0, description="multiplier on UA (calibration, fouling)")
+    flow_exponent: Optional[Annotated[float, Bounds(0, 1, lo_open=True)]] = Field(
+        default=None, description="hA ~ flow^n; default from ht's Muley-Manglik")
+    volume_l: Annotated[float, Bounds(1e-3, 10000, "L")] = 2.0
 
 
 class Cdu(_Model):
@@ -315,9 +464,12 @@ class Cdu(_Model):
     source: str = ""
     pumps: Pumps
     heat_exchanger: HeatExchanger
-    reservoir_volume_l: float = Positive
-    filter_dp_kpa: float = Field(default=10.0, ge=0, description="filter pressure drop at the pump rated flow")
-    internal_volume_l: float = Field(default=5.0, gt=0, description="piping volume inside the CDU")
+    # reservoirs hold ~10-100 L in a rack CDU, a few m3 in a row CDU (ASSUMPTION for the cap)
+    reservoir_volume_l: Annotated[float, Bounds(1e-3, 10000, "L")]
+    filter_dp_kpa: Annotated[float, Bounds(0, 1000, "kPa")] = Field(
+        default=10.0, description="filter pressure drop at the pump rated flow")
+    internal_volume_l: Annotated[float, Bounds(1e-3, 10000, "L")] = Field(
+        default=5.0, description="piping volume inside the CDU")
 
 
 class Coolant(_Model):
@@ -325,8 +477,10 @@ class Coolant(_Model):
 
 
 class Facility(_Model):
-    supply_temp_c: float = Field(description="facility water supply temperature [degC]")
-    flow_lpm: float = Field(gt=0, description="facility water flow through the CDU [L/min]")
+    # range FACILITY_SUPPLY_C, checked with the coolant's boiling point (_check_physics)
+    supply_temp_c: Number = Field(description="facility water supply temperature [degC]")
+    flow_lpm: Annotated[float, Bounds(1, MAX_FLOW_LPM, "L/min")] = Field(
+        description="facility water flow through the CDU [L/min]")
 
 
 class Controls(_Model):
@@ -337,30 +491,55 @@ class Controls(_Model):
     facility valve holds the CDU's secondary supply temperature."""
 
     pump_mode: Literal["speed", "flow", "pid"] = "flow"
-    pump_speed_fraction: float = Field(default=1.0, gt=0, le=1.2)
-    flow_setpoint_lpm: float = Field(default=180.0, gt=0)
-    failover_delay_s: float = Field(default=5.0, ge=0, description="from a pump trip to the standby pump running")
-    control_interval_s: float = Field(default=1.0, gt=0)
+    # VFDs run pumps up to ~120 % of their base speed
+    pump_speed_fraction: Annotated[float, Bounds(0, 1.2, lo_open=True)] = 1.0
+    flow_setpoint_lpm: Flow = 180.0
+    failover_delay_s: Annotated[float, Bounds(0, 3600, "s")] = Field(
+        default=5.0, description="from a pump trip to the standby pump running")
+    # controllers sample every few ms (PLC scan) to minutes (ASSUMPTION for the bounds)
+    control_interval_s: Annotated[float, Bounds(1e-3, 3600, "s")] = 1.0
     pid_variable: Literal["flow", "dp"] = "flow"
-    dp_setpoint_kpa: float = Field(default=80.0, gt=0, description="rack differential pressure setpoint (pid on dp)")
-    setpoint_changes: list[tuple[float, float]] = Field(
+    dp_setpoint_kpa: Annotated[float, Bounds(0.1, MAX_KPA, "kPa")] = Field(
+        default=80.0, description="rack differential pressure setpoint (pid on dp)")
+    setpoint_changes: list[_finite_pair((0, MAX_TIME_S, "s"), (0.1, MAX_FLOW_LPM, "L/min or kPa"))] = Field(
         default_factory=list, description="[time_s, new setpoint] of the pump controller (L/min or kPa)")
-    pump_kp: float = Field(default=0.05, gt=0, description="speed fraction per unit relative error")
-    pump_ti_s: float = Field(default=0.25, gt=0, description="integral time")
-    pump_speed_min: float = Field(default=0.15, ge=0, le=1)
-    pump_speed_max: float = Field(default=1.0, gt=0, le=1.2)
-    pump_ramp_per_s: float = Field(default=0.2, gt=0, description="VFD ramp limit, speed fraction per second")
-    supply_temp_control: bool = False
-    supply_temp_setpoint_c: float = Field(default=35.0)
-    supply_temp_changes: list[tuple[float, float]] = Field(default_factory=list, description="[time_s, setpoint degC]")
-    valve_kp: float = Field(default=0.08, gt=0, description="valve position per K of error")
-    valve_ti_s: float = Field(default=40.0, gt=0)
-    valve_min_position: float = Field(default=0.05, ge=0, le=1)
-    valve_ramp_per_s: float = Field(default=0.05, gt=0, description="actuator stroke limit, position per second")
+    # controller gains (dimensionless per unit error) and integral times (ASSUMPTION: a gain
+    # above 100 or an integral time beyond a day is a typo, not a tuning)
+    pump_kp: Annotated[float, Bounds(0, 100, lo_open=True)] = Field(
+        default=0.05, description="speed fraction per unit relative error")
+    pump_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = Field(default=0.25, description="integral time")
+    pump_speed_min: Fraction = 0.15
+    pump_speed_max: Annotated[float, Bounds(0, 1.2, lo_open=True)] = 1.0
+    pump_ramp_per_s: Annotated[float, Bounds(0, 100, "1/s", lo_open=True)] = Field(
+        default=0.2, description="VFD ramp limit, speed fraction per second")
+    supply_temp_control: StrictBool = False
+    supply_temp_setpoint_c: Annotated[float, Bounds(*SECONDARY_SUPPLY_C, "degC")] = 35.0
+    supply_temp_changes: list[_finite_pair((0, MAX_TIME_S, "s"), (*SECONDARY_SUPPLY_C, "degC"))] = Field(
+        default_factory=list, description="[time_s, setpoint degC]")
+    valve_kp: Annotated[float, Bounds(0, 100, "1/K", lo_open=True)] = Field(
+        default=0.08, description="valve position per K of error")
+    valve_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = 40.0
+    valve_min_position: Fraction = 0.05
+    valve_ramp_per_s: Annotated[float, Bounds(0, 100, "1/s", lo_open=True)] = Field(
+        default=0.05, description="actuator stroke limit, position per second")
+
+    @model_validator(mode="after")
+    def _limits(self):
+        if self.pump_speed_min > self.pump_speed_max:
+            raise ValueError("pump_speed_min: must not exceed pump_speed_max")
+        return self
 
 
 FAULT_KINDS = ("pump_trip", "cdu_trip", "facility_supply_temp", "facility_flow", "plate_clog",
                "tray_isolation", "sensor_offset")
+# plate_clog: the clog model scales a plate's dP by 1/(1-f)^2; at f = 0.99 that is 1e4 and
+# the plate carries almost nothing: beyond it, model a tray isolation (ASSUMPTION).
+MAX_CLOG = 0.99
+# sensor_offset: the largest offset of a miscalibrated but working sensor, by what the
+# channel measures (its name's last part); beyond these a sensor is broken (ASSUMPTION).
+SENSOR_OFFSET_MAX = (("temp", 50.0, "K"), ("flow", 1000.0, "L/min"), ("dp", 1000.0, "kPa"),
+                     ("power", 1e6, "W"), ("heat", 1e6, "W"), ("", 1.0, ""))
+EndTime = Annotated[float, Bounds(0, MAX_TIME_S, "s", lo_open=True, inf_ok=True)]
 
 
 class Fault(_Model):
@@ -369,20 +548,31 @@ class Fault(_Model):
     (``rack/supply_temp``)."""
 
     kind: Literal[FAULT_KINDS]
-    start_s: float = Field(ge=0)
-    end_s: float = Field(default=math.inf, gt=0, description="when the fault clears (default: never)")
+    start_s: Seconds
+    end_s: EndTime = Field(default=math.inf, description="when the fault clears (default: never)")
     target: str = ""
-    severity: float = Field(default=1.0, ge=0, le=1,
-                            description="plate_clog: share of channels blocked; facility_flow: share of flow lost")
-    value: float = Field(default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units")
-    pumps_run: bool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
+    severity: Fraction = Field(
+        default=1.0, description="plate_clog: share of channels blocked; facility_flow: share of flow lost")
+    value: Number = Field(
+        default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units")
+    pumps_run: StrictBool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
 
     @model_validator(mode="after")
     def _check(self):
         if self.end_s <= self.start_s:
-            raise ValueError("end_s must be after start_s")
-        if self.kind == "plate_clog" and self.severity >= 1.0:
-            raise ValueError("a fully blocked plate is a tray isolation; severity must be below 1")
+            raise ValueError("end_s: must be after start_s")
+        if self.kind == "plate_clog" and self.severity > MAX_CLOG:
+            raise ValueError(f"severity: {_num(self.severity)} outside 0-{MAX_CLOG:g} for a plate_clog (a fully "
+                             "blocked plate is a tray_isolation)")
+        lo, hi = FACILITY_SUPPLY_C
+        if self.kind == "facility_supply_temp" and not lo <= self.value <= hi:
+            raise ValueError(f"value: {_num(self.value)} degC outside the facility supply range {lo:g}-{hi:g} degC")
+        if self.kind == "sensor_offset":
+            quantity = self.target.rsplit("/", 1)[-1]
+            limit, unit = next((m, u) for key, m, u in SENSOR_OFFSET_MAX if key in quantity)
+            if abs(self.value) > limit:
+                raise ValueError(f"value: {_num(self.value)} outside -{_num(limit)} to {_num(limit)} {unit} for an "
+                                 f"offset of {self.target!r}")
         return self
 
 
@@ -394,28 +584,30 @@ class ScheduleEntry(_Model):
 
     chips: str = Field(description="chip type the entry applies to")
     kind: Literal["constant", "square"] = "constant"
-    start_s: float = Field(default=0.0, ge=0)
-    end_s: float = Field(default=math.inf, gt=0)
-    fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
-    high_fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
-    low_fraction_of_tdp: float = Field(default=0.3, ge=0, le=1.5)
-    period_s: float = Field(default=1.0, gt=0)
-    duty: float = Field(default=0.5, gt=0, lt=1)
+    start_s: Seconds = 0.0
+    end_s: EndTime = math.inf
+    fraction_of_tdp: TdpFraction = 1.0
+    high_fraction_of_tdp: TdpFraction = 1.0
+    low_fraction_of_tdp: TdpFraction = 0.3
+    # training swings run at 0.2-3 Hz (REFERENCE.md); a square wave faster than 1 kHz
+    # averages out inside any thermal step (ASSUMPTION for the lower bound)
+    period_s: Annotated[float, Bounds(1e-3, 1e6, "s")] = 1.0
+    duty: Annotated[float, Bounds(0, 1, lo_open=True, hi_open=True)] = 0.5
 
     @model_validator(mode="after")
     def _window(self):
         if self.end_s <= self.start_s:
-            raise ValueError("end_s must be after start_s")
+            raise ValueError("end_s: must be after start_s")
         return self
 
 
 class _Job(_Model):
     """What every job has: a name, a number of GPUs, when it is submitted, how long it runs."""
 
-    name: str
-    gpus: int = Field(gt=0)
-    start_s: float = Field(default=0.0, ge=0, description="submission time [s]")
-    duration_s: float = Field(default=math.inf, gt=0)
+    name: str = Field(min_length=1)
+    gpus: Annotated[int, Bounds(1, 100000)]  # and no more than the rack has (_check_physics)
+    start_s: Seconds = Field(default=0.0, description="submission time [s]")
+    duration_s: EndTime = math.inf
 
 
 class TrainingJob(_Job):
@@ -423,24 +615,34 @@ class TrainingJob(_Job):
     communication phase far below it; the job waits for its slowest GPU."""
 
     kind: Literal["training"] = "training"
-    step_time_s: float = Field(gt=0, description="nominal step time, compute plus communication [s]")
-    compute_fraction: float = Field(default=0.7, gt=0, le=1, description="share of the step spent computing")
-    compute_power_fraction_of_tdp: float = Field(default=1.0, ge=0, le=1.5)
-    comm_power_fraction_of_tdp: float = Field(default=0.35, ge=0, le=1.5)
-    checkpoint_interval_s: float = Field(default=math.inf, gt=0)
-    checkpoint_duration_s: float = Field(default=0.0, ge=0)
-    checkpoint_power_fraction_of_tdp: float = Field(default=0.2, ge=0, le=1.5)
-    failures_per_day: float = Field(default=0.0, ge=0, description="job interruptions per day (exponential)")
-    restart_time_s: float = Field(default=600.0, ge=0)
-    restart_power_fraction_of_tdp: float = Field(default=0.1, ge=0, le=1.5)
-    straggler_count: int = Field(default=0, ge=0)
-    straggler_speed: float = Field(default=0.97, gt=0, le=1, description="straggler compute speed relative to the rest")
-    power_jitter_fraction: float = Field(default=0.0, ge=0, le=0.2, description="std dev of per-GPU power (silicon variation)")
+    # large-model steps take 0.1-10 s; below 10 ms the step-by-step reference would spend
+    # a DES event every few ms (ASSUMPTION for both bounds)
+    step_time_s: Annotated[float, Bounds(0.01, 1e5, "s")] = Field(
+        description="nominal step time, compute plus communication [s]")
+    compute_fraction: Annotated[float, Bounds(0, 1, lo_open=True)] = Field(
+        default=0.7, description="share of the step spent computing")
+    compute_power_fraction_of_tdp: TdpFraction = 1.0
+    comm_power_fraction_of_tdp: TdpFraction = 0.35
+    # a checkpoint more often than every second is not a checkpoint (ASSUMPTION)
+    checkpoint_interval_s: Annotated[float, Bounds(1, MAX_TIME_S, "s", inf_ok=True)] = math.inf
+    checkpoint_duration_s: Annotated[float, Bounds(0, 86400, "s")] = 0.0
+    checkpoint_power_fraction_of_tdp: TdpFraction = 0.2
+    # Llama 3 405B training saw ~8 interruptions a day on 16k GPUs (Meta, 2024); one a
+    # minute is a broken job, not a statistic (ASSUMPTION for the cap)
+    failures_per_day: Annotated[float, Bounds(0, 1440, "1/day")] = Field(
+        default=0.0, description="job interruptions per day (exponential)")
+    restart_time_s: Annotated[float, Bounds(0, 86400, "s")] = 600.0
+    restart_power_fraction_of_tdp: TdpFraction = 0.1
+    straggler_count: Annotated[int, Bounds(0, 100000)] = 0
+    straggler_speed: Annotated[float, Bounds(0.1, 1)] = Field(
+        default=0.97, description="straggler compute speed relative to the rest")
+    power_jitter_fraction: Annotated[float, Bounds(0, 0.2)] = Field(
+        default=0.0, description="std dev of per-GPU power (silicon variation)")
 
     @model_validator(mode="after")
     def _check(self):
         if self.straggler_count > self.gpus:
-            raise ValueError("straggler_count exceeds gpus")
+            raise ValueError(f"straggler_count: {self.straggler_count} stragglers, the job has {self.gpus} GPUs")
         return self
 
 
@@ -448,10 +650,12 @@ class InferenceJob(_Job):
     """Inference serving: load follows a daily curve; power follows load."""
 
     kind: Literal["inference"]
-    start_hour: float = Field(default=0.0, ge=0, lt=24, description="time of day at t = 0 [h]")
-    load_curve: list[tuple[float, float]] = Field(description="[hour, load 0-1] points, linear between, wrapping at 24 h")
-    full_load_power_fraction_of_tdp: float = Field(default=0.9, ge=0, le=1.5)
-    update_interval_s: float = Field(default=300.0, gt=0)
+    start_hour: Annotated[float, Bounds(0, 24, "h", hi_open=True)] = Field(default=0.0, description="time of day at t = 0 [h]")
+    load_curve: list[_finite_pair((0, 24, "h"), (0, 1))] = Field(
+        description="[hour, load 0-1] points, linear between, wrapping at 24 h")
+    full_load_power_fraction_of_tdp: TdpFraction = 0.9
+    # one DES event per update: below a second the curve (hourly points) gains nothing
+    update_interval_s: Annotated[float, Bounds(1, 86400, "s")] = 300.0
 
     @field_validator("load_curve")
     @classmethod
@@ -467,7 +671,7 @@ class IdleJob(_Job):
     """GPUs held by a job that draws a constant power (reserved, idle, or a burn-in)."""
 
     kind: Literal["idle"]
-    power_fraction_of_tdp: Optional[float] = Field(default=None, ge=0, le=1.5, description="default: idle_w")
+    power_fraction_of_tdp: Optional[TdpFraction] = Field(default=None, description="default: idle_w")
 
 
 class Replay(_Model):
@@ -476,38 +680,45 @@ class Replay(_Model):
     file: str = Field(description="CSV with a time column [s], or a telemetry HDF5; relative to the scenario file")
     column: str = Field(default="", description="CSV column of power [W]")
     time_column: str = Field(default="time")
-    peak_fraction_of_tdp: float = Field(default=1.0, gt=0, le=1.5, description="chip power at the trace's maximum")
-    start_s: float = Field(default=0.0, ge=0, description="trace time at t = 0")
+    peak_fraction_of_tdp: Annotated[float, Bounds(0, 1.5, lo_open=True)] = Field(
+        default=1.0, description="chip power at the trace's maximum")
+    start_s: Seconds = Field(default=0.0, description="trace time at t = 0")
 
 
 class Workload(_Model):
     mode: Literal["waveform", "step_by_step"] = Field(
         default="waveform", description="training phases as kernel waveforms, or one DES event per phase (reference)")
-    seed: int = 0
-    gpu_power_cap_w: float = Field(default=math.inf, gt=0)
+    seed: Annotated[int, Bounds(0, 2**32 - 1)] = 0  # numpy's generators take non-negative seeds
+    gpu_power_cap_w: Annotated[float, Bounds(1, MAX_CHIP_W, "W", inf_ok=True)] = math.inf
     schedule: list[ScheduleEntry] = Field(default_factory=list)
     jobs: list[Annotated[Union[TrainingJob, InferenceJob, IdleJob], Field(discriminator="kind")]] = Field(default_factory=list)
     replay: Optional[Replay] = None
 
 
 class Simulation(_Model):
-    duration_s: float = Field(gt=0)
-    time_step_s: float = Field(default=0.1, gt=0, le=10)
-    output_interval_s: float = Field(default=1.0, gt=0)
-    hydraulic_update_s: float = Field(default=10.0, gt=0, description="interval of network re-solves")
-    initial_temp_c: Optional[float] = Field(default=None, description="start temperature; default: steady state at t=0")
+    duration_s: Annotated[float, Bounds(0, MAX_TIME_S, "s", lo_open=True)]
+    # The fastest dynamics are the junctions' (Cj * R_jb ~ 5 J/K * 0.016 K/W = 0.08 s for
+    # the reference GPU) and the step update is exact for any step (docs/model.md), so a
+    # step below 1 ms resolves nothing more; 10 s is the coarsest the loop transport allows.
+    time_step_s: Annotated[float, Bounds(1e-3, 10, "s")] = 0.1
+    output_interval_s: Annotated[float, Bounds(1e-3, 86400, "s")] = 1.0
+    # re-solve at least hourly: coolant viscosity follows temperature (ASSUMPTION)
+    hydraulic_update_s: Annotated[float, Bounds(1e-3, 3600, "s")] = Field(
+        default=10.0, description="interval of network re-solves")
+    # range: the coolant tables' (_check_physics)
+    initial_temp_c: Optional[Number] = Field(default=None, description="start temperature; default: steady state at t=0")
 
     @model_validator(mode="after")
     def _multiples(self):
         for name in ("output_interval_s", "hydraulic_update_s"):
             ratio = getattr(self, name) / self.time_step_s
             if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-                raise ValueError(f"{name} must be a whole multiple of time_step_s")
+                raise ValueError(f"{name}: must be a whole multiple of time_step_s")
         return self
 
 
 class Scenario(_Model):
-    name: str
+    name: str = Field(min_length=1)
     description: str = ""
     rack: Rack
     cdu: Cdu
@@ -540,7 +751,7 @@ class Scenario(_Model):
         """A new scenario with dotted-key overrides applied, validated."""
         data = self.model_dump(mode="python")
         for key, value in overrides.items():
-            _set_dotted(data, key, value, "<overrides>")
+            set_dotted(data, key, value, "<overrides>")
         return _validate(data, "<overrides>")
 
 
@@ -553,165 +764,231 @@ def _toml_safe(obj):
 
 
 # --------------------------------------------------------------------------- loading
+# Reading the files (TOML, includes, overrides) is twin.sources; this half validates.
 
 
-def _read_toml(path: Path, field: str = "") -> dict:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise TwinInputError(path, field, "file not found") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise TwinInputError(path, field, f"cannot read: {exc.__class__.__name__}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TwinInputError(path, field, f"malformed TOML: {exc}") from None
+def _unwrap(ann, node):
+    """The type an annotation validates ``node`` with, through Annotated, Optional and the
+    jobs' union (picked by ``kind``)."""
+    origin = typing.get_origin(ann)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(ann)[0], node)
+    if origin is Union:
+        for arg in typing.get_args(ann):
+            arg = _unwrap(arg, node)
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                kind = arg.model_fields.get("kind")
+                if kind is None or not isinstance(node, dict) or node.get("kind") in typing.get_args(kind.annotation):
+                    return arg
+        return None
+    return ann
 
 
-def _merge(base: dict, top: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+def _child(node, key):
+    """``node[key]`` of the raw data (a table or a list), or None where there is none."""
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    return None
+
+
+def _fields_at(parts, data) -> list:
+    """The field names of the table at ``parts`` (for near matches of an unknown key)."""
+    ann, node = Scenario, data
+    for p in parts:
+        ann = _unwrap(ann, node)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if p not in ann.model_fields:
+                return []
+            ann = ann.model_fields[p].annotation
+        elif typing.get_origin(ann) in (list, dict):
+            ann = typing.get_args(ann)[-1]
         else:
-            out[key] = copy.deepcopy(value)
-    return out
+            return []
+        node = _child(node, p)
+    ann = _unwrap(ann, node)
+    return list(ann.model_fields) if isinstance(ann, type) and issubclass(ann, BaseModel) else []
 
 
-def _origins(data, path, prefix=()) -> dict:
-    """Map every dotted key prefix in ``data`` to the file it came from."""
-    out = {}
-    for key, value in data.items():
-        k = prefix + (str(key),)
-        out[k] = path
-        if isinstance(value, dict):
-            out.update(_origins(value, path, k))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                out[k + (str(i),)] = path
-                if isinstance(item, dict):
-                    out.update(_origins(item, path, k + (str(i),)))
-    return out
-
-
-def _resolve_includes(path: Path, seen: tuple = ()) -> tuple[dict, dict]:
-    """The merged data of a file and its includes, and which file each key came from."""
-    path = path.resolve() if path.exists() else path
-    if path in seen:
-        raise TwinInputError(path, "include", "include cycle")
-    data = _read_toml(path)
-    includes = data.pop("include", [])
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise TwinInputError(path, "include", "must be a list of file paths")
-    merged: dict = {}
-    origins: dict = {}
-    for inc in includes:
-        inc_path = path.parent / inc
-        if not inc_path.exists():
-            raise TwinInputError(path, "include", f"included file not found: {inc}")
-        inc_data, inc_origins = _resolve_includes(inc_path, seen + (path,))
-        merged = _merge(merged, inc_data)
-        origins.update(inc_origins)
-    origins.update(_origins(data, path))
-    return _merge(merged, data), origins
-
-
-def _set_dotted(data: dict, key: str, value, file) -> None:
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            try:
-                node = node[int(part)]
-                continue
-            except (ValueError, IndexError):
-                raise TwinInputError(file, key, f"no list element {part!r}") from None
-        if part not in node or not isinstance(node[part], (dict, list)):
-            if part in node:
-                raise TwinInputError(file, key, f"{'.'.join(parts[:i + 1])} is not a table")
-            node[part] = {}
-        node = node[part]
-    last = parts[-1]
-    if isinstance(node, list):
-        try:
-            node[int(last)] = value
-        except (ValueError, IndexError):
-            raise TwinInputError(file, key, f"no list element {last!r}") from None
+def _explain(err: dict, data) -> tuple[tuple, str]:
+    """A pydantic error as (location without union tags, message in the project's words)."""
+    loc, node = [], data
+    for p in err["loc"]:
+        if isinstance(node, dict) and p not in node and node.get("kind") == p:
+            continue  # the tag pydantic adds inside a discriminated union
+        if p == "[key]":
+            continue  # a table key that is not a valid name: the key is the field
+        loc.append(p)
+        node = _child(node, p)
+    kind, ctx, got = err["type"], err.get("ctx") or {}, show(err.get("input"))
+    loc = tuple(loc)
+    if kind == "extra_forbidden":
+        msg = "unknown key" + did_you_mean(loc[-1], _fields_at(loc[:-1], data))
+    elif kind == "missing":
+        msg = "required field is missing"
+    elif kind in ("float_parsing", "float_type"):
+        msg = f"expected a number, got {got}"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        msg = f"expected a whole number, got {got}"
+    elif kind == "finite_number":
+        msg = f"must be a finite number, got {err.get('input')}"
+    elif kind == "string_type":
+        msg = f"expected text, got {got}"
+    elif kind in ("bool_type", "bool_parsing"):
+        msg = f"expected true or false, got {got}"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        msg = f"expected a table, got {got}"
+    elif kind in ("list_type", "tuple_type"):
+        msg = f"expected a list, got {got}"
+    elif kind == "too_long" or kind == "too_short" and ctx.get("field_type") == "Tuple":
+        msg = f"expected {ctx.get('max_length', ctx.get('min_length'))} values, got {ctx.get('actual_length')}"
+    elif kind in ("too_short", "string_too_short"):
+        msg = "must not be empty"
+    elif kind == "literal_error":
+        msg = f"must be one of {ctx.get('expected')}, got {got}"
+    elif kind == "union_tag_invalid":
+        msg = f"kind must be one of {ctx.get('expected_tags')}, got {show(ctx.get('tag'))}"
+    elif kind == "union_tag_not_found":
+        msg = f"needs a {str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
+    elif kind == "string_pattern_mismatch":
+        msg = f"{got} is not a valid name: letters, digits, '_' and '-', starting with a letter"
+    elif kind == "value_error":
+        msg = str(ctx.get("error", err["msg"]))
+        head, _, rest = msg.partition(": ")
+        if rest and head.split(".")[0] in _fields_at(loc, data):  # "field: message" from a model validator
+            loc, msg = loc + tuple(head.split(".")), rest
     else:
-        node[last] = value
-
-
-def parse_override(text: str, file="--set") -> tuple[str, object]:
-    """Parse ``dotted.key=value``; the value is read as a TOML value, else as a string."""
-    if "=" not in text:
-        raise TwinInputError(file, text, "expected dotted.key=value")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
-    if not key:
-        raise TwinInputError(file, text, "empty key")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+        msg = err["msg"].replace("Input should be", "must be")
+    return loc, msg
 
 
 def _validate(data: dict, file, origins: Optional[dict] = None) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(str(p) for p in err["loc"])
-        field = ".".join(loc)
-        for n in range(len(loc), 0, -1):  # the file that set the deepest known part of the key
-            if origins and loc[:n] in origins:
-                file = origins[loc[:n]]
-                break
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        raise TwinInputError(file, field, msg) from None
-    _check_physics(scenario, file)
+        loc, msg = _explain(exc.errors()[0], data)
+        loc = tuple(loc)
+        field = ".".join(str(p) for p in loc)
+        raise TwinInputError(where(origins, field, file), field, msg) from None
+    except RecursionError:
+        raise TwinInputError(file, "", "tables or arrays nested too deeply") from None
+    _check_physics(scenario, file, origins)
     return scenario
 
 
-def _check_physics(s: Scenario, file) -> None:
+def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
     """Range checks that need more than one field: temperatures against the coolant."""
     from .coolant import coolant_table
 
+    def fail(field, msg, among=()):
+        """Report ``field``; or, where several fields meet (``among``), the one an option set."""
+        field = next((f for f in among if not isinstance(where(origins, f, file), Path)), field)
+        raise TwinInputError(where(origins, field, file), field, msg)
+
     table = coolant_table(s.coolant.name)
-    if s.facility.supply_temp_c >= table.boiling_temp_c:
-        raise TwinInputError(
-            file, "facility.supply_temp_c",
-            f"{s.facility.supply_temp_c} degC is at or above the boiling point of {s.coolant.name} "
-            f"({table.boiling_temp_c:.1f} degC at 1 atm)",
-        )
+    t, (lo, hi) = s.facility.supply_temp_c, FACILITY_SUPPLY_C
+    if t >= table.boiling_temp_c:
+        fail("facility.supply_temp_c", f"{t:g} degC is at or above the boiling point of {s.coolant.name} "
+                                       f"({table.boiling_temp_c:.1f} degC at 1 atm); supported {lo:g}-{hi:g} degC")
+    if not lo <= t <= hi:
+        fail("facility.supply_temp_c", f"{t:g} degC outside {lo:g}-{hi:g} degC (ASHRAE W17-W45 and W+)")
+    _check_design_point(s, table, fail)
+    if s.simulation.output_interval_s > s.simulation.duration_s:
+        fail("simulation.output_interval_s", f"{_num(s.simulation.output_interval_s)} s is longer than the run "
+                                             f"({_num(s.simulation.duration_s)} s): no telemetry row would be written")
     lo, hi = table.temp_c[0] + 1.0, table.temp_c[-1] - 30.0
-    if not lo <= s.facility.supply_temp_c <= hi:
-        raise TwinInputError(file, "facility.supply_temp_c",
-                             f"{s.facility.supply_temp_c} degC outside the supported {lo:.0f}-{hi:.0f} degC")
     if s.simulation.initial_temp_c is not None and not lo <= s.simulation.initial_temp_c <= hi:
-        raise TwinInputError(file, "simulation.initial_temp_c", f"outside the supported {lo:.0f}-{hi:.0f} degC")
+        fail("simulation.initial_temp_c", f"{s.simulation.initial_temp_c:g} degC outside the supported "
+                                          f"{lo:g}-{hi:g} degC")
     for i, e in enumerate(s.workload.schedule):
         if e.chips not in s.rack.chip_types:
-            raise TwinInputError(file, f"workload.schedule.{i}.chips", f"no chip type named {e.chips!r}")
+            fail(f"workload.schedule.{i}.chips", f"no chip type named {e.chips!r}"
+                 + did_you_mean(e.chips, s.rack.chip_types))
         if e.chips == "gpu" and (s.workload.jobs or s.workload.replay):
-            raise TwinInputError(file, f"workload.schedule.{i}.chips", "GPU power comes from workload.jobs or replay here")
+            fail(f"workload.schedule.{i}.chips", "GPU power comes from workload.jobs or replay here")
     n_gpu = sum(g.count * sum(p.count("gpu") for p in s.rack.tray_types[g.type].paths) for g in s.rack.tray_stack)
     for i, j in enumerate(s.workload.jobs):
         if j.gpus > n_gpu:
-            raise TwinInputError(file, f"workload.jobs.{i}.gpus", f"{j.gpus} GPUs asked, the rack has {n_gpu}")
+            fail(f"workload.jobs.{i}.gpus", f"{j.gpus} GPUs asked, the rack has {n_gpu}")
     for i, f in enumerate(s.faults):
-        if f.kind in ("pump_trip",) and not f.target.startswith("cdu/pump"):
-            raise TwinInputError(file, f"faults.{i}.target", "name a pump: cdu/pump0, cdu/pump1, ...")
+        if f.kind == "pump_trip" and not f.target.startswith("cdu/pump"):
+            fail(f"faults.{i}.target", "name a pump: cdu/pump0, cdu/pump1, ...")
         if f.kind in ("plate_clog", "tray_isolation", "sensor_offset") and not f.target:
-            raise TwinInputError(file, f"faults.{i}.target", f"{f.kind} needs a target")
+            fail(f"faults.{i}.target", f"{f.kind} needs a target")
     if s.workload.jobs and s.workload.replay:
-        raise TwinInputError(file, "workload.replay", "give jobs or a replay, not both")
+        fail("workload.replay", "give jobs or a replay, not both")
+
+
+# An exchanger rated beyond this effectiveness needs an unbounded NTU: not a real CDU
+# rating (and the margin keeps the check valid for rho*cp a few K away from the build's).
+MAX_HX_EFFECTIVENESS = 0.99
+
+
+def _check_design_point(s: Scenario, table, fail) -> None:
+    """The CDU rating must be one a real exchanger can meet: the build sizes the exchanger
+    from it (twin.correlations.hx_design_ua). (A flow setpoint too low to carry the rack
+    is not an input error: the run says what happens, up to the loop boiling, with a
+    named event; docs/model.md.)"""
+    hx = s.cdu.heat_exchanger
+    coolant = table.at(s.facility.supply_temp_c)
+    rho_cp = coolant["rho"] * coolant["cp"]
+    from .coolant import coolant_table
+
+    water = coolant_table("water").at(s.facility.supply_temp_c)
+    c_hot = hx.rated_secondary_flow_lpm / 60000.0 * rho_cp
+    c_cold = hx.rated_facility_flow_lpm / 60000.0 * water["rho"] * water["cp"]
+    q = hx.rated_heat_kw * 1e3
+    eps = q / (min(c_hot, c_cold) * (hx.approach_k + q / c_hot))
+    if eps >= MAX_HX_EFFECTIVENESS:
+        among = [f"cdu.heat_exchanger.{k}" for k in ("rated_heat_kw", "approach_k", "rated_secondary_flow_lpm",
+                                                      "rated_facility_flow_lpm")]
+        fail("cdu.heat_exchanger.rated_heat_kw",
+             f"{_num(hx.rated_heat_kw)} kW at {_num(hx.approach_k)} K approach with {_num(hx.rated_secondary_flow_lpm)}"
+             f" and {_num(hx.rated_facility_flow_lpm)} L/min rated flows needs an effectiveness of {eps:.3g} "
+             f"(a real exchanger stays below {MAX_HX_EFFECTIVENESS:g})", among)
+
+
+@dataclass
+class Loaded:
+    """A validated scenario with what it was made of: its sources (files read, the origin
+    of every key) and every input file of a run (path -> role), for refusing to write over
+    one."""
+
+    scenario: Scenario
+    sources: Sources
+    inputs: dict = dc_field(default_factory=dict)
+
+    def where(self, field: str):
+        """The file (or option) that set a dotted field."""
+        return self.sources.where(field)
+
+
+def validate(sources: Sources) -> Loaded:
+    """Validate gathered scenario sources (:func:`twin.sources.gather`): the schema, the
+    checks across fields, and the replay trace row by row."""
+    path, origins = sources.path, sources.origins
+    scenario = _validate(sources.data, path, origins)
+    inputs = sources.inputs()
+    rp = scenario.workload.replay
+    if rp is not None:
+        origin = origins.get(("workload", "replay", "file"), path)
+        if not Path(rp.file).is_absolute():
+            base = Path(origin).parent if isinstance(origin, Path) else path.parent
+            rp.file = str((base / rp.file).resolve())
+        from .traces import read_trace
+        regular_file(rp.file, origin, "workload.replay.file", f"replay file {rp.file}")
+        read_trace(rp.file, rp.column, rp.time_column)
+        inputs[Path(rp.file)] = "the replay trace"
+    return Loaded(scenario, sources, inputs)
+
+
+def load(path, overrides: Optional[dict | list] = None, options: Optional[dict] = None) -> Loaded:
+    """:func:`load_scenario`, keeping what the scenario was made of (:class:`Loaded`).
+
+    ``options``: dotted key -> (value, option name), overrides given by an option other
+    than ``--set`` (``--duration``); errors in them name the option."""
+    return validate(gather(path, overrides, options))
 
 
 def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
@@ -720,23 +997,4 @@ def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
     ``overrides`` is a dict ``{"facility.supply_temp_c": 45}`` or a list of
     ``"key=value"`` strings (as given to ``--set``). Raises :class:`TwinInputError`.
     """
-    path = Path(path)
-    data, origins = _resolve_includes(path)
-    if isinstance(overrides, (list, tuple)):
-        overrides = dict(parse_override(o) for o in overrides)
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value, path)
-        for k in list(origins):  # an override is reported against the scenario and --set
-            if k[:len(key.split("."))] == tuple(key.split(".")):
-                origins[k] = f"{path} (--set {key})"
-        origins[tuple(key.split("."))] = f"{path} (--set {key})"
-    scenario = _validate(data, path, origins)
-    rp = scenario.workload.replay
-    if rp is not None and not Path(rp.file).is_absolute():
-        origin = origins.get(("workload", "replay", "file"), path)
-        base = Path(origin).parent if isinstance(origin, Path) else path.parent
-        rp.file = str((base / rp.file).resolve())
-    if rp is not None and not Path(rp.file).exists():
-        raise TwinInputError(origins.get(("workload", "replay", "file"), path), "workload.replay.file",
-                             f"file not found: {rp.file}")
-    return scenario
+    return load(path, overrides).scenario

@@ -177,15 +177,25 @@ class Telemetry:
 
 def read_telemetry(path) -> Telemetry:
     """Read every channel of a telemetry file; bad files raise :class:`TwinInputError`."""
+    from .files import is_hdf5, regular_file
+
     path = Path(path)
-    if not path.exists():
-        raise TwinInputError(path, "", "file not found")
+    regular_file(path, path, "", "file")  # a FIFO or a device would block or never end
+    if not is_hdf5(path):
+        raise TwinInputError(path, "", "not an HDF5 file (no HDF5 signature at its start)")
     try:
         f = h5py.File(path, "r")
-    except OSError:
+    except (OSError, RuntimeError, ValueError):
         raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
     with f:
-        return _read_open(f, str(path))
+        try:
+            return _read_open(f, str(path))
+        except _DAMAGED as exc:  # an attribute or link of a damaged file
+            raise TwinInputError(path, "", f"corrupt HDF5 structure ({exc.__class__.__name__})") from None
+
+
+# What reading a damaged or foreign HDF5 object raises (h5py and numpy).
+_DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError)
 
 
 def _read_open(f, name) -> Telemetry:
@@ -193,17 +203,27 @@ def _read_open(f, name) -> Telemetry:
     if schema is None:
         raise TwinInputError(name, "schema", "root attribute missing: not a rack-twin telemetry file")
     if isinstance(schema, bytes):
-        schema = schema.decode()
-    if schema.split("/")[0] != SCHEMA.split("/")[0]:
-        raise TwinInputError(name, "schema", f"unknown schema {schema!r}")
-    if "time" not in f:
+        schema = schema.decode(errors="replace")
+    if not isinstance(schema, str) or schema.split("/")[0] != SCHEMA.split("/")[0]:
+        raise TwinInputError(name, "schema", f"unknown schema {str(schema)!r}")
+    if not isinstance(f.get("time"), h5py.Dataset):
         raise TwinInputError(name, "time", "dataset missing")
     try:
         time = f["time"][()]
-    except (OSError, KeyError) as exc:
+    except _DAMAGED as exc:
         raise TwinInputError(name, "time", f"unreadable ({exc.__class__.__name__})") from None
+    if time.ndim != 1 or time.dtype.kind not in "fiu":
+        raise TwinInputError(name, "time", f"expected one number per sample, got {time.dtype} of shape {time.shape}")
+    if not np.all(np.isfinite(time)):
+        raise TwinInputError(name, "time", f"sample {int(np.argmin(np.isfinite(time)))} is not a finite time")
     channels, units, labels = {}, {}, {}
     events: list = []
+
+    def read(key, obj):
+        try:
+            return obj[()]
+        except _DAMAGED as exc:
+            raise TwinInputError(name, key, f"unreadable ({exc.__class__.__name__})") from None
 
     def visit(key, obj):
         if not isinstance(obj, h5py.Dataset) or key == "time":
@@ -211,36 +231,35 @@ def _read_open(f, name) -> Telemetry:
         if key.startswith("margins/"):
             return
         if key == "events":
-            events.extend((float(r["time"]), _s(r["kind"]), _s(r["target"])) for r in obj[()])
+            try:
+                events.extend((float(r["time"]), _s(r["kind"]), _s(r["target"])) for r in read(key, obj))
+            except _DAMAGED:
+                raise TwinInputError(name, key, "expected records of (time, kind, target)") from None
             return
         if key.endswith("labels"):
             try:
-                labels[key] = [x.decode() if isinstance(x, bytes) else str(x) for x in obj[()]]
-            except (OSError, TypeError):
+                labels[key] = [x.decode() if isinstance(x, bytes) else str(x) for x in read(key, obj)]
+            except _DAMAGED:
                 raise TwinInputError(name, key, "unreadable labels") from None
             return
         if "units" not in obj.attrs:
             raise TwinInputError(name, key, "dataset has no 'units' attribute")
-        try:
-            data = obj[()]
-        except OSError as exc:
-            raise TwinInputError(name, key, f"unreadable ({exc.__class__.__name__})") from None
-        if data.shape[0] != time.shape[0]:
-            raise TwinInputError(name, key, f"{data.shape[0]} rows but time has {time.shape[0]}")
+        data = read(key, obj)
+        if data.ndim == 0 or data.shape[0] != time.shape[0]:
+            raise TwinInputError(name, key, f"{data.shape[0] if data.ndim else 0} rows but time has {time.shape[0]}")
         channels[key] = data
-        u = obj.attrs["units"]
-        units[key] = u.decode() if isinstance(u, bytes) else str(u)
+        units[key] = _s(obj.attrs["units"])
 
     try:
         f.visititems(visit)
     except TwinInputError:
         raise
-    except (OSError, RuntimeError, KeyError) as exc:
+    except _DAMAGED as exc:
         raise TwinInputError(name, "", f"corrupt HDF5 structure ({exc.__class__.__name__})") from None
     for ch in REQUIRED_CHANNELS:
         if ch not in channels:
             raise TwinInputError(name, ch, "required channel missing")
-    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return Telemetry(path=name, attrs=attrs, time=time, channels=channels, units=units, labels=labels,
                      events=events)
 

@@ -485,30 +485,11 @@ class ReplaySource(ScheduleSource):
 
 
 def load_replay_trace(path, column, time_column="time"):
-    """(times [s], power [W]) from a CSV column or a telemetry HDF5 (rack/it_power)."""
-    from pathlib import Path
+    """(times [s], power [W]) from a CSV column or a telemetry HDF5 (rack/it_power), every
+    row checked (:func:`twin.traces.read_trace`; bad input raises TwinInputError)."""
+    from .traces import read_trace
 
-    from .errors import TwinInputError
-    path = Path(path)
-    if not path.exists():
-        raise TwinInputError(path, "workload.replay.file", "file not found")
-    if path.suffix in (".h5", ".hdf5"):
-        from .telemetry import read_telemetry
-        tel = read_telemetry(path)
-        return tel.time, tel["rack/it_power"]
-    import csv
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or column not in header or time_column not in header:
-            raise TwinInputError(path, "workload.replay.column",
-                                 f"no column {column!r} (or {time_column!r}) in the header")
-        ci, ti = header.index(column), header.index(time_column)
-        rows = [(float(r[ti]), float(r[ci])) for r in reader if r]
-    data = np.array(rows)
-    if data.shape[0] < 2 or np.any(np.diff(data[:, 0]) <= 0) or np.max(data[:, 1]) <= 0:
-        raise TwinInputError(path, "workload.replay.column", "needs increasing times and positive power")
-    return data[:, 0], data[:, 1]
+    return read_trace(path, column, time_column)
 
 
 def make_source(model, dt):

@@ -1,0 +1,47 @@
+"""The telemetry channels a simulated run writes: one table for the engine that writes them
+and for the run-size estimate that must count them before anything is built (plain
+Python, no heavy imports)."""
+from __future__ import annotations
+
+
+def channel_table(chip_counts: dict, n_tray: int, n_pump: int, n_jobs: int = 0) -> dict:
+    """name -> (units, width or None for a 1-D channel, dtype), for a rack with
+    ``chip_counts`` (chip type -> number of chips), ``n_tray`` trays, ``n_pump`` pumps and
+    ``n_jobs`` jobs. docs/telemetry.md describes each channel."""
+    ch = {}
+    for t in sorted(chip_counts):
+        n = chip_counts[t]
+        ch[f"{t}/power"] = ("W", n, "f4")
+        ch[f"{t}/junction_temp"] = ("degC", n, "f4")
+        ch[f"{t}/junction_temp_max"] = ("degC", n, "f4")
+        ch[f"{t}/throttled_time"] = ("s", n, "f4")
+    ch["gpu/clock_fraction"] = ("1", chip_counts.get("gpu", 0), "f4")
+    ch.update({
+        "rack/liquid_heat": ("W", None, "f8"),
+        "rack/it_power": ("W", None, "f8"),
+        "rack/air_heat": ("W", None, "f8"),
+        "rack/supply_temp": ("degC", None, "f8"),
+        "rack/return_temp": ("degC", None, "f8"),
+        "rack/flow": ("L/min", None, "f8"),
+        "rack/dp": ("kPa", None, "f8"),
+        "tray/flow": ("L/min", n_tray, "f4"),
+        "tray/return_temp": ("degC", n_tray, "f4"),
+        "cdu/pump_speed": ("1", n_pump, "f4"),
+        "cdu/pump_power": ("W", n_pump, "f4"),
+        "cdu/supply_temp": ("degC", None, "f8"),
+        "cdu/return_temp": ("degC", None, "f8"),
+        "cdu/heat": ("W", None, "f8"),
+        "cdu/dp": ("kPa", None, "f8"),
+        "facility/supply_temp": ("degC", None, "f8"),
+        "facility/return_temp": ("degC", None, "f8"),
+        "facility/flow": ("L/min", None, "f8"),
+    })
+    if n_jobs:
+        ch["job/steps"] = ("1", n_jobs, "f8")
+    return ch
+
+
+def row_bytes(channels: dict) -> int:
+    """Bytes of one row of those channels, the time stamp included."""
+    size = {"f4": 4, "f8": 8}
+    return 8 + sum(size[dtype] * (1 if width is None else width) for _, width, dtype in channels.values())

@@ -1,0 +1,125 @@
+"""Which files the twin reads and writes, checked before any is opened.
+
+Inputs (scenario, included files, replay traces, telemetry to inspect) must be regular
+files: opening a FIFO blocks until a writer appears, a device such as ``/dev/zero`` never
+ends. The output (``-o``) must not be an input of the same run, a directory, a device or
+a FIFO, and an existing file there is only replaced when it is a previous rack-twin
+telemetry file. A missing parent directory is created (as ``make run`` relies on), unless
+something that is not a directory stands in its way.
+
+Standard library only: these checks run before the heavy imports.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import TwinInputError
+
+# The HDF5 format signature (HDF5 File Format Specification, "Format Signature"; at byte
+# 0, or at 512, 1024, 2048, ... after a user block).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# What a scenario file may weigh: they are written by hand (the largest in the catalogue
+# is ~6 KB); a bigger "scenario" is something else given by mistake.
+MAX_TOML_BYTES = 10_000_000
+
+
+def kind_of(mode: int) -> str:
+    """A file type in words (for messages)."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def regular_file(path, file=None, field: str = "", what: str = "file") -> os.stat_result:
+    """``os.stat`` of ``path``, which must be an existing regular file (symlinks followed).
+
+    Errors name ``file`` (default: ``path``) and ``field``; ``what`` names the path in
+    the message ("file", "included file 'racks/x.toml'")."""
+    file = path if file is None else file
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise TwinInputError(file, field, f"{what} not found") from None
+    except NotADirectoryError:
+        raise TwinInputError(file, field, f"{what} not found: a part of its path is not a directory") from None
+    except OSError as exc:
+        raise TwinInputError(file, field, f"cannot read {what}: {exc.strerror or exc.__class__.__name__}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise TwinInputError(file, field, f"{what} is {kind_of(st.st_mode)}, not a regular file")
+    return st
+
+
+def is_hdf5(path) -> bool:
+    """Whether a regular file carries the HDF5 signature: at its start, or after a user
+    block of 512, 1024, 2048, ... bytes (the places the specification allows)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+    except OSError:
+        return False
+    offsets = [0] + [512 << n for n in range(7)]
+    return any(head[o:o + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for o in offsets)
+
+
+def _same(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path, inputs: dict, option: str = "-o") -> None:
+    """Refuse an output path the run must not write (see the module docstring).
+
+    ``inputs``: file -> its role in the run ("the scenario", "an included file", ...). The
+    writer also uses ``PATH.partial`` while it runs; that name must not be an input either."""
+    path = Path(path)
+    scratch = path.with_name(path.name + ".partial") if path.name else path
+    for target in (path, scratch):
+        for inp, role in inputs.items():
+            if _same(target, inp):
+                raise TwinInputError(path, option, f"{target} is {role} of this run; refusing to overwrite an input")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        st = None  # reported below: a file stands where a parent directory should be
+    except OSError as exc:
+        raise TwinInputError(path, option, f"cannot write: {exc.strerror or exc.__class__.__name__}") from None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise TwinInputError(path, option, f"is {kind_of(st.st_mode)}; give a file path for the telemetry")
+        if not _is_telemetry(path):
+            raise TwinInputError(path, option, "exists and is not a rack-twin telemetry file; refusing to overwrite it")
+    if os.path.lexists(scratch) and not os.path.isfile(scratch):
+        raise TwinInputError(path, option, f"{scratch} (the writer's scratch file) exists and is not a regular file")
+    parent = Path(os.path.abspath(path)).parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not os.path.isdir(parent):
+        raise TwinInputError(path, option, f"cannot create its directory: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TwinInputError(path, option, f"cannot write in {parent}: permission denied")
+
+
+def _is_telemetry(path) -> bool:
+    """A previous result: an HDF5 file with the rack-twin schema attribute."""
+    if not is_hdf5(path):
+        return False
+    import h5py
+
+    from .telemetry import SCHEMA
+    try:
+        with h5py.File(path, "r") as f:
+            schema = f.attrs.get("schema")
+    except (OSError, RuntimeError, ValueError):
+        return False
+    if isinstance(schema, bytes):
+        schema = schema.decode(errors="replace")
+    return isinstance(schema, str) and schema.split("/")[0] == SCHEMA.split("/")[0]

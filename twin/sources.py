@@ -1,0 +1,204 @@
+"""Scenario files before the schema: TOML read from regular files, includes merged,
+dotted-key overrides applied, and the file (or option) each key came from.
+
+Includes: a top-level ``include = ["racks/nvl72-class.toml", ...]`` merges the named files
+(paths relative to the including file) underneath the including file, which wins on
+conflicts; tables merge key by key, everything else is replaced.
+
+Standard library only: a file that is missing, not a regular file, not UTF-8 or not TOML,
+an include cycle or a malformed ``--set`` is reported before the schema (pydantic) is
+imported. :mod:`twin.scenario` validates what :func:`gather` returns.
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .errors import TwinInputError
+from .files import MAX_TOML_BYTES, regular_file
+
+# Includes nest a few levels (scenario -> rack -> parts); deeper is a mistake (ASSUMPTION).
+MAX_INCLUDE_DEPTH = 16
+
+
+@dataclass
+class Sources:
+    """A scenario's raw data: merged includes with overrides applied (``data``), the file
+    or option that set each key (``origins``: key tuple -> Path or ``"FILE (--set KEY)"``)
+    and the files read, the scenario first (``files``)."""
+
+    path: Path
+    data: dict
+    origins: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+
+    def where(self, key: str):
+        """The file (or option) that set a dotted key."""
+        return where(self.origins, key, self.path)
+
+    def inputs(self) -> dict:
+        """Every file read -> its role (for refusing to write over one)."""
+        return {f: "the scenario file" if i == 0 else "an included file" for i, f in enumerate(self.files)}
+
+
+def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict] = None) -> Sources:
+    """Read a scenario and its includes and apply overrides: ``overrides`` is a dict
+    ``{"facility.supply_temp_c": 45}`` or ``--set`` strings ``"key=value"``; ``options``
+    maps a dotted key to (value, option name) for overrides given by another option
+    (``--duration``), so that errors in them name the option."""
+    path = Path(path)
+    data, origins, files = _resolve_includes(path)
+    if isinstance(overrides, (list, tuple)):
+        overrides = dict(parse_override(o) for o in overrides)
+    given = {key: (value, f"--set {key}") for key, value in (overrides or {}).items()}
+    given.update(options or {})
+    for key, (value, option) in given.items():
+        set_dotted(data, key, value, f"{path} ({option})")
+        k = tuple(key.split("."))
+        for o in list(origins):  # an override is reported against the scenario and its option
+            if o[:len(k)] == k:
+                origins[o] = f"{path} ({option})"
+        origins[k] = f"{path} ({option})"
+    return Sources(path, data, origins, files)
+
+
+def where(origins: Optional[dict], key: str, default):
+    """The file that set the deepest known part of a dotted key."""
+    loc = tuple(key.split("."))
+    for n in range(len(loc), 0, -1):
+        if origins and loc[:n] in origins:
+            return origins[loc[:n]]
+    return default
+
+
+def show(value, width: int = 40) -> str:
+    """A value as the user wrote it, shortened."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def read_toml(path: Path) -> dict:
+    """A regular file's TOML (the caller has checked it is one)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TwinInputError(path, "", f"cannot read: {exc.strerror or exc.__class__.__name__}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TwinInputError(path, "", f"not a TOML text file: byte {exc.start} is not UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TwinInputError(path, "", f"malformed TOML: {exc}") from None
+    except RecursionError:
+        raise TwinInputError(path, "", "malformed TOML: arrays or tables nested too deeply") from None
+
+
+def merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``: tables merge key by key, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _origins(data, path, prefix=()) -> dict:
+    """Map every dotted key prefix in ``data`` to the file it came from."""
+    out = {}
+    for key, value in data.items():
+        k = prefix + (str(key),)
+        out[k] = path
+        if isinstance(value, dict):
+            out.update(_origins(value, path, k))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                out[k + (str(i),)] = path
+                if isinstance(item, dict):
+                    out.update(_origins(item, path, k + (str(i),)))
+    return out
+
+
+def _resolve_includes(path: Path, seen: tuple = (), via: tuple = ()) -> tuple[dict, dict, list]:
+    """The merged data of a file and its includes, which file each key came from, and the
+    files read (this one first). ``via``: (including file, its include entry)."""
+    file, key, what = (via[0], "include", f"included file {via[1]!r}") if via else (path, "scenario", "file")
+    st = regular_file(path, file, key, what)
+    if st.st_size > MAX_TOML_BYTES:
+        raise TwinInputError(file, key, f"{what} has {st.st_size} bytes: not a scenario file "
+                                        f"(limit {MAX_TOML_BYTES // 1_000_000} MB)")
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(p.name for p in seen[seen.index(path):] + (path,))
+        raise TwinInputError(file, key, f"include cycle: {chain}")
+    if len(seen) >= MAX_INCLUDE_DEPTH:
+        raise TwinInputError(file, key, f"includes nested deeper than {MAX_INCLUDE_DEPTH} files")
+    data = read_toml(path)
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i.strip() for i in includes):
+        raise TwinInputError(path, "include", f"must be a list of file paths, got {show(includes)}")
+    merged: dict = {}
+    origins: dict = {}
+    files = [path]
+    for inc in includes:
+        inc_data, inc_origins, inc_files = _resolve_includes(path.parent / inc, seen + (path,), (path, inc))
+        merged = merge(merged, inc_data)
+        origins.update(inc_origins)
+        files += [f for f in inc_files if f not in files]
+    origins.update(_origins(data, path))
+    return merge(merged, data), origins, files
+
+
+def set_dotted(data: dict, key: str, value, file) -> None:
+    """Set ``data[a][b]...`` for ``a.b...``; list elements by index (``faults.0.value``)."""
+    parts = key.split(".")
+    if any(not p.strip() for p in parts):
+        raise TwinInputError(file, key, "empty part in the dotted key")
+    node = data
+    for i, part in enumerate(parts):
+        here = ".".join(parts[:i])
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            try:
+                index = int(part)
+                if not -len(node) <= index < len(node):
+                    raise IndexError
+            except (ValueError, IndexError):
+                raise TwinInputError(file, key, f"no list element {part!r} ({here} has {len(node)})") from None
+            if last:
+                node[index] = value
+            node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            elif part not in node:
+                if parts[i + 1].lstrip("-").isdigit():
+                    raise TwinInputError(file, key, f"no list element {parts[i + 1]!r} ({'.'.join(parts[:i + 1])} "
+                                                    "is not set)")
+                node[part] = {}  # an unknown key: validation names it
+            node = node[part]
+        else:
+            raise TwinInputError(file, key, f"{here} is a value, not a table or list")
+
+
+def parse_override(text: str, file="--set") -> tuple[str, object]:
+    """Parse ``dotted.key=value``; the value is read as a TOML value, else as a string."""
+    if "=" not in text:
+        raise TwinInputError(file, text, "expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    if not key:
+        raise TwinInputError(file, text, "empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except (tomllib.TOMLDecodeError, RecursionError, KeyError):
+        value = raw
+    return key, value
