@@ -540,6 +540,8 @@ def simulate(scenario: Scenario, output=None, power=None,
     sim = s.simulation
     dt = sim.time_step_s
     duration = duration_s if duration_s is not None else sim.duration_s
+    if not (math.isfinite(duration) and duration > 0):
+        raise TwinInputError("<simulate>", "duration_s", f"must be a positive number of seconds, got {duration!r}")
     n_total = int(round(duration / dt))
     rec_every = int(round(sim.output_interval_s / dt))
     block_steps = int(round(sim.hydraulic_update_s / dt))
