@@ -234,7 +234,9 @@ def advance(n_steps, dt, step0, rec_every,
     demand does not change is one row); chip power is ``demand`` passed through clocks,
     throttling and the training waveforms of :func:`twin.kernels.workload.chip_power_step`
     (arrays ``wp`` ... ``job_tmp``). Each tray's auxiliary power follows its chips:
-    ``max(aux_base[tray] + aux_slope[tray] * (its chips' power this step), 0)`` [W], a share
+    ``max(aux_base[tray] + aux_slope[tray] * (its chips' power this step), 0)`` [W] while
+    any of its chips runs, none once they have all shut down (the tray's BMC powers it
+    off: ASSUMPTION), a share
     ``aux_frac[tray]`` of it into the coolant leaving the tray, the rest to air.
     State (updated in place): ``chip_x[chip, 3]`` = [Tj, Tb, Tf], ``cell_t``, ``edge_out``
     (step-mean outlet temperature of every edge), ``node_t`` (mixed node temperatures).
@@ -258,6 +260,7 @@ def advance(n_steps, dt, step0, rec_every,
     n_chip = chip_x.shape[0]
     interval_power = acc[ACC_CHIPS:ACC_CHIPS + n_chip]
     tray_p = np.zeros(aux_base.shape[0])  # chip power of each tray this step [W]
+    tray_on = np.zeros(aux_base.shape[0])  # 1 while any chip of the tray has not shut down
     # each chip's state, interval sums and step power in one row for the run: columns
     # Tj, Tb, Tf, interval energy, interval max Tj, power, shutdown temperature (inf once
     # it has shut down) (one cache line per chip)
@@ -328,8 +331,9 @@ def advance(n_steps, dt, step0, rec_every,
                     ia = cell_int[c, CI_AUX]
                     if ia >= 0:  # the tray's return: its aux power, from its chips' (all upstream)
                         t = np.uint64(ia)
-                        a_tray = max(aux_base[t] + aux_slope[t] * tray_p[t], 0.0)
+                        a_tray = max(aux_base[t] + aux_slope[t] * tray_p[t], 0.0) * tray_on[t]
                         tray_p[t] = 0.0
+                        tray_on[t] = 0.0
                         q_ext = aux_frac[t] * a_tray
                         step_aux += q_ext * dt
                         step_aux_all += a_tray
@@ -376,7 +380,10 @@ def advance(n_steps, dt, step0, rec_every,
                     cx[k, 2] = tf
                     step_liquid += mcp * (tf_mean - t_in) + pk[k, PK_CF] * (tf - a2) * inv_dt
                     step_chip += p
-                    tray_p[np.uint64(cell_int[c, CI_AUX])] += p
+                    t = np.uint64(cell_int[c, CI_AUX])
+                    tray_p[t] += p
+                    if cx[k, 6] < np.inf:  # not shut down (its power may still be zero)
+                        tray_on[t] = 1.0
                     cx[k, 3] += p * dt
                     cx[k, 4] = max(cx[k, 4], tj)  # folded into chip_tj_max at each record
                     cell_t[c] = tf
