@@ -93,3 +93,22 @@ def test_aux_power_follows_the_power_the_chips_really_draw():
         assert aux[-1] == pytest.approx(expected, rel=1e-4), name
         # and the air takes the rest of it: air heat = (1 - 0.3) aux
         assert tel["rack/air_heat"][-1] == pytest.approx(0.7 * aux[-1], rel=1e-4), name
+
+
+def test_a_tray_whose_chips_all_shut_down_draws_no_aux_power():
+    """A one-GPU tray at low power, then at full power with its limits set low and no clock
+    control: the GPU shuts down and the tray is powered off, so the rack's IT power and air
+    heat fall to zero (a tray whose aux kept running would keep ~170 W)."""
+    from .conftest import single_plate_overrides
+
+    r = twin.simulate(twin.load_scenario(REFERENCE, single_plate_overrides(**{
+        "rack.tray_types.compute.aux_power_w": 400.0, "rack.tray_types.compute.aux_idle_power_w": 200.0,
+        "rack.tray_types.compute.aux_liquid_fraction": 0.3,
+        "rack.chip_types.gpu.throttle_temp_c": 45.0, "rack.chip_types.gpu.shutdown_temp_c": 50.0,
+        "rack.chip_types.gpu.throttles": False, "simulation.duration_s": 30.0,
+        "workload.schedule": [{"chips": "gpu", "fraction_of_tdp": 0.1},
+                              {"chips": "gpu", "start_s": 5.0, "fraction_of_tdp": 1.0}]})))
+    tel = r.telemetry()
+    assert r.margins["gpu_shutdowns"] == 1
+    assert tel["rack/it_power"][0] == pytest.approx(120.0 + 200.0 + (400.0 - 200.0) * (120.0 - 150.0) / 1050.0)
+    assert tel["rack/it_power"][-1] == 0.0 and tel["rack/air_heat"][-1] == 0.0

@@ -131,12 +131,3 @@ def test_cdu_trip_with_pumps_lost_stops_the_flow_and_leaves_seconds():
     circulating, _ = _run("cdu-trip", **{"simulation.duration_s": 400.0})
     assert circulating.margins["ride_through_throttle_s"] > 3 * thr
 
-
-def test_isolated_tray_trapped_coolant_boils_and_the_run_says_so():
-    """With no flow the tray's throttled CPUs keep heating the few millilitres trapped in it:
-    the run stops at boiling with a named event at that tray, and aux power of a tray whose
-    chips have all shut down is off (the tray powers down)."""
-    r, tel = _run("isolated-tray")
-    assert r.end.kind == "coolant_boiling" and 60.0 < r.end.time_s < 600.0
-    assert any(k == "coolant_boiling" and where.startswith("tray05/") for _, k, where in r.events)
-    assert {x.name: x.status for x in r.margin_table.rows}["coolant_temp_max_c"] == "fail"

@@ -148,19 +148,27 @@ def test_a_loop_that_would_boil_stops_with_a_named_event_not_a_traceback(tmp_pat
     assert not r.attrs["complete"]
 
 
-def test_a_cdu_trip_without_pumps_or_throttling_ends_at_boiling_not_at_1784_degc():
-    """Heat keeps coming (aux, chips until they shut down) and nothing leaves: the run stops
-    at the boiling point with a named event instead of clamping the tables."""
-    s = twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml", {
-        "faults.0.pumps_run": True, "rack.chip_types.gpu.throttles": False,
-        "rack.chip_types.cpu.throttles": False, "rack.chip_types.nvswitch.throttles": False,
-        "simulation.duration_s": 7200.0})
-    r = twin.simulate(s)
-    assert r.margins["gpu_shutdowns"] == 72
-    assert r.end.kind == "coolant_boiling" and 60.0 < r.end.time_s < 7200.0
-    tel = r.telemetry()
-    assert tel.time[-1] == pytest.approx(r.end.time_s)
+def test_a_cdu_trip_stops_at_boiling_and_without_clock_control_every_tray_powers_off():
+    """With throttling the chips keep heating the loop at their lowest clocks after the CDU
+    loses heat rejection: the run stops at boiling with a named event. Without it every
+    chip shuts down and its tray powers off, and the loop stays below boiling (the model
+    once clamped its tables and went on to 1784 degC)."""
+    throttled = twin.simulate(twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml"))
+    assert throttled.end.kind == "coolant_boiling" and 60.0 < throttled.end.time_s < 900.0
+    tel = throttled.telemetry()
+    assert tel.time[-1] == pytest.approx(throttled.end.time_s)
     assert np.max(tel["rack/return_temp"]) < 100.0
-    assert r.margin_table.verdict == FAIL
+    assert throttled.margin_table.verdict == FAIL
+    assert 0 < throttled.margins["ride_through_throttle_s"] < throttled.margins["ride_through_shutdown_s"]
+
+    s = twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml", {
+        "rack.chip_types.gpu.throttles": False, "rack.chip_types.cpu.throttles": False,
+        "rack.chip_types.nvswitch.throttles": False, "simulation.duration_s": 7200.0})
+    r = twin.simulate(s)
+    assert r.end.is_complete
+    assert r.margins["gpu_shutdowns"] == 72
+    tel = r.telemetry()
+    assert tel["rack/it_power"][-1] == 0.0
+    assert np.max(tel["rack/return_temp"]) < 100.0
     # the GPUs reached their throttle temperature (no clock control) before shutting down
     assert 0 < r.margins["ride_through_throttle_s"] < r.margins["ride_through_shutdown_s"]

@@ -47,13 +47,13 @@ def default_kernel_arrays(model, n_jobs=0):
         wp[k, kw.WP_SHUT] = ct.shutdown_temp_c
         wp[k, kw.WP_HOLD_S] = ct.throttle_hold_s
         wp[k, kw.WP_CMIN] = ct.min_clock_fraction
-        wp[k, kw.WP_CAP] = s.workload.gpu_power_cap_w if t == "gpu" else math.inf
+        wp[k, kw.WP_CAP] = min(s.workload.gpu_power_cap_w if t == "gpu" else math.inf, kw.NEVER)  # no cap: NEVER
         wp[k, kw.WP_SPEED] = 1.0
         wp[k, kw.WP_JITTER] = 1.0
         wp[k, kw.WP_THROTTLE] = 1.0 if ct.throttles else 0.0
     ws = np.zeros((n, kw.N_WS))
     ws[:, kw.WS_CLOCK] = ws[:, kw.WS_CLOCK_CMD] = 1.0
-    ws[:, kw.WS_HOLD_T] = -np.inf
+    ws[:, kw.WS_HOLD_T] = -kw.NEVER  # no history (a finite sentinel: kernels use fastmath)
     ws[:, kw.WS_FIRST_THROTTLE] = -1.0
     ws[:, kw.WS_FIRST_SHUTDOWN] = -1.0
     return KernelWorkload(wp=wp, ws=ws, chip_job=np.full(n, -1, dtype=np.int64),
@@ -80,7 +80,7 @@ class KernelWorkload:
         ``shutdown=False`` disables the shutdown latch."""
         wp = self.wp.copy()
         if not shutdown:
-            wp[:, kw.WP_SHUT] = np.inf
+            wp[:, kw.WP_SHUT] = kw.NEVER
         return KernelWorkload(wp, self.ws.copy(), self.chip_job, self.jp.copy(), self.js.copy(), self.job_tmp.copy())
 
     def frozen(self, gain_scale=1.0):

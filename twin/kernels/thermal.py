@@ -21,7 +21,7 @@ Cell kinds:
 import numpy as np
 from numba import njit
 
-from .workload import (JS_STEPS, WP_SHUT, WS_CLOCK_INT, WS_FIRST_SHUTDOWN, WS_INTERVAL_THROTTLED, WS_SHUTDOWN,
+from .workload import (JS_STEPS, NEVER, WP_SHUT, WS_CLOCK_INT, WS_FIRST_SHUTDOWN, WS_INTERVAL_THROTTLED, WS_SHUTDOWN,
                        chip_power_step, hold_decay)
 
 FLUID = 0
@@ -262,7 +262,7 @@ def advance(n_steps, dt, step0, rec_every,
     tray_p = np.zeros(aux_base.shape[0])  # chip power of each tray this step [W]
     tray_on = np.zeros(aux_base.shape[0])  # 1 while any chip of the tray has not shut down
     # each chip's state, interval sums and step power in one row for the run: columns
-    # Tj, Tb, Tf, interval energy, interval max Tj, power, shutdown temperature (inf once
+    # Tj, Tb, Tf, interval energy, interval max Tj, power, shutdown temperature (NEVER once
     # it has shut down) (one cache line per chip)
     cx = np.empty((n_chip, 8))
     for k in range(n_chip):
@@ -272,7 +272,7 @@ def advance(n_steps, dt, step0, rec_every,
         cx[k, 3] = interval_power[k]
         cx[k, 4] = interval_tj_max[k]
         cx[k, 5] = 0.0
-        cx[k, 6] = wp[k, WP_SHUT] if ws[k, WS_SHUTDOWN] <= 0.0 else np.inf
+        cx[k, 6] = wp[k, WP_SHUT] if ws[k, WS_SHUTDOWN] <= 0.0 else NEVER
     chip_power = cx[:, 5]
     decay = np.empty(n_chip)
     hold_decay(wp, dt, decay)
@@ -368,7 +368,7 @@ def advance(n_steps, dt, step0, rec_every,
                         cx[k, 5] = p
                         tj = (pk[k, 0] * a0 + pk[k, 1] * a1 + pk[k, 2] * a2 + pk[k, 9] * p + pk[k, 10] * t_in)
                         cx[k, 4] = max(cx[k, 4], t_shut)
-                        cx[k, 6] = np.inf
+                        cx[k, 6] = NEVER
                         ws[k, WS_SHUTDOWN] = 1.0
                         if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
                             ws[k, WS_FIRST_SHUTDOWN] = step0 + n
@@ -382,7 +382,7 @@ def advance(n_steps, dt, step0, rec_every,
                     step_chip += p
                     t = np.uint64(cell_int[c, CI_AUX])
                     tray_p[t] += p
-                    if cx[k, 6] < np.inf:  # not shut down (its power may still be zero)
+                    if ws[k, WS_SHUTDOWN] <= 0.0:  # not shut down (its power may still be zero)
                         tray_on[t] = 1.0
                     cx[k, 3] += p * dt
                     cx[k, 4] = max(cx[k, 4], tj)  # folded into chip_tj_max at each record

@@ -54,6 +54,10 @@ N_WS = 9
 # sit exactly at the limit would count as throttled for a 0.03 % clock dip, for a time
 # that depends on the step (ASSUMPTION on the step size).
 CLOCK_STEP = 0.005
+# "Never" in kernels compiled with fastmath: LLVM may fold a comparison with a literal
+# infinity (``x < inf`` to true), so limits that are off are this finite sentinel instead
+# (a shut-down chip's trip temperature, a hold with no history, a frozen copy's shutdown).
+NEVER = 1e300
 JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM, JP_MIN_SPEED, JP_UNCAPPED = range(7)
 N_JP = 7
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
@@ -166,7 +170,7 @@ def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, jo
                 # (a junction crossing its limit inside a step trips there, in the thermal
                 # sweep; this catches one that starts the step above it)
                 ws[k, WS_SHUTDOWN] = 1.0
-                chip_x[k, 6] = np.inf
+                chip_x[k, 6] = NEVER
                 if ws[k, WS_FIRST_SHUTDOWN] < 0.0:
                     ws[k, WS_FIRST_SHUTDOWN] = gstep
             elif wp[k, WP_THROTTLE] > 0.0:
