@@ -589,7 +589,7 @@ class ScheduleEntry(_Model):
     fraction_of_tdp: TdpFraction = 1.0
     high_fraction_of_tdp: TdpFraction = 1.0
     low_fraction_of_tdp: TdpFraction = 0.3
-    # training swings run at 0.2-3 Hz (REFERENCE.md); a square wave faster than 1 kHz
+    # training swings run at 0.2-3 Hz (docs/sources.md); a square wave faster than 1 kHz
     # averages out inside any thermal step (ASSUMPTION for the lower bound)
     period_s: Annotated[float, Bounds(1e-3, 1e6, "s")] = 1.0
     duty: Annotated[float, Bounds(0, 1, lo_open=True, hi_open=True)] = 0.5

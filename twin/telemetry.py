@@ -21,7 +21,7 @@ import numpy as np
 from .errors import TwinInputError
 
 SCHEMA = "rack-twin-telemetry/1"
-# Channels every telemetry file must carry (DESIGN.md), with their units.
+# Channels every telemetry file must carry (docs/telemetry.md), with their units.
 REQUIRED_CHANNELS = {
     "gpu/power": "W",
     "gpu/junction_temp": "degC",
