@@ -134,13 +134,26 @@ def test_power_cap_limits_gpu_power_and_slows_steps():
     assert capped.jobs[0]["goodput"] == 1.0  # a cap is a choice, not a thermal loss
 
 
-def test_queued_job_starts_when_gpus_free_up():
+def test_queued_job_waits_for_free_gpus_and_starts_when_they_free_up():
+    """72 GPUs: pretrain holds 48 and serving 16, so the 16-GPU finetune submitted at 100 s
+    finds 8 free and must wait (FIFO) until pretrain ends at 300 s; it then starts at
+    once. Its GPUs sit idle until then and draw its power after. A queue that started a
+    job on too few GPUs, or never released them, fails here."""
     s = twin.load_scenario(ROOT / "scenarios" / "mixed-rack.toml", {
-        "workload.jobs.0.duration_s": 300.0, "simulation.duration_s": 600.0, "workload.jobs.0.failures_per_day": 0.0})
+        "workload.jobs.0.duration_s": 300.0, "workload.jobs.0.failures_per_day": 0.0,
+        "workload.jobs.2.start_s": 100.0, "simulation.duration_s": 400.0})
     r = twin.simulate(s)
     ev = {(k, g): t for t, k, g in r.events}
-    assert ev[("job_submit", "finetune")] == 600.0 or ev[("job_start", "finetune")] >= ev[("job_end", "pretrain")]
+    assert ev[("job_submit", "finetune")] == pytest.approx(100.0)
     assert ev[("job_end", "pretrain")] == pytest.approx(300.0)
+    assert ev[("job_start", "finetune")] == pytest.approx(300.0)  # waited 200 s, started when GPUs freed
+    tel = r.telemetry()
+    p = tel["gpu/power"].astype(float)
+    busy = p > 150.0 + 1.0  # above idle_w
+    waiting = (tel.time > 110.0) & (tel.time <= 290.0)
+    assert np.all(busy[waiting].sum(axis=1) == 64)  # 48 pretrain + 16 serving; 8 idle, finetune queued
+    after = (tel.time > 310.0) & (tel.time <= 400.0)
+    assert np.all(busy[after].sum(axis=1) == 32)  # serving + finetune
 
 
 def test_replay_follows_the_trace():
