@@ -4,8 +4,8 @@
 pressure.
 
 ``pg25``: DOWFROST LC 25 (Dow), the pre-mixed inhibited propylene-glycol coolant the
-NVL72-class loops are specified with (OCP rack and switch specifications name "PG25 /
-DowFrost LC-25"): 25 % propylene glycol **by volume** (about 25.7 % by mass) with a
+NVL72-class loops are specified with (OCP-derived switch and manifold requirements quote
+"PG25 / DowFrost LC-25"): 25 % propylene glycol **by volume** (about 25.7 % by mass) with a
 phosphate inhibitor package, freezing at -10 degC. Its properties are Dow's published
 table (:data:`DOWFROST_LC25`), not those of a binary glycol-water solution: at 40 degC
 the inhibited fluid is 1.2 % denser, has 1.3 % less cp, 2 % less conductivity and 14 %
@@ -26,9 +26,10 @@ References
   Fluid: Engineering and Operating Guide*, Form No. 176-01641-01-0623 (June 2023),
   Table 2 (properties of DOWFROST LC 25, 5 K steps) and Table 1 (25 vol% PG, freezing
   point -10 degC); *DOWFROST LC Technical Data Sheet*, Form No. 180-01627-01-0523
-  (25 vol%, use -10 to 90 degC, boiling point 101.4 degC at 760 mmHg). Values as
-  transcribed from distributor copies of the guide; the 40 degC row equals the one
-  quoted in the project's reference sheet. The guide's earlier revision (Form
+  (25 vol%, use -10 to 90 degC, boiling point 101.4 degC at 760 mmHg). Values 20-55
+  degC as transcribed, in a public design repository, from a distributor copy of the
+  guide (Dow's own PDF was not read here); the 40 degC row equals the one quoted in the
+  project's reference sheet. The guide's earlier revision (Form
   176-01641-01-0222, Feb. 2022) printed the same cp and conductivity but a density
   1.9 kg/m3 higher and a viscosity 12-14 % lower (1.39 mPa s at 40 degC, close to
   Melinder's binary solution); Dow's current revision is used.
