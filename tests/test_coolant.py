@@ -1,10 +1,10 @@
-"""Coolant tables against CoolProp values quoted in REFERENCE.md and a datasheet."""
+"""Coolant tables against CoolProp values [COOLPROP] and a datasheet [DOWFROST] (docs/sources.md)."""
 import numpy as np
 import pytest
 
 from twin.coolant import coolant_table, compute_coolant_table
 
-# REFERENCE.md quotes CoolProp to 4-5 digits; the table interpolates linearly on a
+# The values below are CoolProp at 1 atm quoted to 4-5 digits; the table interpolates linearly on a
 # 0.5 K grid (curvature error < 1e-5 relative): 2e-4 covers the rounding of the quote.
 QUOTE_RTOL = 2e-4
 # DOWFROST LC 25 is a different product (inhibited, its own glycol fraction basis) from

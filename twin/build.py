@@ -27,17 +27,18 @@ from .coolant import CoolantTable, coolant_table
 from .scenario import Scenario
 
 LPM = 1.0 / 60000.0  # m3/s per L/min
-KPA = 1000.0
+KPA = 1000.0  # Pa per kPa
 
-# Check-valve reverse resistance on every pump [Pa/(m3/s)^2] (assumption: a closed swing
-# check passes ~0.1 L/min at 280 kPa).
+# Check-valve reverse resistance on every pump [Pa/(m3/s)^2] (ASSUMPTION: a closed swing
+# check passes ~0.1 L/min at 280 kPa; check-valve leakage is not published).
 CHECK_VALVE_B = 1.0e17
 # Temperature grid of the plate conductance tables [degC].
 HA_TEMPS_C = np.arange(5.0, 96.0, 5.0)
 # Flow grid of the plate conductance tables [L/min], log-spaced.
 HA_FLOWS_LPM = np.geomspace(1e-3, 50.0, 160)
 # Cells a hose is split into: tanks in series approximating its transport delay
-# (assumption; the residence-time variance of N tanks is 1/N of the mean squared).
+# (ASSUMPTION: 8 tanks; the residence-time variance of N tanks is 1/N of the mean squared,
+# a hose's real dispersion is not modelled).
 HOSE_CELLS = 8
 
 
@@ -495,7 +496,8 @@ def build_model(s: Scenario) -> Model:
         node=dict(rack_in=g.index["S00"], rack_out=g.index[rack_out], cdu_supply=g.index["cdu_supply"],
                   cdu_return=g.index["cdu_return"], suction=g.index["suction"], discharge=g.index["discharge"]),
         edge=dict(reservoir=e_res, hx=e_hx, supply_hose=e_sup, return_hose=e_ret, hx_cell=hx_cell),
-        hx_ua_design=ua_d, hx_ha_sec_design=2.0 * ua_d, hx_ha_fac_design=2.0 * ua_d,
+        hx_ua_design=ua_d, hx_ha_sec_design=ua_d / hx.secondary_resistance_share,
+        hx_ha_fac_design=ua_d / (1.0 - hx.secondary_resistance_share),
         hx_msec_design=m_sec_d, hx_mfac_design=m_fac_d, hx_exponent=exponent,
         facility_cp=water["cp"], facility_rho=water["rho"],
         info=dict(q_rack_nominal_lpm=q_rack_nom / LPM),

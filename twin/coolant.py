@@ -29,17 +29,19 @@ COOLANTS = {
     "pg25": "INCOMP::MPG[0.25]",
 }
 
-# Freezing points at 1 atm [degC]: water 0; propylene glycol 25 % by mass -10 (DOWFROST
-# product information, freezing point of a 25 wt% solution; Melinder (2010) gives -9.6).
+# Freezing points at 1 atm [degC]: water 0 (the ice point); propylene glycol 25 % by mass
+# -10 ([DOWFROST], freezing point of a 25 wt% solution; [MELINDER] gives -9.6).
 FREEZING_C = {"water": 0.0, "pg25": -10.0}
 
+# The property tables' temperature grid [degC]: from just above water's freezing point to
+# just below its boiling point, every 0.5 K (linear interpolation error < 1e-5 relative).
 TABLE_T_MIN_C = 1.0
-TABLE_T_MAX_C = 99.0
-TABLE_STEP_C = 0.5
+TABLE_T_MAX_C = 99.0  # (grid, above)
+TABLE_STEP_C = 0.5  # (grid, above)
 # Pressure at which the tables are evaluated: 2 bar absolute, a typical secondary-loop
-# pressure (assumption; liquid properties move < 0.01 % per bar here).
+# pressure (ASSUMPTION; liquid properties move < 0.01 % per bar here).
 TABLE_PRESSURE_PA = 2.0e5
-ATMOSPHERIC_PA = 101325.0
+ATMOSPHERIC_PA = 101325.0  # the standard atmosphere [SI-BROCHURE]
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class CoolantTable:
         return FREEZING_C[self.name]
 
     def at(self, temp_c: float) -> dict:
-        """Properties at one temperature (linear interpolation in the table) [SI]."""
+        """Properties at one temperature (linear interpolation in the table), SI units."""
         if not (self.temp_c[0] <= temp_c <= self.temp_c[-1]):
             raise ValueError(
                 f"{temp_c:.2f} degC is outside the {self.name} table "
@@ -132,7 +134,7 @@ def compute_coolant_table(name: str) -> CoolantTable:
     # Boiling point at atmospheric pressure: the loop is vented through its reservoir in
     # the worst case. CoolProp's incompressible PG25 has no saturation state; a 25 %
     # glycol solution boils above water (Raoult), so water's value is the conservative
-    # limit for both (assumption).
+    # limit for both (ASSUMPTION).
     boiling_c = PropsSI("T", "P", ATMOSPHERIC_PA, "Q", 0, "Water") - 273.15
     return CoolantTable(
         name=name,

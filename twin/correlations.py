@@ -11,8 +11,8 @@ import fluids
 import ht
 import numpy as np
 
-G = 9.80665  # standard gravity [m/s2]
-LAMINAR_RE_MAX = 2300.0  # upper Reynolds number of laminar duct flow (Incropera 8.1)
+G = 9.80665  # standard acceleration of gravity [m/s2] [SI-BROCHURE]
+LAMINAR_RE_MAX = 2300.0  # upper Reynolds number of laminar duct flow [INCROPERA] sec. 8.1
 
 
 def fanning_fRe_rectangular_Shah_London(aspect_ratio: float) -> float:

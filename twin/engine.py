@@ -57,7 +57,7 @@ REC_NODES = ("rack_in", "rack_out", "cdu_supply", "cdu_return")
 # Steady initialisation: pseudo-time step [s] and convergence on the largest temperature
 # change over a 100-step block [K].
 STEADY_DT_S = 1.0
-STEADY_TOL_K = 1e-9
+STEADY_TOL_K = 1e-9  # (see above)
 # The clock controllers' gains during the steady start: its 1 s pseudo-time steps times the
 # default gain times a GPU's ~60 K per unit clock would overshoot (3 per step); a tenth
 # keeps the explicit update monotone. The throttled equilibrium does not depend on it.

@@ -37,7 +37,7 @@ REQUIRED_CHANNELS = {
     "facility/return_temp": "degC",
     "facility/flow": "L/min",
 }
-CHUNK_ROWS = 1024
+CHUNK_ROWS = 1024  # rows per HDF5 chunk
 # Rows queued before a write (memory: ~2 KB a row for the reference rack). Writes cover
 # whole chunks only (the rest waits for the next batch), so HDF5 never re-reads a chunk
 # and needs no chunk cache: with its default cache (1 MB per dataset) the process grew by
