@@ -193,7 +193,7 @@ def _loop_ref_temp(s: Scenario) -> float:
         chips = sum(rack.chip_types[c].tdp_w for p in tray.paths for c in p)
         power += g.count * (chips + tray.aux_power_w * tray.aux_liquid_fraction)
     flow = s.controls.flow_setpoint_lpm * LPM
-    rise = power / (flow * 1000.0 * 4000.0)
+    rise = power / (flow * 1000.0 * 4000.0)  # rho cp ~ 1000 kg/m3 x 4000 J/(kg K): an estimate (ASSUMPTION)
     # kept inside the property table: a loop that would boil is a run that stops with a
     # named event (twin.engine.CoolantLimits), not a build that fails
     table = coolant_table(s.coolant.name)
@@ -248,8 +248,8 @@ def build_model(s: Scenario) -> Model:
 
     # ---- CDU
     res_vol = (cdu.reservoir_volume_l + cdu.internal_volume_l) * 1e-3
-    # reservoir and CDU internal piping: assumption, a small linear loss keeps the
-    # edge well conditioned (1 kPa at rated flow).
+    # reservoir and CDU internal piping: a small linear loss keeps the edge well
+    # conditioned (ASSUMPTION: 1 kPa at rated flow).
     q_pump_rated = cdu.pumps.rated_flow_lpm * LPM
     e_res = g.add("cdu/reservoir", 1.0 * KPA / q_pump_rated, 0.0, "cdu_return", "suction",
                   cells=[fluid_cell(res_vol)])
@@ -262,7 +262,7 @@ def build_model(s: Scenario) -> Model:
     hx = cdu.heat_exchanger
     q_hx_rated = hx.rated_secondary_flow_lpm * LPM
     # Plate HX secondary side and filter: quadratic in flow through their rated points
-    # (assumption; plate HX dp goes as flow^1.8-2).
+    # (ASSUMPTION: plate HX dp goes as flow^1.8-2).
     b_hx = hx.rated_secondary_dp_kpa * KPA / q_hx_rated**2 + cdu.filter_dp_kpa * KPA / q_pump_rated**2
     cells.append(dict(kind=2, vol=0.0, chip=-1, aux=-1))
     hx_cell = len(cells) - 1

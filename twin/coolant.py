@@ -6,12 +6,12 @@ loop pressure; PG25 from CoolProp's incompressible-fluid library
 Melinder (2010) data). The tables are built in plain Python once per coolant and
 interpolated inside kernels (:func:`twin.kernels.props.interp_uniform`).
 
-References
-----------
-- Bell, Wronski, Quoilin, Lemort, "Pure and Pseudo-pure Fluid Thermophysical Property
+References (docs/sources.md)
+----------------------------
+- [COOLPROP] Bell, Wronski, Quoilin, Lemort, "Pure and Pseudo-pure Fluid Thermophysical Property
   Evaluation and the Open-Source Thermophysical Property Library CoolProp",
   Ind. Eng. Chem. Res. 53 (2014) 2498-2508.
-- Melinder, "Properties of Secondary Working Fluids for Indirect Systems", IIR 2010.
+- [MELINDER] Melinder, "Properties of Secondary Working Fluids for Indirect Systems", IIR 2010.
 """
 from __future__ import annotations
 

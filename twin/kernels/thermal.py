@@ -8,7 +8,7 @@ and has no error for inputs that are constant over the step: the stiff junction 
 *step-mean* outlet temperature downstream, so the enthalpy one cell sends is exactly
 what the next receives: energy is conserved to round-off. The one place the loop closes
 (CDU return into the reservoir) takes the previous step's value; the energy in that
-one-step transit is tracked (``transit_energy``).
+one-step transit is counted by ``twin.engine.Network.stored_energy``.
 
 Cell kinds:
 - 0 fluid: ``C dT/dt = mcp (T_in - T) + Q_ext``

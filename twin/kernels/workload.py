@@ -49,7 +49,7 @@ WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_HOLD_T, WS_FIRST_THROTTL
     WS_INTERVAL_THROTTLED, WS_CLOCK_CMD = range(9)
 N_WS = 9  # columns of ws
 # A GPU's clock moves in steps of ~15 MHz around ~2 GHz (the supported-clocks list of
-# ``nvidia-smi -q -d SUPPORTED_CLOCKS``: 0.5-1 % apart): a controller output within
+# ``nvidia-smi -q -d SUPPORTED_CLOCKS`` [NV-DCGM]: 0.5-1 % apart): a controller output within
 # CLOCK_STEP of full clock leaves the clock at full. Without it a junction whose peaks
 # sit exactly at the limit would count as throttled for a 0.03 % clock dip, for a time
 # that depends on the step (ASSUMPTION on the step size).
