@@ -43,7 +43,7 @@ Citations
   scenario turns it on, run settings). An exempt module constant must still carry a
   comment (on its lines or directly above) that says what it is.
 
-(c) Every tag written in scenarios/ (TOML), in docs/ and README.md (Markdown) and in twin/
+(c) Every tag written in scenarios/ (TOML and Markdown), in docs/ and README.md and in twin/
   and tests/ (comments and string literals of Python) is defined in docs/sources.md.
 
 (d) Every ``*.md`` path mentioned in README.md, docs/, scenarios/, twin/, tests/ or
@@ -372,7 +372,8 @@ def test_not_physics_names_exist():
 
 def test_every_tag_used_is_defined():
     defined = _defined()
-    files = [*(ROOT / "scenarios").rglob("*.toml"), *(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    files = [*(ROOT / "scenarios").rglob("*.toml"), *(ROOT / "scenarios").rglob("*.md"), *(ROOT / "docs").glob("*.md"),
+             ROOT / "README.md"]
     bad = [f"{p.relative_to(ROOT)}: {undefined_tags(p.read_text(), defined)}" for p in sorted(files)
            if undefined_tags(p.read_text(), defined)]
     code = [*(ROOT / "twin").rglob("*.py"), *(p for p in (ROOT / "tests").rglob("*.py") if p.resolve() != THIS)]
