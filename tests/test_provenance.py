@@ -8,9 +8,9 @@ Citations
   ``[NV-DS]``, ``[FAN07]``). Unit brackets (``[W]``, ``[K/W]``, ``[degC, L/min]``) are not
   tags, nor is a bracketed name directly followed by ``(`` (a Markdown link). A tag is
   *defined* when a table row of docs/sources.md begins with it in backquotes
-  (``| `[LEN]` | reference | used for |``). The *marker* is the word ``ASSUMPTION`` in
-  capitals, that spelling only (``ASSUMPTIONS`` contains it; ``assumption``, ``Assumption``
-  or ``assumed`` do not count). A *citation* is a defined tag or the marker.
+  (``| `[LEN]` | reference | used for |``). The *marker* is the word ``ASSUMPTION``, in
+  capitals, as a whole word, that spelling only (``ASSUMPTIONS``, ``assumption``,
+  ``Assumption`` or ``assumed`` do not count). A *citation* is a defined tag or the marker.
 
 (a) Scenario files: every ``*.toml`` under scenarios/. A *number line* is a ``key = value``
   line whose value, with its strings and comment removed (a multi-line array taken whole),
@@ -59,6 +59,7 @@ plant a fault, so a checker that stopped looking would fail here too.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import re
 import tokenize
@@ -69,7 +70,7 @@ SOURCES_MD = ROOT / "docs" / "sources.md"
 THIS = Path(__file__).resolve()
 
 TAG = re.compile(r"\[([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*)\](?!\()")
-MARKER = "ASSUMPTION"
+MARKER = re.compile(r"\bASSUMPTION\b")
 DEFINED_ROW = re.compile(r"^\|\s*`\[([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*)\]`")
 
 # (a) keys that are run settings or the scenario's own question (dotted, indices dropped)
@@ -131,7 +132,7 @@ def tags_in(text: str) -> list:
 
 def cites(text: str, defined: set) -> bool:
     """Whether ``text`` holds a citation: the marker or a defined tag."""
-    return MARKER in text or any(t in defined for t in tags_in(text))
+    return bool(MARKER.search(text)) or any(t in defined for t in tags_in(text))
 
 
 # --------------------------------------------------------------------------- (a) TOML
@@ -226,13 +227,15 @@ def _is_number(node) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) in (int, float)
 
 
+@functools.lru_cache(maxsize=None)
+def _tokens(text: str) -> tuple:
+    """(type, string, line) of every token of a module (cached: two checks read each)."""
+    return tuple((t.type, t.string, t.start[0]) for t in tokenize.generate_tokens(io.StringIO(text).readline))
+
+
 def _comments(text: str) -> dict:
     """Line number -> comment text."""
-    out = {}
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.type == tokenize.COMMENT:
-            out[tok.start[0]] = tok.string
-    return out
+    return {line: s for kind, s, line in _tokens(text) if kind == tokenize.COMMENT}
 
 
 def _citation_text(stmt, lines, comments) -> str:
@@ -301,11 +304,7 @@ def python_uncited(text: str, defined: set, exempt=frozenset()) -> list:
 
 def python_prose(text: str) -> str:
     """The comments and string literals of a Python module (where tags are written)."""
-    out = []
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.type in (tokenize.COMMENT, tokenize.STRING):
-            out.append(tok.string)
-    return "\n".join(out)
+    return "\n".join(s for kind, s, _ in _tokens(text) if kind in (tokenize.COMMENT, tokenize.STRING))
 
 
 def undefined_tags(text: str, defined: set) -> list:
@@ -482,7 +481,8 @@ def test_checker_tags_and_the_marker():
     assert tags_in("[LEN] [NV-DS] [FAN07] [W] [K/W] [degC, L/min] [A-] [x] [README](README.md)") == \
         ["LEN", "NV-DS", "FAN07"]
     assert undefined_tags("see [LEN] and [NEW-TAG]", DEFINED) == ["NEW-TAG"]
-    assert not cites("an assumption", DEFINED) and cites("ASSUMPTIONS", DEFINED)
+    assert cites("ASSUMPTION: why", DEFINED) and cites("(ASSUMPTION)", DEFINED)
+    assert not any(cites(x, DEFINED) for x in ("an assumption", "ASSUMPTIONS", "Assumption:", "ASSUMED", "[NOPE]"))
     assert defined_tags("| tag | ref |\n|---|---|\n| `[LEN]` | Lenovo |\n| LEN2 | no |\n") == {"LEN"}
     assert undefined_tags(python_prose('x = a[IDX]  # [NOPE]\ns = "[LEN]"\n'), DEFINED) == ["NOPE"]
 

@@ -295,7 +295,7 @@ def plate_conductance_w_per_k(hA, mdot_cp):
 def plate_hx_flow_exponent(reynolds_design=1000.0, prandtl=5.0, chevron_angle_deg=45.0, enlargement=1.25):
     """Exponent n of hA ~ mdot^n for a chevron plate heat exchanger, from the local slope
     of ``ht.Nu_plate_Muley_Manglik`` (Muley & Manglik, J. Heat Transfer 121 (1999) 110 [MULEY99])
-    around the design Reynolds number (ASSUMPTIONS: 45 deg chevrons, enlargement 1.25,
+    around the design Reynolds number (ASSUMPTION: 45 deg chevrons, enlargement 1.25,
     Re ~ 1000 and Pr ~ 5 in the channels; the CDU files say so where they leave
     ``flow_exponent`` out). About 0.76."""
     r1, r2 = reynolds_design / 1.1, reynolds_design * 1.1

@@ -527,8 +527,8 @@ class Controls(_Model):
         default_factory=list, description="[time_s, new setpoint] of the pump controller (L/min or kPa)")
     # controller gains (dimensionless per unit error) and integral times (ASSUMPTION: a gain
     # above 100 or an integral time beyond a day is a typo, not a tuning). The default tunings
-    # are ASSUMPTIONS of ours, derived in twin.controls; the actuator limits (speeds, ramps,
-    # valve travel) are hardware ASSUMPTIONS the CDU files of scenarios/cdus/ give.
+    # are ours (ASSUMPTION), derived in twin.controls; the actuator limits (speeds, ramps,
+    # valve travel) are hardware values (ASSUMPTION) the CDU files of scenarios/cdus/ give.
     pump_kp: Annotated[float, Bounds(0, 100, lo_open=True)] = Field(
         default=0.05, description="speed fraction per unit relative error (ASSUMPTION: tuning, twin.controls)")
     pump_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = Field(
@@ -652,7 +652,7 @@ class TrainingJob(_Job):
     step_time_s: Annotated[float, Bounds(0.01, 1e5, "s")] = Field(
         description="nominal step time, compute plus communication [s]")
     # Default phase powers and shares: a compute phase near TDP and a communication phase
-    # far below it [PWR-STAB]; the values are ASSUMPTIONS of ours (no published per-phase
+    # far below it [PWR-STAB]; the values are ours, ASSUMPTION (no published per-phase
     # powers), the ones the training scenarios of scenarios/ write out with their reasons.
     compute_fraction: Annotated[float, Bounds(0, 1, lo_open=True)] = Field(
         default=0.7, description="share of the step spent computing (default ASSUMPTION, above)")

@@ -22,7 +22,7 @@ is the controller's output ``c`` (``WS_CLOCK_CMD``) except within one clock step
 continuous in time, so its explicit update (``c += -k dt (Te - T_thr)``, ``Te`` from the
 junction at the start of the step) converges as the step shrinks: its loop rate ``k dT/dc``
 (~ 60 K per unit clock for a 1200 W GPU) times a 0.1 s step stays well below one
-(docs/model.md, tests/test_throttle.py). ``k`` and the hold time are ASSUMPTIONS: GPU
+(docs/model.md, tests/test_throttle.py). ``k`` and the hold time: ASSUMPTION, GPU
 clock-control laws are not published.
 
 A chip is *throttled* during a step when its applied thermal clock is below full; the time is
