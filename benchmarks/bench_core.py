@@ -6,7 +6,7 @@ Times, with the JIT cache warm (a warm-up call runs first), on one core:
   3. the thermal kernel per simulated second at 0.1 s steps (advance only);
   4. one engine block (hydraulics + coefficients + power + kernel + recording) per
      simulated second, and a full 600 s reference run end to end in-process;
-  5. the floor DESIGN.md compares against: a bare update of a network of the same size
+  5. the floor docs/performance.md compares against: a bare update of a network of the same size
      (every plate's exact 3-state map along its path, every coolant cell's exponential
      update; no mixing, workload, throttling, accounting or records).
 Reports medians of repeated runs (machines here are shared: compare ratios in one run).

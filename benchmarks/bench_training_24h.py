@@ -1,4 +1,4 @@
-"""Issue-3 speed target: 24 simulated hours of the reference rack's training scenario.
+"""The speed target of docs/performance.md: 24 simulated hours of the reference rack's training scenario.
 
 scenarios/training-w32.toml: 72-GPU synchronous training with 1.5 Hz steps, checkpoints
 every 30 min, failures, 0.1 s thermal steps, 1 Hz output streamed to HDF5. Measures,

@@ -48,7 +48,7 @@ def test_generations_are_ordered_by_power():
     assert it["h100-hgx-liquid"] < it["nvl72-class"] < it["gb300-nvl72-class"] < it["next-gen-220kw-class"]
     assert 110 <= it["nvl72-class"] <= 130  # GB200 NVL72 ~120 kW
     assert 130 <= it["gb300-nvl72-class"] <= 145  # GB300 NVL72 132-142 kW nominal
-    assert 200 <= it["next-gen-220kw-class"] <= 250  # the next generation
+    assert 200 <= it["next-gen-220kw-class"] <= 250  # the 210-220 kW class its rack file describes
 
 
 @pytest.mark.parametrize("path", RACKS, ids=lambda p: p.stem)

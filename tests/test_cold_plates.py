@@ -26,7 +26,7 @@ OCP_OAM_PG25 = [(0.4, 0.0389), (0.5, 0.0325), (0.6, 0.0300), (0.7, 0.0280), (0.8
                 (1.0, 0.0245), (1.2, 0.0230), (1.4, 0.0220), (1.6, 0.0214), (1.8, 0.0209), (2.0, 0.0204),
                 (2.2, 0.0200), (2.4, 0.0197)]
 OCP_OAM_WATER = [(2.0, 0.0172), (3.0, 0.0160), (4.0, 0.0154), (5.0, 0.0151)]
-# Vendor design target for GPU cold plates (REFERENCE.md, secondary): Rth < 0.03 K/W.
+# Vendor design target for GPU cold plates (secondary, docs/sources.md): Rth < 0.03 K/W (ASSUMPTION: taken as a bound).
 VENDOR_RTH_MAX_K_PER_W = 0.03
 # Magnitude band against the OCP plate at the same flow and coolant: the GB200-class GPU
 # spreads its heat over two reticle-size dies, about twice the heated area of the single
@@ -143,7 +143,7 @@ def test_gpu_plate_resistance_is_of_the_measured_oam_plates_magnitude(reference_
     "known: the thermal network refers an isothermal plate base to the coolant inlet, so at "
     "high NTU the base sits at the outlet temperature and R carries the whole 1/(mdot cp); the "
     "measured plate's case sees under half of the coolant's rise (R(2)/R(5) = 1.14 with water, "
-    "the model 1.31; no channel geometry within REFERENCE.md's ranges gets below 1.23). A fix "
+    "the model 1.31; no channel geometry within the [CP-CFD] ranges gets below 1.23). A fix "
     "belongs in twin.engine's plate conductance, not in the plate geometry."))
 @pytest.mark.parametrize("coolant, q_lo, q_hi", [("water", 2.0, 5.0), ("pg25", 1.0, 2.4)])
 def test_gpu_plate_resistance_falls_with_flow_like_the_measured_plate(reference_scenario, coolant, q_lo, q_hi):

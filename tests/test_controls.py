@@ -8,7 +8,7 @@ from twin.controls import PI
 from .conftest import ROOT
 
 BASE = ROOT / "scenarios" / "faults" / "pump-trip-n1.toml"
-# The steady-state figures.
+# Acceptance figures at steady state (docs/model.md, What the tests hold the model to).
 HOLD_FLOW_RTOL = 0.02
 HOLD_TEMP_ATOL_K = 0.5
 

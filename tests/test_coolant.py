@@ -1,17 +1,17 @@
-"""Coolant tables against the manufacturer's datasheet, IAPWS and CoolProp quotes."""
+"""Coolant tables against the manufacturer's datasheet [DOWFROST], IAPWS and CoolProp values [COOLPROP] (docs/sources.md)."""
 import numpy as np
 import pytest
 
 from twin import coolant
 from twin.coolant import DOWFROST_LC25, coolant_table, compute_coolant_table
 
-# REFERENCE.md quotes CoolProp to 4-5 digits; the table interpolates linearly on a
+# The values below are CoolProp at 1 atm quoted to 4-5 digits; the table interpolates linearly on a
 # 0.5 K grid (curvature error < 1e-5 relative): 2e-4 covers the rounding of the quote.
 QUOTE_RTOL = 2e-4
 # The DOWFROST LC 25 table (Dow guide Form 176-01641-01-0623, Table 2) states no accuracy
 # beyond its printed digits: each value carries +-half a unit of its last digit, and a
 # smooth curve through rounded points strays by up to another half unit. One unit of the
-# last printed digit [SI]: 0.1 kg/m3, 0.01 kJ/(kg K), 0.001 W/(m K), 0.01 mPa s.
+# last printed digit (SI units): 0.1 kg/m3, 0.01 kJ/(kg K), 0.001 W/(m K), 0.01 mPa s.
 DATASHEET_RESOLUTION = {"rho": 0.1, "cp": 10.0, "k": 1e-3, "mu": 1e-5}
 
 # The datasheet rows, typed from the guide (independently of twin.coolant's copy):
@@ -38,7 +38,7 @@ def test_pg25_matches_dowfrost_lc25_datasheet(t, rho, cp_kj, k, mu_mpas):
 
 
 def test_pg25_at_40c_is_the_reference_sheet_row():
-    """REFERENCE.md's PG25 row (DOWFROST LC 25 at 40 degC), within the datasheet's digits."""
+    """The [DOWFROST] 40 degC row quoted in docs/sources.md, within the datasheet's digits."""
     p = coolant_table("pg25").at(40.0)
     for key, ref in (("rho", 1022.5), ("cp", 3920.0), ("k", 0.476), ("mu", 1.58e-3)):
         assert p[key] == pytest.approx(ref, abs=DATASHEET_RESOLUTION[key])
@@ -68,7 +68,7 @@ def test_pg25_is_smooth_and_monotone_over_the_operating_range():
 ])
 def test_coolprop_melinder_pg_matches_reference_quote(t, rho, cp, mu, k):
     """CoolProp's Melinder fit (INCOMP::MPG), which gives pg25 its temperature dependence
-    outside the datasheet's 20-55 degC, is the one REFERENCE.md quotes (25 wt%): a
+    outside the datasheet's 20-55 degC, is the one [COOLPROP] gives (25 wt%): a
     CoolProp release that changed it would show here."""
     from CoolProp.CoolProp import PropsSI
 

@@ -7,7 +7,7 @@ from twin.coolant import coolant_table
 
 from .conftest import REFERENCE, steady_overrides
 
-# Required by the issue: steady balances within 0.5 %.
+# Acceptance figure: steady balances within 0.5 % (docs/model.md, What the tests hold the model to).
 STEADY_RTOL = 0.005
 # The scheme passes step-mean enthalpy flows from cell to cell, so the transient
 # balance closes to round-off (sums of ~1e6 steps of ~1e5 J): 1e-9 relative.

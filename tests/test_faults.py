@@ -9,7 +9,8 @@ from twin.telemetry import read_telemetry
 from .conftest import ROOT
 
 FAULTS = ROOT / "scenarios" / "faults"
-# The figure: flow back within 2 % of its setpoint after the failover delay.
+# Acceptance figure: flow back within 2 % of its setpoint after the failover delay
+# (docs/model.md, What the tests hold the model to).
 FLOW_RECOVERY_RTOL = 0.02
 
 

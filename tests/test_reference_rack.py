@@ -1,4 +1,4 @@
-"""The reference rack's steady figures against the public ranges of REFERENCE.md."""
+"""The reference rack's steady figures against published ranges (tags as in docs/sources.md)."""
 import pytest
 
 import twin

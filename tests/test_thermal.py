@@ -18,7 +18,7 @@ PLATE_HAND_ATOL_K = 0.05
 # An exact integrator against the analytic first-order response: round-off only, plus
 # the inlet drifting by < 1e-6 K in the first second (transport delay of the loop).
 RC_ATOL_K = 1e-3
-# Time-step convergence required by the issue.
+# Time-step convergence: an acceptance figure (docs/model.md, What the tests hold the model to).
 DT_HALVING_ATOL_K = 0.05
 # Facility supply +5 K at fixed flow moves steady junctions by 5 K; property changes
 # (viscosity, conductivity) with temperature may move it by up to 0.3 K.

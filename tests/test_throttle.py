@@ -2,10 +2,10 @@
 with itself (margins, channels, notes), and shutdown protects a chip whether or not it
 throttles.
 
-The convergence figures are the issue's acceptance criteria: between time steps of 0.1,
-0.05 and 0.02 s, goodput and mean GPU power move by less than 1 % and the peak junction
-temperature by less than 0.2 K, and the default step (0.1 s) is within 1 % of the
-converged answer (taken at 0.01 s: the update is first order, so its error there is a
+The convergence figures are acceptance figures (docs/model.md, What the tests hold the
+model to): between time steps of 0.1, 0.05 and 0.02 s, goodput and mean GPU power move by
+less than 1 % and the peak junction temperature by less than 0.2 K, and the default step
+(0.1 s) is within 1 % of the converged answer (taken at 0.01 s: the update is first order, so its error there is a
 tenth of the default step's).
 """
 import numpy as np
@@ -19,7 +19,7 @@ from .conftest import REFERENCE, ROOT
 TRAINING_W45 = ROOT / "scenarios" / "training-w45.toml"
 STEPS_S = (0.1, 0.05, 0.02)
 CONVERGED_STEP_S = 0.01
-# Acceptance criteria of the issue (not today's error plus a little).
+# Acceptance figures (not today's error plus a little).
 GOODPUT_RTOL = 0.01
 POWER_RTOL = 0.01
 PEAK_TJ_ATOL_K = 0.2
@@ -125,7 +125,7 @@ def test_no_margin_reads_ok_while_a_gpu_throttles(throttled_run):
 
 
 def test_a_rack_below_its_limits_reports_no_throttling():
-    """The issue's case: W45 at 80 L/min peaks below the 89 degC slowdown; nothing may say
+    """A rack just inside its limits: W45 at 80 L/min peaks below the 89 degC slowdown; nothing may say
     it throttled, and the junction margin is ok."""
     r = twin.simulate(twin.load_scenario(REFERENCE, {"facility.supply_temp_c": 45.0,
                                                      "controls.flow_setpoint_lpm": 80.0}))

@@ -8,7 +8,7 @@ from twin.errors import TwinInputError
 from .conftest import REFERENCE
 
 # Lenovo LP2048 (ThinkSystem SC777 V4, GB200 NVL4 tray, 4 x 1200 W): flow the tray needs
-# at each supply temperature [degC: L/min], as published (shared/REFERENCE.md).
+# at each supply temperature [degC: L/min], as published ([LEN] in docs/sources.md).
 LENOVO_LP2048_LPM = {27.0: 4.4, 32.0: 4.8, 40.0: 6.0, 45.0: 7.0}
 # The ideal flow controller meets its setpoint to 1e-6 (twin.engine.FLOW_CONTROL_RTOL);
 # a ratio built on it is good to that, plus the solver's residual.

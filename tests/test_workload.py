@@ -10,7 +10,7 @@ from .conftest import ROOT
 
 TRAINING = ROOT / "scenarios" / "training-w32.toml"
 TRAINING_W45 = ROOT / "scenarios" / "training-w45.toml"
-# The tolerances.
+# Acceptance figures (docs/model.md, What the tests hold the model to).
 MEAN_POWER_RTOL = 0.01
 WAVEFORM_VS_STEPS_ATOL_K = 0.05
 

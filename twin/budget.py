@@ -25,14 +25,14 @@ from .errors import TwinInputError
 
 MAX_OUTPUT_BYTES = 10e9  # telemetry written to disk (-o)
 MAX_MEMORY_BYTES = 2e9  # without -o the telemetry is kept in memory
-MAX_WALL_S = 3600.0
-REFERENCE_CHIPS = 126
+MAX_WALL_S = 3600.0  # estimated computing time
+REFERENCE_CHIPS = 126  # chips of the reference rack the timings below were measured on
 STEP_S = 5.9e-6  # per thermal step of the reference rack
 ROW_S = 7e-6  # per output row of the reference rack
 DES_EVENT_S = 16e-6  # per phase of a step-by-step training job
 # The resolution the catalogue runs at: what "the duration drives it" is judged against.
 REFERENCE_STEP_S = 0.1
-REFERENCE_OUTPUT_S = 1.0
+REFERENCE_OUTPUT_S = 1.0  # (as REFERENCE_STEP_S, for the output interval)
 
 
 @dataclass

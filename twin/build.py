@@ -27,17 +27,18 @@ from .coolant import CoolantTable, coolant_table
 from .scenario import Scenario
 
 LPM = 1.0 / 60000.0  # m3/s per L/min
-KPA = 1000.0
+KPA = 1000.0  # Pa per kPa
 
-# Check-valve reverse resistance on every pump [Pa/(m3/s)^2] (assumption: a closed swing
-# check passes ~0.1 L/min at 280 kPa).
+# Check-valve reverse resistance on every pump [Pa/(m3/s)^2] (ASSUMPTION: a closed swing
+# check passes ~0.1 L/min at 280 kPa; check-valve leakage is not published).
 CHECK_VALVE_B = 1.0e17
 # Temperature grid of the plate conductance tables [degC].
 HA_TEMPS_C = np.arange(5.0, 96.0, 5.0)
 # Flow grid of the plate conductance tables [L/min], log-spaced.
 HA_FLOWS_LPM = np.geomspace(1e-3, 50.0, 160)
 # Cells a hose is split into: tanks in series approximating its transport delay
-# (assumption; the residence-time variance of N tanks is 1/N of the mean squared).
+# (ASSUMPTION: 8 tanks; the residence-time variance of N tanks is 1/N of the mean squared,
+# a hose's real dispersion is not modelled).
 HOSE_CELLS = 8
 
 
@@ -192,7 +193,7 @@ def _loop_ref_temp(s: Scenario) -> float:
         chips = sum(rack.chip_types[c].tdp_w for p in tray.paths for c in p)
         power += g.count * (chips + tray.aux_power_w * tray.aux_liquid_fraction)
     flow = s.controls.flow_setpoint_lpm * LPM
-    rise = power / (flow * 1000.0 * 4000.0)
+    rise = power / (flow * 1000.0 * 4000.0)  # rho cp ~ 1000 kg/m3 x 4000 J/(kg K): an estimate (ASSUMPTION)
     # kept inside the property table: a loop that would boil is a run that stops with a
     # named event (twin.engine.CoolantLimits), not a build that fails
     table = coolant_table(s.coolant.name)
@@ -247,8 +248,8 @@ def build_model(s: Scenario) -> Model:
 
     # ---- CDU
     res_vol = (cdu.reservoir_volume_l + cdu.internal_volume_l) * 1e-3
-    # reservoir and CDU internal piping: assumption, a small linear loss keeps the
-    # edge well conditioned (1 kPa at rated flow).
+    # reservoir and CDU internal piping: a small linear loss keeps the edge well
+    # conditioned (ASSUMPTION: 1 kPa at rated flow).
     q_pump_rated = cdu.pumps.rated_flow_lpm * LPM
     e_res = g.add("cdu/reservoir", 1.0 * KPA / q_pump_rated, 0.0, "cdu_return", "suction",
                   cells=[fluid_cell(res_vol)])
@@ -261,7 +262,7 @@ def build_model(s: Scenario) -> Model:
     hx = cdu.heat_exchanger
     q_hx_rated = hx.rated_secondary_flow_lpm * LPM
     # Plate HX secondary side and filter: quadratic in flow through their rated points
-    # (assumption; plate HX dp goes as flow^1.8-2).
+    # (ASSUMPTION: plate HX dp goes as flow^1.8-2).
     b_hx = hx.rated_secondary_dp_kpa * KPA / q_hx_rated**2 + cdu.filter_dp_kpa * KPA / q_pump_rated**2
     cells.append(dict(kind=2, vol=0.0, chip=-1, aux=-1))
     hx_cell = len(cells) - 1
@@ -495,7 +496,8 @@ def build_model(s: Scenario) -> Model:
         node=dict(rack_in=g.index["S00"], rack_out=g.index[rack_out], cdu_supply=g.index["cdu_supply"],
                   cdu_return=g.index["cdu_return"], suction=g.index["suction"], discharge=g.index["discharge"]),
         edge=dict(reservoir=e_res, hx=e_hx, supply_hose=e_sup, return_hose=e_ret, hx_cell=hx_cell),
-        hx_ua_design=ua_d, hx_ha_sec_design=2.0 * ua_d, hx_ha_fac_design=2.0 * ua_d,
+        hx_ua_design=ua_d, hx_ha_sec_design=ua_d / hx.secondary_resistance_share,
+        hx_ha_fac_design=ua_d / (1.0 - hx.secondary_resistance_share),
         hx_msec_design=m_sec_d, hx_mfac_design=m_fac_d, hx_exponent=exponent,
         facility_cp=water["cp"], facility_rho=water["rho"],
         info=dict(q_rack_nominal_lpm=q_rack_nom / LPM),

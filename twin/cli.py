@@ -1,4 +1,5 @@
-"""The `twin` command line: run scenarios, print margins.
+"""The `twin` command line: ``run`` a scenario (telemetry, margins and a verdict), ``inspect``
+a telemetry file, list the catalogue (``scenarios``) and ``compare`` racks.
 
 Bad input exits 2 with one line ``error: FILE: FIELD: MESSAGE`` on stderr and no
 traceback; nothing is left half-written and no input is modified. Usage errors (an

@@ -6,7 +6,7 @@ form most industrial controllers use (ISA "ideal" PI: ``u = Kp (e + (1/Ti) sum e
 with output limits, a rate limit on the actuator (a pump VFD's ramp, a valve's stroke
 time) and anti-windup by conditional integration: the integral is frozen while the output
 sits at a limit and the error pushes further into it (Astrom & Hagglund, *Advanced PID
-Control*, ISA 2006, sec. 3.5). Tuning defaults are ASSUMPTIONS, checked by the tests for
+Control*, ISA 2006, sec. 3.5 [ASTROM06]). Tuning defaults: ASSUMPTION, checked by the tests for
 overshoot and settling on the reference rack.
 
 Pump tuning: the hydraulic network answers a speed change at once (a static plant of

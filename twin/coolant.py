@@ -20,25 +20,25 @@ to Melinder's binary solution at the same glycol content (``INCOMP::MPG[0.257]``
 at its end value, so the temperature dependence there is Melinder's measured one. The
 tables are interpolated inside kernels (:func:`twin.kernels.props.interp_uniform`).
 
-References
-----------
-- The Dow Chemical Company, *DOWFROST LC Inhibited Propylene Glycol-Based Heat Transfer
-  Fluid: Engineering and Operating Guide*, Form No. 176-01641-01-0623 (June 2023),
+References (docs/sources.md)
+----------------------------
+- [DOWFROST] The Dow Chemical Company, *DOWFROST LC Inhibited Propylene Glycol-Based Heat
+  Transfer Fluid: Engineering and Operating Guide*, Form No. 176-01641-01-0623 (June 2023),
   Table 2 (properties of DOWFROST LC 25, 5 K steps) and Table 1 (25 vol% PG, freezing
   point -10 degC); *DOWFROST LC Technical Data Sheet*, Form No. 180-01627-01-0523
   (25 vol%, use -10 to 90 degC, boiling point 101.4 degC at 760 mmHg). Values 20-55
   degC as transcribed, in a public design repository, from a distributor copy of the
-  guide (Dow's own PDF was not read here); the 40 degC row equals the one quoted in the
-  project's reference sheet. The guide's earlier revision (Form
-  176-01641-01-0222, Feb. 2022) printed the same cp and conductivity but a density
-  1.9 kg/m3 higher and a viscosity 12-14 % lower (1.39 mPa s at 40 degC, close to
-  Melinder's binary solution); Dow's current revision is used.
-- Melinder, *Properties of Secondary Working Fluids for Indirect Systems*, IIR 2010, as
-  fitted in CoolProp ``INCOMP::MPG`` (mass fraction).
-- ASHRAE Handbook Fundamentals (2001), propylene glycol solutions: 25 % by volume is
-  25.7 % by mass (the volume-to-mass table as carried in CoolProp's ``APG`` data).
-- Bell, Wronski, Quoilin, Lemort, "Pure and Pseudo-pure Fluid Thermophysical Property
-  Evaluation and the Open-Source Thermophysical Property Library CoolProp",
+  guide (Dow's own PDF was not read here); the 40 degC row equals the one quoted in
+  docs/sources.md. The guide's earlier revision (Form 176-01641-01-0222, Feb. 2022)
+  printed the same cp and conductivity but a density 1.9 kg/m3 higher and a viscosity
+  12-14 % lower (1.39 mPa s at 40 degC, close to Melinder's binary solution); Dow's
+  current revision is used.
+- [MELINDER] Melinder, *Properties of Secondary Working Fluids for Indirect Systems*, IIR
+  2010, as fitted in CoolProp ``INCOMP::MPG`` (mass fraction).
+- [ASHRAE-F] ASHRAE Handbook Fundamentals (2001), propylene glycol solutions: 25 % by
+  volume is 25.7 % by mass (the volume-to-mass table as carried in CoolProp's ``APG`` data).
+- [COOLPROP] Bell, Wronski, Quoilin, Lemort, "Pure and Pseudo-pure Fluid Thermophysical
+  Property Evaluation and the Open-Source Thermophysical Property Library CoolProp",
   Ind. Eng. Chem. Res. 53 (2014) 2498-2508.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ COOLANTS = {
     "pg25": "INCOMP::MPG[0.257]",
 }
 
-# DOWFROST LC 25, Dow Engineering and Operating Guide Form 176-01641-01-0623, Table 2:
+# DOWFROST LC 25, [DOWFROST] Engineering and Operating Guide Form 176-01641-01-0623, Table 2:
 # temperature [degC], density [kg/m3], cp [J/(kg K)] (printed in kJ/(kg K)), conductivity
 # [W/(m K)], dynamic viscosity [Pa s] (printed in mPa s). The table states no accuracy
 # ("typical properties"): the printed digits are its resolution.
@@ -76,17 +76,19 @@ DATASHEETS = {"pg25": DOWFROST_LC25}
 # when the construction changes (the data are hashed into the key as well).
 TABLE_METHOD = 2
 
-# Freezing points at 1 atm [degC]: water 0; DOWFROST LC 25 -10 (Dow guide Table 1 and
-# data sheet; Melinder (2010) gives -9.6 for 25 wt% binary solution).
+# Freezing points at 1 atm [degC]: water 0 (the ice point); DOWFROST LC 25 -10 ([DOWFROST]
+# guide Table 1 and data sheet; [MELINDER] gives -9.6 for a 25 wt% binary solution).
 FREEZING_C = {"water": 0.0, "pg25": -10.0}
 
+# The property tables' temperature grid [degC]: from just above water's freezing point to
+# just below its boiling point, every 0.5 K (linear interpolation error < 1e-5 relative).
 TABLE_T_MIN_C = 1.0
-TABLE_T_MAX_C = 99.0
-TABLE_STEP_C = 0.5
+TABLE_T_MAX_C = 99.0  # (grid, above)
+TABLE_STEP_C = 0.5  # (grid, above)
 # Pressure at which the tables are evaluated: 2 bar absolute, a typical secondary-loop
-# pressure (assumption; liquid properties move < 0.01 % per bar here).
+# pressure (ASSUMPTION; liquid properties move < 0.01 % per bar here).
 TABLE_PRESSURE_PA = 2.0e5
-ATMOSPHERIC_PA = 101325.0
+ATMOSPHERIC_PA = 101325.0  # the standard atmosphere [SI-BROCHURE]
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class CoolantTable:
         return FREEZING_C[self.name]
 
     def at(self, temp_c: float) -> dict:
-        """Properties at one temperature (linear interpolation in the table) [SI]."""
+        """Properties at one temperature (linear interpolation in the table), SI units."""
         if not (self.temp_c[0] <= temp_c <= self.temp_c[-1]):
             raise ValueError(
                 f"{temp_c:.2f} degC is outside the {self.name} table "
@@ -177,7 +179,7 @@ def coolant_table(name: str) -> CoolantTable:
 
 
 def fit_datasheet(sheet: dict) -> dict:
-    """Smooth fits to a coolant datasheet: ``{property: callable(temp_c) -> value [SI]}``.
+    """Smooth fits to a coolant datasheet: ``{property: callable(temp_c) -> value in SI units}``.
 
     Density and conductivity: quadratic in temperature; cp: linear (the datasheet prints
     it to 0.01 kJ/(kg K), so its points step); viscosity: Vogel's
@@ -225,8 +227,8 @@ def compute_coolant_table(name: str) -> CoolantTable:
                                           TABLE_PRESSURE_PA, fluid) for t in t_held])
             props[key] = props[key] * fit(t_held) / base_held
     # Boiling point at atmospheric pressure: the loop is vented through its reservoir in
-    # the worst case. DOWFROST LC 25 boils at 101.4 degC at 760 mmHg (Dow data sheet);
-    # water's value is kept for both coolants as the conservative limit.
+    # the worst case. DOWFROST LC 25 boils at 101.4 degC at 760 mmHg ([DOWFROST] data
+    # sheet); water's value is kept for both coolants as the conservative limit (ASSUMPTION).
     boiling_c = PropsSI("T", "P", ATMOSPHERIC_PA, "Q", 0, "Water") - 273.15
     return CoolantTable(
         name=name,

@@ -1,7 +1,7 @@
 """Correlations the libraries lack, and the build-time calls into ``fluids`` and ``ht``.
 
 Everything here is plain Python, SI, called once per model build (never per step).
-Each function names the published source of its equation.
+Each function names the published source of its equation (tags: docs/sources.md).
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import fluids
 import ht
 import numpy as np
 
-G = 9.80665  # standard gravity [m/s2]
-LAMINAR_RE_MAX = 2300.0  # upper Reynolds number of laminar duct flow (Incropera 8.1)
+G = 9.80665  # standard acceleration of gravity [m/s2] [SI-BROCHURE]
+LAMINAR_RE_MAX = 2300.0  # upper Reynolds number of laminar duct flow [INCROPERA] sec. 8.1
 
 
 def fanning_fRe_rectangular_Shah_London(aspect_ratio: float) -> float:
@@ -24,7 +24,7 @@ def fanning_fRe_rectangular_Shah_London(aspect_ratio: float) -> float:
     exact series solution.
 
     Reference: Shah, R. K., London, A. L., *Laminar Flow Forced Convection in Ducts*,
-    Academic Press 1978, eq. (341). Limits: a = 0 gives 24 (parallel plates), a = 1 gives
+    Academic Press 1978 [SHAH78], eq. (341). Limits: a = 0 gives 24 (parallel plates), a = 1 gives
     14.23 (square duct, exact 14.227).
     """
     a = aspect_ratio if aspect_ratio <= 1.0 else 1.0 / aspect_ratio
@@ -40,8 +40,8 @@ def hagenbach_K_rectangular_Shah_London(aspect_ratio: float) -> float:
 
     The apparent friction over a duct of length L is ``dp = (4 fRe/Re * L/Dh + K) rho v^2/2``.
     Reference: Shah & London (1978), rectangular ducts, as quoted by Kandlikar et al.,
-    *Heat Transfer and Fluid Flow in Minichannels and Microchannels*, Elsevier 2006,
-    eq. (3.20).
+    *Heat Transfer and Fluid Flow in Minichannels and Microchannels*, Elsevier 2006
+    [KANDLIKAR06], eq. (3.20).
     """
     a = aspect_ratio if aspect_ratio <= 1.0 else 1.0 / aspect_ratio
     return 0.6796 + 1.2197 * a + 3.3089 * a**2 - 9.5921 * a**3 + 8.9089 * a**4 - 2.9959 * a**5
@@ -53,8 +53,8 @@ def fin_efficiency_straight_adiabatic_tip(h: float, k_fin: float, thickness: flo
     .. math:: \\eta = \\tanh(mH)/(mH),\\quad m = \\sqrt{2h/(k t)}
 
     Reference: Incropera, DeWitt, Bergman, Lavine, *Fundamentals of Heat and Mass
-    Transfer*, 6th ed., eq. (3.89) and Table 3.4 case B. The tip of a microchannel fin
-    touches the plate lid; treating it as adiabatic is the conservative assumption.
+    Transfer*, 6th ed. [INCROPERA], eq. (3.89) and Table 3.4 case B. The tip of a microchannel fin
+    touches the plate lid; treating it as adiabatic is conservative (ASSUMPTION).
     """
     m = math.sqrt(2.0 * h / (k_fin * thickness))
     mh = m * height
@@ -65,7 +65,7 @@ def pump_head_pa(flow_m3s: float, speed: float, shutoff_head_pa: float, k_pa_s2_
     """Centrifugal pump head at a relative speed, quadratic curve with affinity laws.
 
     At full speed ``H(Q) = H0 - k Q|Q|``; the affinity laws (Q ~ n, H ~ n^2; e.g. Karassik,
-    *Pump Handbook*, 4th ed., sec. 2.1) give ``H(Q, s) = s^2 H0 - k Q|Q|``, which maps
+    *Pump Handbook*, 4th ed., sec. 2.1 [KARASSIK]) give ``H(Q, s) = s^2 H0 - k Q|Q|``, which maps
     every point of the full-speed curve to ``(s Q, s^2 H)``.
     """
     return speed * speed * shutoff_head_pa - k_pa_s2_m6 * flow_m3s * abs(flow_m3s)
@@ -87,7 +87,7 @@ def aux_power_line(full_w: float, idle_w: float | None, chip_tdp_w: float, chip_
     Server power is close to linear in utilisation between its idle and busy values, idle
     about half of busy (Fan, Weber & Barroso, "Power provisioning for a warehouse-sized
     computer", ISCA 2007, sec. 4.1; Barroso & Hoelzle, "The case for energy-proportional
-    computing", IEEE Computer 40(12), 2007), and power-conversion losses scale with the
+    computing", IEEE Computer 40(12), 2007 [FAN07]), and power-conversion losses scale with the
     power converted, which is also linear in the chips' power.
     Returns ``(base [W], slope [W per W of chip power], full [W])``; ``idle_w = None``
     keeps the power constant at ``full_w``."""
@@ -105,7 +105,7 @@ def pump_efficiency_bep_parabola(flow_m3s, speed, bep_flow_m3s, bep_efficiency):
 
     At full speed this is the quadratic efficiency characteristic ``eta = E1 Q + E2 Q^2``
     of Ulanicki, Kahler & Coulbeck, "Modeling the efficiency and power characteristics of
-    a pump group", J. Water Resour. Plann. Manage. 134(1) (2008) 88-93, with its peak
+    a pump group", J. Water Resour. Plann. Manage. 134(1) (2008) 88-93 [ULANICKI08], with its peak
     ``eta_BEP`` at ``Q_BEP``; with speed they write it in ``Q/s``, so a point similar to
     a full-speed point (``Q ~ s``, ``H ~ s^2``) keeps its efficiency (affinity laws,
     Karassik, *Pump Handbook*, 4th ed., sec. 2.1) and shaft power goes as ``s^3``.
@@ -144,7 +144,7 @@ def pump_electric_power_w(flow_m3s, head_pa, speed, bep_flow_m3s, bep_efficiency
 
 def pipe_dp_pa(flow_m3s, rho, mu, length_m, diameter_m, roughness_m=1.5e-6, k_fittings=0.0):
     """Pressure drop of a round pipe plus fittings: Darcy-Weisbach with Clamond's solution
-    of Colebrook (``fluids.friction_factor``), laminar 64/Re below Re 2300."""
+    of Colebrook (``fluids.friction_factor`` [FLUIDS]), laminar 64/Re below Re 2300."""
     area = math.pi * diameter_m**2 / 4.0
     v = abs(flow_m3s) / area
     if v == 0.0:
@@ -255,7 +255,7 @@ def cold_plate_hA_w_per_k(geom: ColdPlateGeometry, flow_m3s, rho, mu, k, cp):
     ``h`` comes from the fully developed laminar Nusselt number of a rectangular duct
     (Shah & London 1978, ``ht.Nu_laminar_rectangular_Shan_London``) raised by the
     developing-flow ratio of ``ht.conv_internal.laminar_entry_Baehr_Stephan`` at the same
-    Graetz number over its fully developed limit 3.657 (assumption: the entry enhancement
+    Graetz number over its fully developed limit 3.657 (ASSUMPTION: the entry enhancement
     of a round duct carries over to the rectangular one on its hydraulic diameter).
     Turbulent channels use ``ht.conv_internal.turbulent_Gnielinski``. The fins are straight
     with an adiabatic tip (:func:`fin_efficiency_straight_adiabatic_tip`), so
@@ -282,7 +282,7 @@ def plate_conductance_w_per_k(hA, mdot_cp):
 
     The fluid in a channel with a uniform wall temperature leaves at
     ``T_in + eps (T_wall - T_in)`` with ``eps = 1 - exp(-NTU)``, ``NTU = hA/(mdot cp)``
-    (Incropera 6th ed. eq. 8.42b), so the heat taken up is ``eps mdot cp (T_wall - T_in)``.
+    ([INCROPERA] eq. 8.42b), so the heat taken up is ``eps mdot cp (T_wall - T_in)``.
     """
     if mdot_cp <= 0.0:
         return 0.0
@@ -294,9 +294,10 @@ def plate_conductance_w_per_k(hA, mdot_cp):
 
 def plate_hx_flow_exponent(reynolds_design=1000.0, prandtl=5.0, chevron_angle_deg=45.0, enlargement=1.25):
     """Exponent n of hA ~ mdot^n for a chevron plate heat exchanger, from the local slope
-    of ``ht.Nu_plate_Muley_Manglik`` (Muley & Manglik, J. Heat Transfer 121 (1999) 110)
-    around the design Reynolds number (assumptions: 45 deg chevrons, enlargement 1.25,
-    Re ~ 1000 in the channels)."""
+    of ``ht.Nu_plate_Muley_Manglik`` (Muley & Manglik, J. Heat Transfer 121 (1999) 110 [MULEY99])
+    around the design Reynolds number (ASSUMPTION: 45 deg chevrons, enlargement 1.25,
+    Re ~ 1000 and Pr ~ 5 in the channels; the CDU files say so where they leave
+    ``flow_exponent`` out). About 0.76."""
     r1, r2 = reynolds_design / 1.1, reynolds_design * 1.1
     nu1 = ht.Nu_plate_Muley_Manglik(Re=r1, Pr=prandtl, chevron_angle=chevron_angle_deg, plate_enlargement_factor=enlargement)
     nu2 = ht.Nu_plate_Muley_Manglik(Re=r2, Pr=prandtl, chevron_angle=chevron_angle_deg, plate_enlargement_factor=enlargement)
@@ -317,7 +318,7 @@ def hx_design_ua(heat_w, approach_k, c_hot_w_k, c_cold_w_k):
 
 
 def counterflow_effectiveness(ntu, cr):
-    """Counterflow effectiveness (Kays & London; ``ht.effectiveness_from_NTU``), written out
+    """Counterflow effectiveness ([KAYS-LONDON]; ``ht.effectiveness_from_NTU``), written out
     here so the kernels can evaluate it. Cr = 1 uses the limit NTU/(1+NTU)."""
     if abs(1.0 - cr) < 1e-9:
         return ntu / (1.0 + ntu)
@@ -361,7 +362,7 @@ def fit_dp_coefficients(dp_func, q_nominal_m3s, q_range=(0.05, 3.0), n=24):
 def _nnls2(a, y):
     """Non-negative least squares for two unknowns, by enumerating the active sets (the
     solution of an NNLS problem is the unconstrained solution on its free variables;
-    Lawson & Hanson, *Solving Least Squares Problems*, 1974, ch. 23). Equivalent to
+    Lawson & Hanson, *Solving Least Squares Problems*, 1974, ch. 23 [LAWSON74]). Equivalent to
     ``scipy.optimize.nnls`` here, without importing scipy.optimize (~0.4 s) at start-up."""
     best, best_res = np.zeros(2), float(np.sum(y * y))
     candidates = [np.linalg.lstsq(a, y, rcond=None)[0]]

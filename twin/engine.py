@@ -1,11 +1,17 @@
 """The coupling loop: hydraulics, thermal kernel, power source, recorder.
 
-Time advances in blocks of ``simulation.hydraulic_update_s``. At each block boundary the
-network is re-solved with the viscosities of the current coolant temperatures (and, in
-flow mode, the pump speed that holds the flow setpoint), plate conductances and the
-exact step maps are recomputed, and the power source describes the block's power. The
-thermal kernel then runs the block's steps without leaving compiled code and writes
-records at the output rate; records stream to HDF5 block by block.
+Time advances in blocks of ``simulation.hydraulic_update_s`` (of
+``controls.control_interval_s`` when a PI controller runs: controllers sample at block
+starts). At each block boundary the network is re-solved, with the viscosities of the
+current coolant temperatures (and, in flow mode, the pump speed that holds the flow
+setpoint), and plate conductances and the exact step maps recomputed, if anything they
+depend on moved (a coolant temperature by more than ``REUSE_TOL_K``, a fault, a control
+action); the power source describes the block's power. Faults and workload changes cut a
+block at their step. The thermal kernel runs each segment's steps without leaving
+compiled code and writes records at the output rate; records stream to HDF5 in batches.
+After every segment the coolant is checked against what the model represents
+(:class:`CoolantLimits`): a run that leaves it, or that is interrupted, ends there with
+its file whole and marked incomplete (:class:`RunEnd`).
 
 Running is re-entrant: all state lives in a :class:`NetworkState` owned by the run.
 """
@@ -57,7 +63,7 @@ REC_NODES = ("rack_in", "rack_out", "cdu_supply", "cdu_return")
 # Steady initialisation: pseudo-time step [s] and convergence on the largest temperature
 # change over a 100-step block [K].
 STEADY_DT_S = 1.0
-STEADY_TOL_K = 1e-9
+STEADY_TOL_K = 1e-9  # (see above)
 # The clock controllers' gains during the steady start: its 1 s pseudo-time steps times the
 # default gain times a GPU's ~60 K per unit clock would overshoot (3 per step); a tenth
 # keeps the explicit update monotone. The throttled equilibrium does not depend on it.

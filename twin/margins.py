@@ -1,4 +1,4 @@
-"""Cooling margins of a run: what `twin run` prints and `twin check` gates on.
+"""Cooling margins of a run: what `twin run` prints, and what its verdict (and `--strict`) gates on.
 
 Each margin has a value, a unit and, where it is a pass/fail quantity, a limit (the
 scenario's ``[margins]``, else the rack's ``[rack.margin_limits]``, else the design

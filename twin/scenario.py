@@ -97,8 +97,8 @@ def _num(x) -> str:
 # (ASSUMPTION), far beyond any run, and keeps step counts within exact float integers.
 MAX_TIME_S = 3.2e9
 Seconds = Annotated[float, Bounds(0, MAX_TIME_S, "s")]
-# ASHRAE TC9.9 liquid classes W17-W45 and W+ (> 45 C) (ASHRAE, "Water-Cooled Servers",
-# 2nd ed. / Thermal Guidelines 5th ed.); the guidelines' minimum facility supply is 2 C.
+# ASHRAE TC9.9 liquid classes W17-W45 and W+ (> 45 C) [ASHRAE]; the guidelines' minimum
+# facility supply is 2 C.
 # 60 C caps W+: hot-water cooled systems run supply up to ~60 C (ASSUMPTION: no W+ site
 # above it). The coolant's freezing point (water 0 C, PG25 about -10 C) lies below 2 C.
 FACILITY_SUPPLY_C = (2.0, 60.0)
@@ -169,13 +169,16 @@ class ChipType(_Model):
     # Clock control (docs/model.md): GPU firmware clock-control laws are not published; the
     # ranges keep the explicit update stable at the largest time step (gain * 10 s * ~60 K
     # per unit clock < 2 needs gain < 0.003 at 10 s: the engine's steps are well inside).
+    # The defaults are the catalogue's values (scenarios/racks/nvl72-class.toml gives them
+    # for every chip type): a rack file that leaves them out gets the same.
     throttle_gain_per_k_s: Annotated[float, Bounds(1e-4, 0.5, "1/(K s)")] = Field(
         default=0.05, description="integral gain of the thermal clock control: clock fraction lost per second per "
                                   "kelvin of junction peak above throttle_temp_c [1/(K s)] (ASSUMPTION, docs/model.md)")
     throttle_hold_s: Annotated[float, Bounds(0.05, 60, "s")] = Field(
         default=1.0, description="decay time of the junction peak hold the clock control acts on [s] (ASSUMPTION)")
     min_clock_fraction: Annotated[float, Bounds(0.01, 1.0)] = Field(
-        default=0.3, description="lowest clock the thermal control goes to, relative to nominal")
+        default=0.3, description="lowest clock the thermal control goes to, relative to nominal (ASSUMPTION: "
+                                 "firmware clock floors are not published)")
 
     @model_validator(mode="before")
     @classmethod
@@ -224,7 +227,8 @@ class ColdPlate(_Model):
     dp_design_flow_lpm: Optional[Annotated[float, Bounds(0.01, 1000, "L/min")]] = Field(
         default=None, description="flow [L/min] where the geometry's pressure drop anchors dp_flow_exponent")
     dp_design_temp_c: Annotated[float, Bounds(2, 95, "degC")] = Field(
-        default=40.0, description="coolant temperature of that design point [degC]")
+        default=40.0, description="coolant temperature of that design point [degC] (default: the 40 degC point of "
+                                  "the [LEN] tray table the catalogue's design flows come from)")
 
     @model_validator(mode="after")
     def _exponent_and_anchor(self):
@@ -243,7 +247,7 @@ class Tubing(_Model):
     length_m: Annotated[float, Bounds(0, 1000, "m")]  # ASSUMPTION: no hose or tube runs 1 km
     inner_diameter_mm: Bore
     k_fittings: LossK = Field(default=0.0, description="sum of fitting loss coefficients")
-    roughness_um: Roughness = 1.5
+    roughness_um: Roughness = 1.5  # drawn tubing [MOODY44]
 
 
 class QuickDisconnect(_Model):
@@ -280,7 +284,8 @@ class TrayType(_Model):
                                   "between points, held at the end values outside the table")
     tubing: Tubing
     quick_disconnect: QuickDisconnect
-    branch_k: LossK = Field(default=2.0, description="tee losses at the two manifold ports (dividing + combining)")
+    branch_k: LossK = Field(default=2.0, description="tee losses at the two manifold ports (dividing + combining; "
+                                                     "default ASSUMPTION: about 1 each, [CRANE] magnitudes)")
     balancing_k: LossK = Field(default=0.0, description="flow-balancing restrictor, K on the tubing velocity")
 
     @model_validator(mode="after")
@@ -341,7 +346,7 @@ class Manifold(_Model):
     layout: Literal["direct_return", "reverse_return"] = "reverse_return"
     inner_diameter_mm: Bore
     port_spacing_mm: Annotated[float, Bounds(1, 5000, "mm")]
-    roughness_um: Roughness = 1.5
+    roughness_um: Roughness = 1.5  # drawn tubing [MOODY44]
 
 
 class MarginLimits(_Model):
@@ -367,6 +372,8 @@ class MarginLimits(_Model):
         default=None, description="least goodput of every training job (default 1)")
 
 
+# The default limits: the design criteria of docs/model.md (no throttling, no shutdown,
+# every tray at its flow, no head deficit, full goodput), not physics numbers.
 MARGIN_DEFAULTS = dict(gpu_junction_margin_k=0.0, other_chip_junction_margin_k=0.0, gpu_throttled_s_max=0.0,
                        gpu_shutdowns=0, tray_flow_ratio_min=1.0, pump_head_margin_kpa=0.0, job_goodput_min=1.0)
 
@@ -383,7 +390,8 @@ class Rack(_Model):
     return_hose: Tubing
     # PG25 loops are specified to ~65-70 C return; a limit at or above boiling is no limit.
     max_return_temp_c: Annotated[float, Bounds(20, 95, "degC")] = Field(
-        default=65.0, description="limit on the rack return temperature [degC]")
+        default=65.0, description="limit on the rack return temperature [degC] (default ASSUMPTION: a CDU secondary "
+                                  "return limit for PG25 loops, as scenarios/racks/nvl72-class.toml)")
     margin_limits: MarginLimits = Field(default_factory=MarginLimits, description="the rack design's margin limits")
 
     @model_validator(mode="after")
@@ -424,7 +432,7 @@ class Pumps(_Model):
         default=0.6, description="pump (hydraulic) efficiency at its best-efficiency point (default: ASSUMPTION, "
                                  "see scenarios/cdus/row-cdu-250kw.toml)")
     motor_efficiency: Annotated[float, Bounds(0.3, 1.0)] = Field(
-        default=0.859, description="motor efficiency, shaft over electrical (default: IEC 60034-30-1 IE3, 2.2 kW 2-pole)")
+        default=0.859, description="motor efficiency, shaft over electrical (default: [IEC-IE3] minimum, 2.2 kW 2-pole)")
     vfd_efficiency: Annotated[float, Bounds(0.5, 1.0)] = Field(
         default=0.97, description="drive efficiency, motor input over drive input (default: ASSUMPTION)")
 
@@ -456,7 +464,13 @@ class HeatExchanger(_Model):
     ua_scale: Scale = Field(default=1.0, description="multiplier on UA (calibration, fouling)")
     flow_exponent: Optional[Annotated[float, Bounds(0, 1, lo_open=True)]] = Field(
         default=None, description="hA ~ flow^n; default from ht's Muley-Manglik")
-    volume_l: Annotated[float, Bounds(1e-3, 10000, "L")] = 2.0
+    # Heat-transfer resistance split: plate exchangers are built symmetric, each side about
+    # half of 1/UA (ASSUMPTION: no published split for CDU exchangers; the wall is thin copper
+    # or stainless and is neglected). Each side's hA follows its own flow (twin.engine.hx_duty).
+    secondary_resistance_share: Annotated[float, Bounds(0.05, 0.95)] = Field(
+        default=0.5, description="share of the design 1/UA on the secondary side: hA_sec = UA / share, "
+                                 "hA_fac = UA / (1 - share) (default ASSUMPTION: a symmetric plate exchanger)")
+    volume_l: Annotated[float, Bounds(1e-3, 10000, "L")] = 2.0  # ASSUMPTION: a plate exchanger's secondary hold-up
 
 
 class Cdu(_Model):
@@ -467,9 +481,10 @@ class Cdu(_Model):
     # reservoirs hold ~10-100 L in a rack CDU, a few m3 in a row CDU (ASSUMPTION for the cap)
     reservoir_volume_l: Annotated[float, Bounds(1e-3, 10000, "L")]
     filter_dp_kpa: Annotated[float, Bounds(0, 1000, "kPa")] = Field(
-        default=10.0, description="filter pressure drop at the pump rated flow")
+        default=10.0, description="filter pressure drop at the pump rated flow (default ASSUMPTION: a clean 25 um "
+                                  "filter, as scenarios/cdus/)")
     internal_volume_l: Annotated[float, Bounds(1e-3, 10000, "L")] = Field(
-        default=5.0, description="piping volume inside the CDU")
+        default=5.0, description="piping volume inside the CDU (default ASSUMPTION, as scenarios/cdus/)")
 
 
 class Coolant(_Model):
@@ -492,36 +507,51 @@ class Controls(_Model):
 
     pump_mode: Literal["speed", "flow", "pid"] = "flow"
     # VFDs run pumps up to ~120 % of their base speed
-    pump_speed_fraction: Annotated[float, Bounds(0, 1.2, lo_open=True)] = 1.0
-    flow_setpoint_lpm: Flow = 180.0
+    pump_speed_fraction: Annotated[float, Bounds(0, 1.2, lo_open=True)] = Field(
+        default=1.0, description="pump speed in speed mode, relative to rated (default: rated speed, ASSUMPTION)")
+    flow_setpoint_lpm: Flow = Field(
+        default=180.0, description="rack flow setpoint [L/min] (default ASSUMPTION: 1.5 L/min per kW [OCP-FLOW] of a "
+                                   "120 kW rack; every scenario of the catalogue sets its own)")
     failover_delay_s: Annotated[float, Bounds(0, 3600, "s")] = Field(
-        default=5.0, description="from a pump trip to the standby pump running")
+        default=5.0, description="from a pump trip to the standby pump running (default ASSUMPTION: detection and "
+                                 "start-up of a CDU; the CDU files of scenarios/cdus/ give theirs)")
     # controllers sample every few ms (PLC scan) to minutes (ASSUMPTION for the bounds)
-    control_interval_s: Annotated[float, Bounds(1e-3, 3600, "s")] = 1.0
+    control_interval_s: Annotated[float, Bounds(1e-3, 3600, "s")] = Field(
+        default=1.0, description="sampling interval of the PI controllers [s] (default ASSUMPTION: a CDU PLC "
+                                 "updating its loops once a second)")
     pid_variable: Literal["flow", "dp"] = "flow"
     dp_setpoint_kpa: Annotated[float, Bounds(0.1, MAX_KPA, "kPa")] = Field(
-        default=80.0, description="rack differential pressure setpoint (pid on dp)")
+        default=80.0, description="rack differential pressure setpoint (pid on dp; default ASSUMPTION: about the "
+                                  "reference rack's dP at its 150 L/min)")
     setpoint_changes: list[_finite_pair((0, MAX_TIME_S, "s"), (0.1, MAX_FLOW_LPM, "L/min or kPa"))] = Field(
         default_factory=list, description="[time_s, new setpoint] of the pump controller (L/min or kPa)")
     # controller gains (dimensionless per unit error) and integral times (ASSUMPTION: a gain
-    # above 100 or an integral time beyond a day is a typo, not a tuning)
+    # above 100 or an integral time beyond a day is a typo, not a tuning). The default tunings
+    # are ours (ASSUMPTION), derived in twin.controls; the actuator limits (speeds, ramps,
+    # valve travel) are hardware values (ASSUMPTION) the CDU files of scenarios/cdus/ give.
     pump_kp: Annotated[float, Bounds(0, 100, lo_open=True)] = Field(
-        default=0.05, description="speed fraction per unit relative error")
-    pump_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = Field(default=0.25, description="integral time")
-    pump_speed_min: Fraction = 0.15
-    pump_speed_max: Annotated[float, Bounds(0, 1.2, lo_open=True)] = 1.0
+        default=0.05, description="speed fraction per unit relative error (ASSUMPTION: tuning, twin.controls)")
+    pump_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = Field(
+        default=0.25, description="integral time [s] (ASSUMPTION: tuning, twin.controls)")
+    pump_speed_min: Fraction = Field(
+        default=0.15, description="lowest speed of the pump controller (ASSUMPTION: a VFD's minimum speed)")
+    pump_speed_max: Annotated[float, Bounds(0, 1.2, lo_open=True)] = Field(
+        default=1.0, description="highest speed of the pump controller (ASSUMPTION: no overspeed past rated)")
     pump_ramp_per_s: Annotated[float, Bounds(0, 100, "1/s", lo_open=True)] = Field(
-        default=0.2, description="VFD ramp limit, speed fraction per second")
+        default=0.2, description="VFD ramp limit, speed fraction per second (ASSUMPTION: 0 to full in 5 s)")
     supply_temp_control: StrictBool = False
-    supply_temp_setpoint_c: Annotated[float, Bounds(*SECONDARY_SUPPLY_C, "degC")] = 35.0
+    supply_temp_setpoint_c: Annotated[float, Bounds(*SECONDARY_SUPPLY_C, "degC")] = Field(
+        default=35.0, description="CDU secondary supply setpoint [degC] (ASSUMPTION: W32 plus a few K of approach)")
     supply_temp_changes: list[_finite_pair((0, MAX_TIME_S, "s"), (*SECONDARY_SUPPLY_C, "degC"))] = Field(
         default_factory=list, description="[time_s, setpoint degC]")
     valve_kp: Annotated[float, Bounds(0, 100, "1/K", lo_open=True)] = Field(
-        default=0.08, description="valve position per K of error")
-    valve_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = 40.0
-    valve_min_position: Fraction = 0.05
+        default=0.08, description="valve position per K of error (ASSUMPTION: tuning, twin.controls)")
+    valve_ti_s: Annotated[float, Bounds(1e-3, 86400, "s")] = Field(
+        default=40.0, description="integral time [s] (ASSUMPTION: tuning, twin.controls)")
+    valve_min_position: Fraction = Field(
+        default=0.05, description="least facility valve opening (ASSUMPTION: a valve kept cracked open)")
     valve_ramp_per_s: Annotated[float, Bounds(0, 100, "1/s", lo_open=True)] = Field(
-        default=0.05, description="actuator stroke limit, position per second")
+        default=0.05, description="actuator stroke limit, position per second (ASSUMPTION: a 20 s full stroke)")
 
     @model_validator(mode="after")
     def _limits(self):
@@ -586,13 +616,15 @@ class ScheduleEntry(_Model):
     kind: Literal["constant", "square"] = "constant"
     start_s: Seconds = 0.0
     end_s: EndTime = math.inf
-    fraction_of_tdp: TdpFraction = 1.0
-    high_fraction_of_tdp: TdpFraction = 1.0
-    low_fraction_of_tdp: TdpFraction = 0.3
-    # training swings run at 0.2-3 Hz (docs/sources.md); a square wave faster than 1 kHz
-    # averages out inside any thermal step (ASSUMPTION for the lower bound)
+    # Default levels (ASSUMPTION): a constant entry at TDP; a square wave between TDP and 30 %
+    # of it, half the period each, once a second (training swings run at 0.2-3 Hz [PWR-STAB]).
+    fraction_of_tdp: TdpFraction = 1.0  # ASSUMPTION (above)
+    high_fraction_of_tdp: TdpFraction = 1.0  # ASSUMPTION (above)
+    low_fraction_of_tdp: TdpFraction = 0.3  # ASSUMPTION (above)
+    # a square wave faster than 1 kHz averages out inside any thermal step (ASSUMPTION for the
+    # lower bound)
     period_s: Annotated[float, Bounds(1e-3, 1e6, "s")] = 1.0
-    duty: Annotated[float, Bounds(0, 1, lo_open=True, hi_open=True)] = 0.5
+    duty: Annotated[float, Bounds(0, 1, lo_open=True, hi_open=True)] = 0.5  # ASSUMPTION (above)
 
     @model_validator(mode="after")
     def _window(self):
@@ -619,23 +651,26 @@ class TrainingJob(_Job):
     # a DES event every few ms (ASSUMPTION for both bounds)
     step_time_s: Annotated[float, Bounds(0.01, 1e5, "s")] = Field(
         description="nominal step time, compute plus communication [s]")
+    # Default phase powers and shares: a compute phase near TDP and a communication phase
+    # far below it [PWR-STAB]; the values are ours, ASSUMPTION (no published per-phase
+    # powers), the ones the training scenarios of scenarios/ write out with their reasons.
     compute_fraction: Annotated[float, Bounds(0, 1, lo_open=True)] = Field(
-        default=0.7, description="share of the step spent computing")
-    compute_power_fraction_of_tdp: TdpFraction = 1.0
-    comm_power_fraction_of_tdp: TdpFraction = 0.35
+        default=0.7, description="share of the step spent computing (default ASSUMPTION, above)")
+    compute_power_fraction_of_tdp: TdpFraction = 1.0  # ASSUMPTION (above)
+    comm_power_fraction_of_tdp: TdpFraction = 0.35  # ASSUMPTION (above)
     # a checkpoint more often than every second is not a checkpoint (ASSUMPTION)
     checkpoint_interval_s: Annotated[float, Bounds(1, MAX_TIME_S, "s", inf_ok=True)] = math.inf
     checkpoint_duration_s: Annotated[float, Bounds(0, 86400, "s")] = 0.0
-    checkpoint_power_fraction_of_tdp: TdpFraction = 0.2
+    checkpoint_power_fraction_of_tdp: TdpFraction = 0.2  # ASSUMPTION: GPUs near idle while state is written
     # Llama 3 405B training saw ~8 interruptions a day on 16k GPUs (Meta, 2024); one a
     # minute is a broken job, not a statistic (ASSUMPTION for the cap)
     failures_per_day: Annotated[float, Bounds(0, 1440, "1/day")] = Field(
         default=0.0, description="job interruptions per day (exponential)")
-    restart_time_s: Annotated[float, Bounds(0, 86400, "s")] = 600.0
-    restart_power_fraction_of_tdp: TdpFraction = 0.1
+    restart_time_s: Annotated[float, Bounds(0, 86400, "s")] = 600.0  # ASSUMPTION: reload and warm-up, 10 min
+    restart_power_fraction_of_tdp: TdpFraction = 0.1  # ASSUMPTION: GPUs about idle while the job restarts
     straggler_count: Annotated[int, Bounds(0, 100000)] = 0
     straggler_speed: Annotated[float, Bounds(0.1, 1)] = Field(
-        default=0.97, description="straggler compute speed relative to the rest")
+        default=0.97, description="straggler compute speed relative to the rest (default ASSUMPTION: 3 % slow)")
     power_jitter_fraction: Annotated[float, Bounds(0, 0.2)] = Field(
         default=0.0, description="std dev of per-GPU power (silicon variation)")
 
@@ -653,8 +688,9 @@ class InferenceJob(_Job):
     start_hour: Annotated[float, Bounds(0, 24, "h", hi_open=True)] = Field(default=0.0, description="time of day at t = 0 [h]")
     load_curve: list[_finite_pair((0, 24, "h"), (0, 1))] = Field(
         description="[hour, load 0-1] points, linear between, wrapping at 24 h")
-    full_load_power_fraction_of_tdp: TdpFraction = 0.9
-    # one DES event per update: below a second the curve (hourly points) gains nothing
+    full_load_power_fraction_of_tdp: TdpFraction = 0.9  # ASSUMPTION: serving rarely reaches TDP
+    # one DES event per update: below a second the curve (hourly points) gains nothing;
+    # default ASSUMPTION: the load is re-read every 5 min
     update_interval_s: Annotated[float, Bounds(1, 86400, "s")] = 300.0
 
     @field_validator("load_curve")
@@ -681,7 +717,7 @@ class Replay(_Model):
     column: str = Field(default="", description="CSV column of power [W]")
     time_column: str = Field(default="time")
     peak_fraction_of_tdp: Annotated[float, Bounds(0, 1.5, lo_open=True)] = Field(
-        default=1.0, description="chip power at the trace's maximum")
+        default=1.0, description="chip power at the trace's maximum (default ASSUMPTION: the trace's peak is TDP)")
     start_s: Seconds = Field(default=0.0, description="trace time at t = 0")
 
 
@@ -921,7 +957,8 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
 
 
 # An exchanger rated beyond this effectiveness needs an unbounded NTU: not a real CDU
-# rating (and the margin keeps the check valid for rho*cp a few K away from the build's).
+# rating (ASSUMPTION: 0.99; the margin keeps the check valid for rho*cp a few K away from
+# the build's).
 MAX_HX_EFFECTIVENESS = 0.99
 
 

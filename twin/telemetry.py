@@ -3,11 +3,16 @@
 Layout: a ``time`` dataset [s]; one dataset per channel, named ``group/quantity``
 (``gpu/junction_temp``), shape (time,) or (time, member), each with a ``units`` attribute;
 optional ``labels`` datasets (``gpu/labels``) naming the members; root attributes
-``schema``, ``scenario`` (resolved scenario TOML), ``software_version``, ``coolant``.
+``schema``, ``scenario`` (resolved scenario TOML), ``software_version``, ``coolant``,
+``rack``, ``time_step_s``, what was asked (``source``, ``overrides``, ``duration_s``) and
+how the run ended (``complete``, ``end_time_s``, ``end_reason``, ``verdict``); the group
+``margins`` and the ``events`` table (docs/telemetry.md).
 
 The writer streams: datasets are chunked and extended in whole chunks as rows arrive, so
-memory is bounded by one write batch whatever the duration. It writes to ``PATH.partial`` and renames on
-success, so a failed run leaves no file behind.
+memory is bounded by one write batch whatever the duration. It writes to ``PATH.partial``
+and renames it when the run ends, also when it ends early (interrupted, or stopped at a
+model limit: the file is whole, marked ``complete = false``); a run that fails with an
+error leaves no file behind.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ REQUIRED_CHANNELS = {
     "facility/return_temp": "degC",
     "facility/flow": "L/min",
 }
-CHUNK_ROWS = 1024
+CHUNK_ROWS = 1024  # rows per HDF5 chunk
 # Rows queued before a write (memory: ~2 KB a row for the reference rack). Writes cover
 # whole chunks only (the rest waits for the next batch), so HDF5 never re-reads a chunk
 # and needs no chunk cache: with its default cache (1 MB per dataset) the process grew by

@@ -8,7 +8,7 @@ with ``r_e`` the viscosity ratio of the edge's coolant to the fit's reference, `
 the pump head (``s^2 H0``, zero for passive edges) and ``bcv_e`` a check valve's reverse
 resistance. Edge flows are ``Q = B^T q`` with ``B`` a loop (cycle) basis, so continuity
 holds exactly at every iterate; Newton drives the loop sums ``B dp(Q)`` to zero
-(the loop method of Cross, 1936, solved simultaneously: e.g. Boulos, Lansey & Karney,
+(the loop method of Cross, 1936 [CROSS36], solved simultaneously: e.g. Boulos, Lansey & Karney,
 *Comprehensive Water Distribution Systems Analysis Handbook*, ch. 4).
 
 Kernels take arrays and scalars only.

@@ -8,7 +8,7 @@ and has no error for inputs that are constant over the step: the stiff junction 
 *step-mean* outlet temperature downstream, so the enthalpy one cell sends is exactly
 what the next receives: energy is conserved to round-off. The one place the loop closes
 (CDU return into the reservoir) takes the previous step's value; the energy in that
-one-step transit is tracked (``transit_energy``).
+one-step transit is counted by ``twin.engine.Network.stored_energy``.
 
 Cell kinds:
 - 0 fluid: ``C dT/dt = mcp (T_in - T) + Q_ext``
@@ -24,25 +24,27 @@ from numba import njit
 from .workload import (JS_STEPS, NEVER, WP_SHUT, WS_CLOCK_INT, WS_FIRST_SHUTDOWN, WS_INTERVAL_THROTTLED, WS_SHUTDOWN,
                        chip_power_step, hold_decay)
 
+# kinds of coolant cell (``Model.cell_kind``): plain fluid, a cold plate's coolant, the
+# CDU heat exchanger's secondary side
 FLUID = 0
-PLATE = 1
-HX = 2
+PLATE = 1  # (cell kind, above)
+HX = 2  # (cell kind, above)
 # offsets into a packed plate row (see prepare_step)
 PK_PHI, PK_GAM, PK_PSI_F, PK_LAM_F, PK_CF = 0, 9, 15, 18, 20
-N_PK = 21
+N_PK = 21  # width of a packed plate row
 # columns of the sweep table (one row per edge in thermal order, see sweep_table)
 SW_EDGE, SW_NODE, SW_IN0, SW_IN1, SW_SINGLE, SW_CELL0, SW_CELL1 = range(7)
-N_SW = 8
+N_SW = 8  # width of the sweep table
 # columns of the per-cell tables: integers (CI_*) and step coefficients (CF_*)
 CI_KIND, CI_AUX, CI_CHIP = range(3)
-N_CI = 4
+N_CI = 4  # width of the integer cell table
 CF_DECAY, CF_MEANFAC, CF_CAP, CF_HX_RATIO = range(4)
-N_CF = 4
+N_CF = 4  # width of the cell coefficient table
 # the accumulators ``acc`` of :func:`advance`: run totals, record-interval sums, then each
 # chip's energy over the record interval from ACC_CHIPS on
 ACC_CHIP_J, ACC_AUX_LIQUID_J, ACC_LIQUID_J, ACC_HX_J, ACC_I_LIQUID, ACC_I_HX, ACC_I_SPAN, ACC_I_AUX, \
     ACC_I_AUX_LIQUID = range(9)
-ACC_CHIPS = 9
+ACC_CHIPS = 9  # first per-chip accumulator
 
 
 @njit(cache=True)

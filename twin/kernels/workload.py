@@ -22,7 +22,7 @@ is the controller's output ``c`` (``WS_CLOCK_CMD``) except within one clock step
 continuous in time, so its explicit update (``c += -k dt (Te - T_thr)``, ``Te`` from the
 junction at the start of the step) converges as the step shrinks: its loop rate ``k dT/dc``
 (~ 60 K per unit clock for a 1200 W GPU) times a 0.1 s step stays well below one
-(docs/model.md, tests/test_throttle.py). ``k`` and the hold time are ASSUMPTIONS: GPU
+(docs/model.md, tests/test_throttle.py). ``k`` and the hold time: ASSUMPTION, GPU
 clock-control laws are not published.
 
 A chip is *throttled* during a step when its applied thermal clock is below full; the time is
@@ -44,12 +44,12 @@ from numba import njit
 
 WP_IDLE, WP_THR, WP_GAIN, WP_SHUT, WP_HOLD_S, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE, \
     WP_P_BASE, WP_P_SLOPE = range(12)
-N_WP = 12
+N_WP = 12  # columns of wp
 WS_CLOCK, WS_SHUTDOWN, WS_THROTTLED_S, WS_CLOCK_INT, WS_HOLD_T, WS_FIRST_THROTTLE, WS_FIRST_SHUTDOWN, \
     WS_INTERVAL_THROTTLED, WS_CLOCK_CMD = range(9)
-N_WS = 9
+N_WS = 9  # columns of ws
 # A GPU's clock moves in steps of ~15 MHz around ~2 GHz (the supported-clocks list of
-# ``nvidia-smi -q -d SUPPORTED_CLOCKS``: 0.5-1 % apart): a controller output within
+# ``nvidia-smi -q -d SUPPORTED_CLOCKS`` [NV-DCGM]: 0.5-1 % apart): a controller output within
 # CLOCK_STEP of full clock leaves the clock at full. Without it a junction whose peaks
 # sit exactly at the limit would count as throttled for a 0.03 % clock dip, for a time
 # that depends on the step (ASSUMPTION on the step size).
@@ -59,13 +59,13 @@ CLOCK_STEP = 0.005
 # (a shut-down chip's trip temperature, a hold with no history, a frozen copy's shutdown).
 NEVER = 1e300
 JP_ACTIVE, JP_T_COMPUTE, JP_T_COMM, JP_P_COMPUTE, JP_P_COMM, JP_MIN_SPEED, JP_UNCAPPED = range(7)
-N_JP = 7
+N_JP = 7  # columns of jp
 JS_PHASE, JS_REMAINING, JS_STEPS, JS_IPHASE, JS_IREMAINING, JS_ISTEPS, JS_THROTTLED_GPU_S = range(7)
-N_JS = 7
+N_JS = 7  # columns of js
 # per-job scratch of chip_power_step: pace, whether nominal this step, compute share of
 # the step, compute share times pace
 JT_PACE, JT_NOMINAL, JT_FC, JT_FC_PACE = range(4)
-N_JT = 4
+N_JT = 4  # columns of the per-job scratch
 
 
 def pace_constants(wp, jp, j, chips):
