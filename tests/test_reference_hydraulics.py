@@ -174,9 +174,9 @@ def test_turbulent_ladder_solved_by_the_kernel_matches_an_independent_nodal_solv
     same edge laws solved on node pressures by ``scipy.optimize.root`` (MINPACK hybrd): a
     different unknown (pressures, not loop flows), a different method.
 
-    Catches: a kernel that evaluates ``b Q^2`` without the sign of Q, a Newton step that
-    stops on the step size rather than the loop residual, a check-valve term applied to
-    forward flow."""
+    Catches: a quadratic term evaluated wrongly (any law other than ``b Q|Q|``), a kernel
+    that reports convergence at a point that is not the network's (loop sums or Jacobian
+    built from the wrong edges)."""
     n, b_h, b_b = 27, 2.0e9, 2.0e12
     frm, to, a, b, n_node, branches = _ladder(n, layout, 0.0, 0.0, b_h, b_b, 0.0, 1.0e10)
     head = 2.0e5
@@ -241,7 +241,8 @@ def test_rack_tray_flows_match_an_independent_nodal_solve(layout):
     solved on node pressures by ``scipy.optimize.root``. Both layouts.
 
     Catches: a viscosity ratio applied to the wrong edge or not at all, a pump head not
-    scaled as ``s^2``, a kernel that converges to a point that is not the network's."""
+    scaled as ``s^2``, a quadratic law evaluated wrongly, a kernel that converges to a
+    point that is not the network's."""
     r = twin.simulate(_rack(layout, **steady_overrides()))
     model, state = r.model, r.final_state
     net = Network(model)
