@@ -137,8 +137,9 @@ def _ladder_closed_form(n, layout, a_header, a_branch, total):
     (second difference of the header pressures), so ``q(i) = C cosh(lam (i - c))``. Z
     (reverse return) is symmetric about the middle, ``c = (n-1)/2``; U (direct return)
     about the virtual branch past the far end, ``c = n - 1/2`` (no header flow there). The
-    end conditions and ``sum q = total`` give C (e.g. the discrete manifold of Wang, Chem.
-    Eng. J. 168 (2011) 1331, in its linear, momentum-free limit)."""
+    end conditions and ``sum q = total`` give C. (The discrete counterpart of the cosh/sinh
+    profiles of the linear, momentum-free continuous manifold models reviewed by J. Wang,
+    "Theory of flow distribution in manifolds", Chem. Eng. J. 168 (2011) 1331-1345.)"""
     lam = np.arccosh(1.0 + a_header / a_branch)
     i = np.arange(n)
     if layout == "Z":
