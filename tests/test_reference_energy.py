@@ -20,17 +20,22 @@ from .conftest import REFERENCE, ROOT
 # are measured against C T_max + mcp dt T_max of the component; 1e-13 leaves room for
 # ~1000 roundings.
 ROUNDOFF_RTOL = 1e-13
-STEPS = 300
+STEPS = 200
 
 
-@pytest.fixture(scope="module")
-def transient():
-    """The reference rack stepped one thermal step at a time through a power transient: 1 Hz
-    GPU bursts from t = 2 s, a drop to 15 % at 20 s (plates and junctions charge and
-    discharge), hydraulics re-solved as temperatures move. Yields per-step records of the
-    state before and after each step."""
-    s = twin.load_scenario(REFERENCE, {"workload.schedule.1.start_s": 2.0, "workload.schedule.1.end_s": 20.0,
-                                       "workload.schedule.2.start_s": 20.0, "simulation.hydraulic_update_s": 1.0})
+@pytest.fixture(scope="module", params=["plates in series", "a plate per path"])
+def transient(request):
+    """A rack stepped one thermal step at a time through a power transient: 1 Hz GPU bursts
+    from t = 2 s, a drop to 15 % at 10 s (plates and junctions charge and discharge),
+    hydraulics re-solved as temperatures move. The reference rack (GPU-GPU-CPU paths), and
+    the same rack with every compute-tray plate on a path of its own, so that each plate's
+    balance is seen alone. Returns per-step records of the state before and after each
+    step."""
+    over = {"workload.schedule.1.start_s": 2.0, "workload.schedule.1.end_s": 10.0,
+            "workload.schedule.2.start_s": 10.0, "simulation.hydraulic_update_s": 1.0}
+    if request.param == "a plate per path":
+        over["rack.tray_types.compute.paths"] = [["gpu"], ["gpu"], ["gpu"], ["gpu"], ["cpu"], ["cpu"]]
+    s = twin.load_scenario(REFERENCE, over)
     model = build_model(s)
     dt = s.simulation.time_step_s
     source = make_source(model, dt)
@@ -73,16 +78,17 @@ def _chip_storage(model, net, chips, before, after):
 
 
 def test_every_cold_plate_path_turns_chip_power_into_coolant_heat_and_storage(transient):
-    """Per path of plates in series (GPU-GPU-CPU in compute trays; one switch plate each in
-    switch trays, so a plate alone): chip energy in = heat carried off by the coolant
+    """Per path of plates (GPU-GPU-CPU in series in the reference compute trays; one plate
+    per path in its switch trays, and everywhere in the second rack: each plate alone):
+    chip energy in = heat carried off by the coolant
     (``mcp (T_out - T_in) dt`` with the path's step-mean outflow and inflow) + the change of
     heat in junctions, plate bodies and plate coolant. And the kernel's 'heat into the
     coolant' (``rack/liquid_heat``) is the chip energy less what junctions and plate bodies
     stored.
 
     Catches: a plate map whose coolant row does not conserve (a wrong ``gam`` or ``lam``
-    entry), heat into the coolant counted without the coolant's own storage, a chip's power
-    counted at its demand rather than the power it drew."""
+    entry), heat into the coolant counted without the coolant's own storage, a plate whose
+    outflow is not what the next plate of its path receives."""
     model, net, dt, steps = transient
     paths = np.unique(model.chip_path_edge)
     chips_of = {e: np.nonzero(model.chip_path_edge == e)[0] for e in paths}
