@@ -3,15 +3,22 @@ import numpy as np
 import pytest
 
 import twin
+from twin.build import LPM
 from twin.coolant import coolant_table
+from twin.engine import FLOW_CONTROL_RTOL
 
 from .conftest import REFERENCE, steady_overrides
 
 # Acceptance figure: steady balances within 0.5 % (docs/model.md, What the tests hold the model to).
 STEADY_RTOL = 0.005
-# The scheme passes step-mean enthalpy flows from cell to cell, so the transient
-# balance closes to round-off (sums of ~1e6 steps of ~1e5 J): 1e-9 relative.
-TRANSIENT_RTOL = 1e-9
+# The scheme passes step-mean enthalpy flows from cell to cell, so each step closes to
+# round-off (~1e-15 of the loop's ~6 MJ referred to 0 degC, tests/test_reference_energy.py);
+# 3000 steps of it stay below 1e-12 of the ~2e7 J that flows through.
+TRANSIENT_RTOL = 1e-12
+# At steady state the heat the coolant takes up leaves through the exchanger: the steady
+# start stops when no temperature moves more than STEADY_TOL_K (1e-9 K) over 100 s, so the
+# loop's ~3e5 J/K stores less than 3e-6 W of the ~1e5 W it carries (3e-11).
+STEADY_STATE_RTOL = 1e-9
 
 
 @pytest.mark.parametrize("coolant", ["pg25", "water"])
@@ -26,7 +33,7 @@ def test_steady_heat_into_coolant_equals_flow_rho_cp_dt_and_facility_heat(coolan
     advected = q * rho_in * p["cp"] * (t_ret - t_sup)
     liquid = tel["rack/liquid_heat"][-1]
     assert liquid == pytest.approx(advected, rel=STEADY_RTOL)
-    assert tel["cdu/heat"][-1] == pytest.approx(liquid, rel=STEADY_RTOL)
+    assert tel["cdu/heat"][-1] == pytest.approx(liquid, rel=STEADY_STATE_RTOL)
     # facility side: its own flow, water properties
     w = coolant_table("water").at(0.5 * (tel["facility/supply_temp"][-1] + tel["facility/return_temp"][-1]))
     fac = tel["facility/flow"][-1] / 60000.0 * w["rho"] * w["cp"] * (tel["facility/return_temp"][-1] - tel["facility/supply_temp"][-1])
@@ -36,9 +43,20 @@ def test_steady_heat_into_coolant_equals_flow_rho_cp_dt_and_facility_heat(coolan
     assert liquid == pytest.approx(it - tel["rack/air_heat"][-1], rel=1e-9)
 
 
+@pytest.mark.parametrize("hydraulic_update_s", [300.0, 10.0])
 @pytest.mark.parametrize("coolant", ["pg25", "water"])
-def test_stored_energy_change_accounts_for_transient_imbalance(coolant):
+def test_stored_energy_change_accounts_for_transient_imbalance(coolant, hydraulic_update_s):
+    """Over a 300 s transient (full power, 1 Hz bursts, a drop to 15 %) the heat stored in
+    chips, plates and coolant changes by exactly the chip and aux heat in less the heat to
+    the facility. With one hydraulic block (flows untouched) to round-off; with a re-solve
+    every 10 s each re-solve may move the held loop flow by up to 2 FLOW_CONTROL_RTOL, and
+    with it the one-step transit at the loop closure (``rho cp dQ dt T``, see
+    tests/test_reference_energy.py): that much more per re-solve.
+
+    Catches: heat lost or created anywhere in the loop over a run (a cell skipped by the
+    sweep, a transit not counted in the stored energy, aux heat counted twice)."""
     s = twin.load_scenario(REFERENCE, {"coolant.name": coolant, "simulation.duration_s": 300.0,
+                                       "simulation.hydraulic_update_s": hydraulic_update_s,
                                        "workload.schedule.1.start_s": 30.0, "workload.schedule.1.end_s": 200.0,
                                        "workload.schedule.2.start_s": 200.0})
     r = twin.simulate(s)
@@ -48,7 +66,11 @@ def test_stored_energy_change_accounts_for_transient_imbalance(coolant):
     stored = e["stored_end_j"] - e["stored_start_j"]
     # the transient is a real one: the loop gives back megajoules after the step down
     assert abs(stored) > 1e5
-    assert stored == pytest.approx(imbalance, rel=1e-6, abs=TRANSIENT_RTOL * into)
+    resolves = s.simulation.duration_s / hydraulic_update_s  # at most one per hydraulic block
+    packet = (r.model.rho * r.model.cp * s.controls.flow_setpoint_lpm * LPM * s.simulation.time_step_s
+              * r.margins["coolant_temp_max_c"])
+    tolerance = TRANSIENT_RTOL * into + resolves * 2 * FLOW_CONTROL_RTOL * packet
+    assert abs(stored - imbalance) <= tolerance
     # heat into the coolant = chip power - heat stored in chips and plates, so it too
     # differs from the chip energy over a transient
     assert e["liquid_j"] != pytest.approx(e["chip_j"] + e["aux_liquid_j"], rel=1e-4)
