@@ -113,8 +113,11 @@ def test_cdu_heat_exchanger_holds_its_rated_approach_at_rated_flows():
     Catches: a UA derived from the rating with the approach taken on the wrong side (hot
     inlet, or cold outlet), the facility's heat capacity used for the secondary, a
     heat-exchanger cell that does not see the loop's flow."""
-    s, model, tel = _steady_hx_run(280.0, 280.0, **{"rack.tray_stack": [{"type": "compute", "count": 44}]})
+    # stronger pumps (head_scale) so that 44 trays really get the rated 280 L/min
+    s, model, tel = _steady_hx_run(280.0, 280.0, **{"rack.tray_stack": [{"type": "compute", "count": 44}],
+                                                    "cdu.pumps.head_scale": 1.5})
     hx = s.cdu.heat_exchanger
+    assert tel["rack/flow"][-1] == pytest.approx(hx.rated_secondary_flow_lpm, rel=1e-5)  # the premise: rated flows
     heat = tel["cdu/heat"][-1]
     assert heat == pytest.approx(hx.rated_heat_kw * 1e3, rel=0.05)  # at the rating, give or take 5 %
     approach = tel["cdu/supply_temp"][-1] - tel["facility/supply_temp"][-1]
