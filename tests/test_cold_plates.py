@@ -18,8 +18,8 @@ import pytest
 
 from twin.build import LPM, build_model
 from twin.coolant import coolant_table
-from twin.correlations import (ColdPlateGeometry, cold_plate_hA_w_per_k, fin_efficiency_straight_adiabatic_tip,
-                               plate_conductance_w_per_k)
+from twin.correlations import (ColdPlateGeometry, cold_plate_dp_pa, cold_plate_hA_w_per_k,
+                               fin_efficiency_straight_adiabatic_tip, plate_conductance_w_per_k)
 
 # OCP OAI 1 kW OAM plate, case-to-inlet resistance [L/min, K/W] (LBNL's digitisation).
 OCP_OAM_PG25 = [(0.4, 0.0389), (0.5, 0.0325), (0.6, 0.0300), (0.7, 0.0280), (0.8, 0.0265), (0.9, 0.0255),
@@ -172,3 +172,53 @@ def test_built_gpu_plate_drop_grows_with_the_measured_exponent(reference_scenari
     dp = [a * q * LPM + b * (q * LPM) ** 2 for q in (2.0, 5.0)]
     exponent = math.log(dp[1] / dp[0]) / math.log(2.5)
     assert DP_EXPONENT_RANGE[0] <= exponent <= DP_EXPONENT_RANGE[1]
+
+
+# Shah & London (1978), rectangular ducts (Table 18; quoted in tests/test_correlations.py):
+# fully developed fRe (Fanning) at side ratio 1/8, and the range of the Hagenbach factor
+# K(inf) over all side ratios, 0.674 (parallel plates) to 1.43 (square duct) [SHAH78].
+FRE_ONE_EIGHTH = 20.585
+HAGENBACH_RANGE = (0.674, 1.43)
+
+
+def _plate(channel_width_mm, channel_height_mm, fin_width_mm, length_mm, count, port_mm):
+    return ColdPlateGeometry(channel_width_mm * 1e-3, channel_height_mm * 1e-3, fin_width_mm * 1e-3, length_mm * 1e-3,
+                             count, port_mm * 1e-3, 2e-3, 390.0)
+
+
+def test_plate_drop_of_long_laminar_channels_is_darcy_friction_by_hand():
+    """Long channels of side ratio 1/8 (0.375 x 3 mm, L/Dh = 300) at Re ~ 60: the drop is
+    Darcy friction ``4 fRe / Re L/Dh`` with Shah & London's tabulated fRe, plus a Hagenbach
+    K(inf) somewhere in its published range, the sharp contraction and expansion of the
+    array (``fluids``, Rennels) and the ports' K = 1 + 0.57, all by hand. Catches a Fanning
+    factor used as Darcy (a quarter of the friction) or a wrong hydraulic diameter."""
+    import fluids
+
+    g = _plate(0.375, 3.0, 0.375, 200.0, 40, 8.0)
+    p = coolant_table("pg25").at(40.0)
+    q = 0.5 * LPM
+    dh = 2 * 0.375e-3 * 3e-3 / (0.375e-3 + 3e-3)
+    v = q / (40 * 0.375e-3 * 3e-3)
+    re = p["rho"] * v * dh / p["mu"]
+    assert re < 2300
+    k_fixed = (4 * FRE_ONE_EIGHTH / re * 0.2 / dh + fluids.contraction_sharp(Di1=1.0, Di2=math.sqrt(0.5))
+               + fluids.diffuser_sharp(Di1=math.sqrt(0.5), Di2=1.0))
+    v_port = q / (math.pi * 8e-3**2 / 4)
+    port = 1.57 * p["rho"] * v_port**2 / 2
+    lo, hi = ((k_fixed + k) * p["rho"] * v**2 / 2 + port for k in HAGENBACH_RANGE)
+    dp = cold_plate_dp_pa(g, q, p["rho"], p["mu"])
+    assert lo <= dp <= hi, (lo, dp, hi)
+    assert (hi - lo) / dp < 0.01  # the bracket is tight: friction dominates
+
+
+def test_plate_drop_of_a_wide_short_array_is_its_ports():
+    """An array whose channels barely resist (many wide short channels) drops what its ports
+    drop: a sudden expansion out of the inlet port (K = 1 on the port velocity, Borda-Carnot)
+    and a sharp-edged entrance into the outlet port (K = 0.57, Rennels & Hudson, *Pipe Flow*,
+    Wiley 2012, [FLUIDS]), ``1.57 rho v_port^2 / 2`` within 1 % (the channels' share is
+    below 0.1 %). Catches a port velocity on the wrong area or a port loss left out."""
+    g = _plate(2.0, 10.0, 0.2, 5.0, 400, 6.0)
+    p = coolant_table("pg25").at(40.0)
+    q = 3.0 * LPM
+    v_port = q / (math.pi * 6e-3**2 / 4)
+    assert cold_plate_dp_pa(g, q, p["rho"], p["mu"]) == pytest.approx(1.57 * p["rho"] * v_port**2 / 2, rel=0.01)

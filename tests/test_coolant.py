@@ -115,3 +115,22 @@ def test_viscosity_falls_and_boiling_point_is_water_at_1_atm():
     t = coolant_table("pg25")
     assert np.all(np.diff(t.mu) < 0)
     assert t.boiling_temp_c == pytest.approx(99.97, abs=0.02)
+
+
+@pytest.mark.parametrize("coolant", ["pg25", "water"])
+def test_kernel_lookup_matches_the_table_between_grid_points(coolant):
+    """The kernels' uniform-grid look-up (``twin.kernels.props.interp_column``) against
+    numpy's interpolation of the same table (``CoolantTable.at``) at temperatures between
+    grid points, for every property row, and clamped at the ends. Catches an index or
+    spacing error in the look-up (a wrong viscosity there moves every pressure drop)."""
+    from twin.kernels.props import interp_column
+
+    table = coolant_table(coolant)
+    temps = np.array([1.0, 7.3, 19.99, 32.25, 40.0, 47.71, 63.3, 88.88, 99.0])
+    packed = table.packed()
+    for row, name in enumerate(("rho", "cp", "mu", "k")):
+        got = interp_column(packed, row, table.t0_c, table.dt_c, temps)
+        expected = [table.at(float(t))[name] for t in temps]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=name)
+    ends = interp_column(packed, 2, table.t0_c, table.dt_c, np.array([-5.0, 120.0]))
+    assert ends[0] == table.mu[0] and ends[1] == table.mu[-1]

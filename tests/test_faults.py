@@ -132,3 +132,29 @@ def test_cdu_trip_with_pumps_lost_stops_the_flow_and_leaves_seconds():
     circulating, _ = _run("cdu-trip", **{"simulation.duration_s": 400.0})
     assert circulating.margins["ride_through_throttle_s"] > 3 * thr
 
+
+
+def test_a_clogged_plate_drops_what_a_plate_with_fewer_channels_drops():
+    """A plate with a share f of its channels blocked carries its flow in (1 - f) of them:
+    per channel the velocity rises by 1/(1 - f), so the viscous (laminar) part of its drop
+    rises by 1/(1 - f) and the inertial part by 1/(1 - f)^2 (Hagen-Poiseuille and
+    dynamic-pressure scaling). The two parts' shares at the running flow follow from the
+    clean plate's measured slope n = d ln dp / d ln Q: viscous 2 - n, inertial n - 1. One
+    isothermal GPU plate (no power) at a held flow, f = 0.5. Catches a clog that scales
+    the inertial part like the viscous one, or the drop not at all."""
+    from .conftest import REFERENCE, single_plate_overrides
+
+    def path_dp(flow_lpm, clog=0.0):
+        faults = [{"kind": "plate_clog", "start_s": 0.0, "target": "tray00/gpu0", "severity": clog}] if clog else []
+        r = twin.simulate(twin.load_scenario(REFERENCE, single_plate_overrides(**{
+            "faults": faults, "controls.flow_setpoint_lpm": flow_lpm, "simulation.duration_s": 1.0,
+            "workload.schedule": [{"chips": "gpu", "fraction_of_tdp": 0.0}]})))
+        m, p = r.model, r.hydraulics.pressure_pa
+        e = m.edge_names.index("tray00/path0")
+        return p[m.edge_from[e]] - p[m.edge_to[e]]
+
+    q, f, eps = 3.0, 0.5, 0.01
+    n = np.log(path_dp(q * (1 + eps)) / path_dp(q * (1 - eps))) / np.log((1 + eps) / (1 - eps))
+    assert 1.5 < n < 2.0  # a plate between viscous and inertial, as measured plates are
+    expected = (2 - n) / (1 - f) + (n - 1) / (1 - f) ** 2
+    assert path_dp(q, clog=f) / path_dp(q) == pytest.approx(expected, rel=1e-3)

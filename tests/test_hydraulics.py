@@ -3,6 +3,8 @@
 Manifold distributions (U and Z) against the closed-form ladder and an independent nodal
 solve, and the pump curve against a vendor curve with the affinity laws:
 tests/test_reference_hydraulics.py."""
+import math
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,37 @@ def test_fitted_pressure_drops_track_fluids_where_it_matters(reference_scenario)
             assert err < 1e-6, name
         elif name.endswith(("supply", "return", "_hose")):
             assert err < 0.10, name
+
+
+def test_tray_fits_match_fluids_at_the_flow_the_solve_gives_them(reference_scenario):
+    """Each tray's supply and return edge (one quick-disconnect coupling, half the tray
+    tubing with its fittings, tee and restrictor losses) evaluated the way the kernel does,
+    ``a Q + b Q|Q|`` at the reference viscosity, at the flow the network solve gives it,
+    against the same parts computed by the ``fluids`` library at that flow
+    (``fluids.Cv_to_K`` and ``dP_from_K`` for the coupling [FLUIDS], Darcy-Weisbach with
+    Clamond's Colebrook below, 64/Re in laminar flow): within the fit's own stated error.
+    Catches a fit centred on the wrong flow (it can be exact over its own range and far
+    off where the tray runs)."""
+    import fluids
+
+    model, hyd = _solve(reference_scenario)
+    rack = reference_scenario.rack
+    rho, mu = model.rho, model.mu_ref
+    for i, tname in enumerate(model.tray_names):
+        tt = rack.tray_types[model.tray_type[i]]
+        for e in (model.tray_supply_edge[i], model.tray_return_edge[i]):
+            q = abs(hyd.flow_m3s[e])
+            d_qd = tt.quick_disconnect.inner_diameter_mm * 1e-3
+            v_qd = q / (math.pi * d_qd**2 / 4)
+            dp = fluids.dP_from_K(K=fluids.Cv_to_K(Cv=tt.quick_disconnect.cv_gpm_per_psi, D=d_qd), rho=rho, V=v_qd)
+            d = tt.tubing.inner_diameter_mm * 1e-3
+            v = q / (math.pi * d**2 / 4)
+            re = rho * v * d / mu
+            fd = 64.0 / re if re < 2300 else fluids.friction_factor(Re=re, eD=tt.tubing.roughness_um * 1e-6 / d)
+            k = fd * (tt.tubing.length_m / 2) / d + (tt.tubing.k_fittings + tt.branch_k + tt.balancing_k) / 2
+            dp += fluids.dP_from_K(K=k, rho=rho, V=v)
+            fit = model.edge_a[e] * q + model.edge_b[e] * q * q
+            assert fit == pytest.approx(dp, rel=model.edge_fit_error[e] + 1e-9), (tname, fit, dp)
 
 
 # Rack pressure drop against flow, NVL72-class rack (18 compute + 9 switch trays, PG25):

@@ -90,3 +90,21 @@ def test_a_stopped_pump_draws_nothing_and_the_channel_is_the_models_power():
     assert r.margins["cdu_pump_power_mean_kw"] == pytest.approx(mean_w / 1e3, rel=1e-6)
     assert r.margins["cdu_pump_energy_kwh"] == pytest.approx(mean_w * 30.0 / 3.6e6, rel=1e-6)
 
+
+
+def test_wire_to_water_power_at_part_load_and_at_the_best_efficiency_point():
+    """Electrical power from the published shape of the efficiency curve, by hand: at the
+    best-efficiency point the pump draws ``Q H / (eta_BEP eta_motor eta_VFD)`` (the CDU
+    file's 0.60 x 0.859 x 0.97: [ULANICKI08], [IEC-IE3], [DOE-VFD]); at half its BEP flow
+    the hydraulic efficiency is 0.75 eta_BEP ([ULANICKI08]'s parabola), so the same
+    hydraulic power costs 1/0.75 more. Catches: a flat efficiency (power at part load as at
+    the BEP), a drive chain that leaves out the motor or the VFD."""
+    s = twin.load_scenario(REFERENCE)
+    pumps = s.cdu.pumps
+    q_bep = pumps.bep_flow_lpm / 60000.0 if pumps.bep_flow_lpm else pumps.rated_flow_lpm / 60000.0
+    wire = pumps.bep_efficiency * pumps.motor_efficiency * pumps.vfd_efficiency
+    head = 250e3  # any head: power is linear in it
+    for x, hydraulic in ((1.0, 1.0), (0.5, 0.75)):  # flow / BEP flow, efficiency / eta_BEP
+        p = corr.pump_electric_power_w(x * q_bep, head, 1.0, q_bep, pumps.bep_efficiency,
+                                       pumps.motor_efficiency * pumps.vfd_efficiency)
+        assert float(p) == pytest.approx(x * q_bep * head / (hydraulic * wire), rel=1e-9), x

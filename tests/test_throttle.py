@@ -182,3 +182,55 @@ def test_steady_throttled_power_sits_at_the_slowdown_temperature():
     # power at that clock follows the clock law idle + (P - idle) c^2
     c = tel["gpu/clock_fraction"][-1][throttled].astype(float)
     np.testing.assert_allclose(tel["gpu/power"][-1][throttled], 150.0 + (1200.0 - 150.0) * c**2, rtol=1e-5)
+
+
+def test_junction_margins_are_measured_to_the_throttle_temperature():
+    """The junction margin is the throttle temperature of the rack file (GPU 89 degC,
+    [NV-SMI]; CPU and switch 95 degC) minus the peak junction, chip by chip: not the
+    shutdown temperature, not the mean. Catches a margin taken to the wrong limit."""
+    r = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 30.0}))
+    m, tj = r.model, r.final_state.chip_tj_max
+    gpu = m.gpu_index
+    assert r.margins["gpu_junction_margin_k"] == pytest.approx(89.0 - tj[gpu].max(), abs=1e-12)
+    other = np.array([i for i in range(m.n_chips) if m.chip_type[i] != "gpu"])
+    assert r.margins["other_chip_junction_margin_k"] == pytest.approx(np.min(95.0 - tj[other]), abs=1e-12)
+    assert r.margins["gpu_junction_max_c"] == pytest.approx(tj[gpu].max(), abs=1e-12)
+
+
+def test_goodput_row_fails_when_throttled_and_passes_when_not():
+    """The goodput row's own status: below its limit of 1 it fails, at 1 it is ok (the
+    table's verdict is already failed by the junction rows, so a row judged the wrong way
+    round would go unseen there)."""
+    hot = twin.simulate(twin.load_scenario(TRAINING_W45, {**_TRAIN, "simulation.duration_s": 60.0}))
+    cool = twin.simulate(twin.load_scenario(ROOT / "scenarios" / "training-w32.toml",
+                                            {**_TRAIN, "simulation.duration_s": 60.0}))
+    row = {x.name: x for x in hot.margin_table.rows}["job_llm_goodput"]
+    assert row.value < 0.98 and row.status == "fail"
+    row = {x.name: x for x in cool.margin_table.rows}["job_llm_goodput"]
+    assert row.value == 1.0 and row.status == "ok"
+
+
+def test_a_throttled_training_gpu_draws_the_power_of_its_clock():
+    """A training job that only computes (``compute_fraction = 1``: no communication phase,
+    whose power the model holds whatever the clock): the slowest throttled GPU's interval
+    power is ``idle + (P - idle) c^2`` at its recorded clock c (the documented law: dynamic power ~
+    f V^2 with V falling with f, ASSUMPTION), and the job's steps advance at its slowest
+    GPU's clock. Catches a power linear in the clock, or a pace that ignores it."""
+    r = twin.simulate(twin.load_scenario(TRAINING_W45, {
+        **_TRAIN, "simulation.duration_s": 60.0, "controls.flow_setpoint_lpm": 60.0,
+        "workload.jobs.0.compute_fraction": 1.0,
+        "workload.jobs.0.straggler_count": 0, "workload.jobs.0.power_jitter_fraction": 0.0}))
+    tel = r.telemetry()
+    clock = tel["gpu/clock_fraction"].astype(float)
+    c, p = clock[-1], tel["gpu/power"][-1].astype(float)
+    assert r.margins["gpu_shutdowns"] == 0
+    # the slowest GPU computes all the time: its power is the clock law at its clock (the
+    # others wait part of each step for it, at communication power)
+    k = int(np.argmin(c))
+    assert c[k] < 0.95 and abs(clock[-2, k] - c[k]) < 5e-3  # throttled, clock nearly held
+    assert p[k] == pytest.approx(150.0 + (1200.0 - 150.0) * c[k] ** 2, rel=2e-4)
+    # pace: every step waits for the slowest GPU, so the job's goodput is the run's mean of
+    # the slowest clock (interval means; within one step of the 90 in the run)
+    slowest = clock.min(axis=1).mean()
+    assert r.jobs[0]["goodput"] == pytest.approx(slowest, abs=1.0 / 90 + 1e-3)
+    assert r.jobs[0]["goodput"] < 0.95
