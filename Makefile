@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test mutate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Plants physics errors one at a time and checks that the suite catches them
+# (docs/mutation.md); not part of `make test`: it runs the suite once per mutation.
+mutate: $(STAMP)
+	$(BIN)/python benchmarks/mutate.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
