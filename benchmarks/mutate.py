@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "mutation.md"
+DOC = ROOT / "docs/mutation.md"
 RESULTS = ROOT / "results" / "mutation.json"
 COOLANT_SOURCE = "twin/coolant.py"  # the only module that computes coolant tables
 DOC_BEGIN = "<!-- mutate:begin (written by benchmarks/mutate.py: edit the script, not this table) -->"
