@@ -82,7 +82,7 @@ class Mutation:
 
 # Mutation(name, area, file, original, replacement, breaks[, missing_test]). Each original
 # must occur exactly once in its file (checked at start, and by `--check`).
-_C, _B, _E = "twin/correlations.py", "twin/build.py", "twin/engine.py"
+_C, _B, _N = "twin/correlations.py", "twin/build.py", "twin/network.py"
 _KH, _KT, _KW, _KP = ("twin/kernels/hydraulics.py", "twin/kernels/thermal.py", "twin/kernels/workload.py",
                       "twin/kernels/props.py")
 MUTATIONS = [
@@ -211,7 +211,7 @@ MUTATIONS = [
     Mutation("check-valve-only-running", "kernel: hydraulics", _KH,
              "if qe < 0.0:", "if qe < 0.0 and head[e] > 0.0:",
              "a stopped pump's check valve does not close: the standby passes reverse flow"),
-    Mutation("pump-head-linear-in-speed", "engine: pump affinity", _E,
+    Mutation("pump-head-linear-in-speed", "engine: pump affinity", _N,
              "head[e] = speed[i] ** 2 * m.pump_shutoff_pa[i]", "head[e] = speed[i] * m.pump_shutoff_pa[i]",
              "pump head proportional to speed instead of speed squared"),
     # ---- thermal kernel
@@ -272,7 +272,7 @@ MUTATIONS = [
                  'a one-plate path at a held flow, clog severity 0.5: the path dP over the clean dP equals (2 - '
                  'n)/(1 - f) + (n - 1)/(1 - f)^2 = 3.7 for n = 1.85 (channel velocity doubles: the laminar part '
                  "doubles, the inertial part quadruples); today's clog test accepts any path flow below 80 %.")),
-    Mutation("clog-keeps-fin-area", "faults: clog scaling", _E,
+    Mutation("clog-keeps-fin-area", "faults: clog scaling", _N,
              "ha = open_frac * pk.plate_ha(", "ha = pk.plate_ha(",
              "clogged plate keeps the heat transfer area of its blocked channels",
              missing_test=(

@@ -121,13 +121,13 @@ def test_corrupt_hdf5_to_the_reader(tmp_path):
 
 def test_a_failing_run_leaves_no_file(tmp_path, monkeypatch):
     import twin
-    from twin import engine
+    from twin import recorder
 
     def boom(*a, **k):
         raise RuntimeError("kernel failure")
 
     s = twin.load_scenario(REFERENCE, {"simulation.duration_s": 30.0})
-    monkeypatch.setattr(engine, "_record_rows", boom)
+    monkeypatch.setattr(recorder, "_record_rows", boom)
     out = tmp_path / "o.h5"
     with pytest.raises(RuntimeError):
         twin.simulate(s, output=out)

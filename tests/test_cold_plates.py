@@ -144,7 +144,7 @@ def test_gpu_plate_resistance_is_of_the_measured_oam_plates_magnitude(reference_
     "high NTU the base sits at the outlet temperature and R carries the whole 1/(mdot cp); the "
     "measured plate's case sees under half of the coolant's rise (R(2)/R(5) = 1.14 with water, "
     "the model 1.31; no channel geometry within the [CP-CFD] ranges gets below 1.23). A fix "
-    "belongs in twin.engine's plate conductance, not in the plate geometry."))
+    "belongs in twin.network's plate conductance, not in the plate geometry."))
 @pytest.mark.parametrize("coolant, q_lo, q_hi", [("water", 2.0, 5.0), ("pg25", 1.0, 2.4)])
 def test_gpu_plate_resistance_falls_with_flow_like_the_measured_plate(reference_scenario, coolant, q_lo, q_hi):
     """-d ln R / d ln Q over the OCP curves' ranges within their spread (0.14-0.25)."""

@@ -94,9 +94,9 @@ NOT_PHYSICS = {
                   "REFERENCE_CHIPS", "STEP_S", "ROW_S", "DES_EVENT_S",  # cost model of the run-size estimate
                   "REFERENCE_STEP_S", "REFERENCE_OUTPUT_S"},
     "coolant.py": {"TABLE_T_MIN_C", "TABLE_T_MAX_C", "TABLE_STEP_C", "TABLE_METHOD"},  # table grid; cache-key version
-    "engine.py": {"HYDRAULIC_TOL_PA", "HYDRAULIC_FAIL_PA", "FLOW_CONTROL_RTOL",  # solver tolerances
-                  "REUSE_TOL_K", "STEADY_DT_S", "STEADY_TOL_K", "STEADY_GAIN_SCALE",  # numerical method
-                  "WARMUP_S"},
+    "network.py": {"HYDRAULIC_TOL_PA", "HYDRAULIC_FAIL_PA", "FLOW_CONTROL_RTOL",  # solver tolerances
+                   "REUSE_TOL_K"},  # numerical method
+    "steady.py": {"STEADY_DT_S", "STEADY_TOL_K", "STEADY_GAIN_SCALE", "WARMUP_S"},  # numerical method
     "files.py": {"MAX_TOML_BYTES"},  # input size limit
     "margins.py": {"GOODPUT_RTOL"},  # round-off tolerance
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O

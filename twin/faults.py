@@ -1,7 +1,7 @@
 """Faults on a schedule, applied to the network between kernel calls.
 
 Every fault of ``scenario.faults`` becomes *cuts*: functions applied to the
-:class:`twin.engine.Network` at the thermal step at or after its start (and its end, if it
+:class:`twin.network.Network` at the thermal step at or after its start (and its end, if it
 clears), the same mechanism the workload uses. A cut that changes the hydraulics or the
 heat exchanger marks the network dirty, so flows and step coefficients are recomputed
 before the next step. Each fault leaves ``events`` (time, kind, target) for the telemetry.

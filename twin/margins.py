@@ -200,7 +200,7 @@ class MarginTracker:
 
     def finish(self, state, wl=None, jobs=(), ride_through=None, coolant=None, end=None) -> Margins:
         """The margins of what the run saw. ``coolant``: the run's
-        :class:`twin.engine.CoolantLimits`; ``end``: how it ended (a stop at a model limit
+        :class:`twin.run_end.CoolantLimits`; ``end``: how it ended (a stop at a model limit
         names itself in the coolant margins' notes)."""
         m = self.m
         s = m.scenario
