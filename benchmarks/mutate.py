@@ -83,6 +83,7 @@ class Mutation:
 # Mutation(name, area, file, original, replacement, breaks[, missing_test]). Each original
 # must occur exactly once in its file (checked at start, and by `--check`).
 _C, _B, _N = "twin/correlations.py", "twin/build.py", "twin/network.py"
+_CR, _CC = "twin/components/rack.py", "twin/components/cdu.py"
 _KH, _KT, _KW, _KP = ("twin/kernels/hydraulics.py", "twin/kernels/thermal.py", "twin/kernels/workload.py",
                       "twin/kernels/props.py")
 MUTATIONS = [
@@ -121,15 +122,15 @@ MUTATIONS = [
     Mutation("qd-cv-as-kv", "correlations: quick disconnect", _C,
              "k = fluids.Cv_to_K(Cv=cv_gpm_psi, D=diameter_m)", "k = fluids.Kv_to_K(Kv=cv_gpm_psi, D=diameter_m)",
              "quick-disconnect Cv (US gpm/psi) read as Kv (m3/h/bar): K x 1.34"),
-    Mutation("pump-curve-cdu-flow", "correlations: pump curve", _B,
-             "k_pump = corr.pump_curve_k(h0, q_pump_rated, cdu.pumps.rated_head_kpa * KPA)",
-             "k_pump = corr.pump_curve_k(h0, cdu.pumps.count * q_pump_rated, cdu.pumps.rated_head_kpa * KPA)",
+    Mutation("pump-curve-cdu-flow", "correlations: pump curve", _CC,
+             "k_pump = corr.pump_curve_k(h0, p.rated_flow_lpm * LPM, p.rated_head_kpa * KPA)",
+             "k_pump = corr.pump_curve_k(h0, pumps.count * p.rated_flow_lpm * LPM, p.rated_head_kpa * KPA)",
              "pump curve through the CDU's total rated flow instead of one pump's (4x flat)"),
     Mutation("hx-parallel-flow", "correlations: HX effectiveness", _C,
              "    e = math.exp(-ntu * (1.0 - cr))\n    return (1.0 - e) / (1.0 - cr * e)",
              "    e = math.exp(-ntu * (1.0 + cr))\n    return (1.0 - e) / (1.0 + cr)",
              "CDU exchanger evaluated with the parallel-flow effectiveness (rated as counterflow)"),
-    Mutation("hx-ua-half", "correlations: HX UA", _B,
+    Mutation("hx-ua-half", "correlations: HX UA", _CC,
              "ua_d = corr.hx_design_ua(", "ua_d = 0.5 * corr.hx_design_ua(",
              "the exchanger runs at half the UA its rating needs"),
     Mutation("pump-efficiency-flat", "correlations: efficiency curve", _C,
@@ -141,9 +142,9 @@ MUTATIONS = [
                  'load (x = 0.25-1.5, speeds 0.5 and 1): the two are the same quantity, and the parabola is '
                  "already tested against Ulanicki et al.'s published shape; the vendor test only covers x = "
                  '0.7-1.2, where a flat efficiency is within 8 %.')),
-    Mutation("pump-vfd-loss-dropped", "correlations: efficiency curve", _B,
-             "pump_drive_efficiency=np.full(len(pump_edges), cdu.pumps.motor_efficiency * cdu.pumps.vfd_efficiency)",
-             "pump_drive_efficiency=np.full(len(pump_edges), cdu.pumps.motor_efficiency)",
+    Mutation("pump-vfd-loss-dropped", "correlations: efficiency curve", _CC,
+             "drive=p.motor_efficiency * p.vfd_efficiency))",
+             "drive=p.motor_efficiency))",
              "pump drive chain without the VFD's losses",
              missing_test=(
                  "the model's pump power at the best-efficiency point (full speed, 280 L/min, its 250 kPa) against "
@@ -172,26 +173,27 @@ MUTATIONS = [
                  'dP of a run at uniform 45 degC against the network solved with viscosities from '
                  '`CoolantTable.at`. Nothing tests the kernel look-up today.')),
     # ---- network build
-    Mutation("header-radius-as-diameter", "build: header geometry", _B,
-             "d_hdr = man.inner_diameter_mm * 1e-3", "d_hdr = man.inner_diameter_mm * 0.5e-3",
+    Mutation("header-radius-as-diameter", "build: header geometry", _CR,
+             "d_hdr = inner_diameter_mm * 1e-3", "d_hdr = inner_diameter_mm * 0.5e-3",
              "manifold header radius used as its diameter"),
-    Mutation("hose-volume-not-split", "build: hose volume", _B,
-             "cells=[fluid_cell(tube_volume(sh) / HOSE_CELLS) for _ in range(HOSE_CELLS)]",
-             "cells=[fluid_cell(tube_volume(sh)) for _ in range(HOSE_CELLS)]",
-             "every tank of the supply hose holds the whole hose (8x its volume)"),
-    Mutation("plates-series-as-parallel", "build: series/parallel", _B,
-             'e_path = g.add(f"{tname}/path{pi}", a_sum, b_sum,',
-             'e_path = g.add(f"{tname}/path{pi}", a_sum / len(path), b_sum / len(path) ** 2,',
+    Mutation("hose-volume-not-split", "build: hose volume", _CR,
+             "cells=[asm.fluid_cell(tube_volume(t) / HOSE_CELLS) for _ in range(HOSE_CELLS)]",
+             "cells=[asm.fluid_cell(tube_volume(t)) for _ in range(HOSE_CELLS)]",
+             "every tank of a hose holds the whole hose (8x its volume)"),
+    Mutation("plates-series-as-parallel", "build: series/parallel", _CR,
+             "e_path = asm.edge(path, a_sum, b_sum,",
+             "e_path = asm.edge(path, a_sum / len(chip_types), b_sum / len(chip_types) ** 2,",
              "plates in series combined as if in parallel"),
-    Mutation("fit-at-rack-flow", "build: fit", _B,
-             "q_tray = q_tray_nom_lpm[ttype] * LPM", "q_tray = q_tray_nom_lpm[ttype] * LPM * n_tray",
+    Mutation("fit-at-rack-flow", "build: fit", _CR,
+             "        return corr.fit_dp_coefficients(f, q_tray)\n",
+             "        return corr.fit_dp_coefficients(f, q_tray * sum(g.count for g in rack_spec.tray_stack))\n",
              "tray pressure-drop fits centred on the rack's flow instead of the tray's",
              missing_test=(
                  "each tray edge's fitted drop a r Q + b Q|Q| at the flow the solve gives it (reference rack at "
                  '150 and at 45 L/min) against `quick_disconnect_dp_pa + pipe_dp_pa` evaluated at that flow, '
                  'within 5 %: the existing fit test measures the fit against itself over a range that moves with '
                  'the mistake.')),
-    Mutation("tim-forgotten", "build: thermal stack", _B,
+    Mutation("tim-forgotten", "build: thermal stack", _CR,
              "r_jb=ct.r_jc_k_per_w + ct.r_tim_k_per_w + geom.base_conduction_k_per_w(),",
              "r_jb=ct.r_jc_k_per_w + geom.base_conduction_k_per_w(),",
              "junction-to-plate resistance without the TIM"),
@@ -282,8 +284,8 @@ MUTATIONS = [
                  "flow and the heat) and the whole base: within 0.05 K. Today's clog test accepts any rise above 1 "
                  'K.')),
     Mutation("failover-restarts-tripped", "faults: failover", "twin/faults.py",
-             "if need > 0 and not net.pump_on[j] and not tripped[j]:",
-             "if need > 0 and not net.pump_on[j] and tripped[j]:",
+             "if need > 0 and own[j] and not net.pump_on[j] and not tripped[j]:",
+             "if need > 0 and own[j] and not net.pump_on[j] and tripped[j]:",
              "failover restarts the tripped pump instead of the standby"),
     Mutation("failover-no-delay", "faults: failover", "twin/faults.py",
              "self._at(f.start_s + m.scenario.controls.failover_delay_s, dirty(failover))",
@@ -465,8 +467,8 @@ def probe(root: Path) -> dict:
 
     def clog(r, tel):
         m = r.model
-        k = m.chip_names.index("tray04/gpu0")
-        col = list(tel.labels["gpu/labels"]).index("tray04/gpu0")
+        k = m.chip_names.index("rack01/tray04/gpu0")
+        col = list(tel.labels["gpu/labels"]).index("rack01/tray04/gpu0")
         put("clog.gpu_tj_c", tel["gpu/junction_temp"][-1, col], "K", "clogged plate's GPU junction")
         put("clog.path_flow_lpm", r.hydraulics.flow_m3s[m.chip_path_edge[k]] / LPM, "flow", "clogged path's flow")
         put("clog.tray_flow_lpm", tel["tray/flow"][-1, 4], "flow", "clogged tray's flow")

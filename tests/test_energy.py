@@ -81,7 +81,7 @@ def _tray_power(tel, model):
     out = np.zeros((tel.time.size, len(model.tray_names)))
     for t in ("gpu", "cpu", "nvswitch"):
         for col, label in enumerate(tel.labels[f"{t}/labels"]):
-            out[:, model.tray_names.index(label.split("/")[0])] += tel[f"{t}/power"][:, col]
+            out[:, model.tray_names.index(label.rsplit("/", 1)[0])] += tel[f"{t}/power"][:, col]
     return out
 
 

@@ -60,8 +60,8 @@ def test_cdu_trip_throttles_before_shutdown_and_ride_through_grows_with_volume()
 def test_clogged_plate_runs_hotter_and_the_network_redistributes():
     r, tel = _run("clogged-plate", **{"simulation.duration_s": 200.0})
     m = r.model
-    k = m.chip_names.index("tray04/gpu0")
-    twin_k = m.chip_names.index("tray04/gpu2")  # same place in the parallel path
+    k = m.chip_names.index("rack01/tray04/gpu0")
+    twin_k = m.chip_names.index("rack01/tray04/gpu2")  # same place in the parallel path
     gpu = list(m.gpu_index)
     tj_before = tel["gpu/junction_temp"][50]
     tj_after = tel["gpu/junction_temp"][-1]
@@ -82,7 +82,7 @@ def test_clogged_plate_runs_hotter_and_the_network_redistributes():
 
 def test_isolated_tray_loses_its_flow_and_the_rest_shares_it():
     r, tel = _run("isolated-tray", **{"simulation.duration_s": 90.0})
-    t5 = r.model.tray_names.index("tray05")
+    t5 = r.model.tray_names.index("rack01/tray05")
     assert tel["tray/flow"][-1, t5] < 0.05
     assert tel["rack/flow"][-1] == pytest.approx(150.0, rel=1e-4)
     assert r.margins["gpu_shutdowns"] == 4  # its four GPUs, nobody else
@@ -150,7 +150,7 @@ def test_a_clogged_plate_drops_what_a_plate_with_fewer_channels_drops():
             "faults": faults, "controls.flow_setpoint_lpm": flow_lpm, "simulation.duration_s": 1.0,
             "workload.schedule": [{"chips": "gpu", "fraction_of_tdp": 0.0}]})))
         m, p = r.model, r.hydraulics.pressure_pa
-        e = m.edge_names.index("tray00/path0")
+        e = m.edge_names.index("rack01/tray00/path0")
         return p[m.edge_from[e]] - p[m.edge_to[e]]
 
     q, f, eps = 3.0, 0.5, 0.01

@@ -84,12 +84,14 @@ EXEMPT_TOML_KEYS = frozenset({
     "faults.start_s", "faults.end_s", "workload.schedule.start_s", "workload.schedule.end_s",
     "workload.jobs.start_s", "workload.jobs.start_hour", "workload.jobs.duration_s", "workload.jobs.gpus",
     "workload.replay.start_s",
+    # how many racks of a definition a row holds, and when each rack's workload runs
+    "row.racks.count", "row.racks.phase_offset_s", "row.phase_step_s",
 })
 
 # (b) names that are not physics numbers, by module (path under twin/)
 NOT_PHYSICS = {
-    "build.py": {"LPM", "KPA",  # unit conversions
-                 "HA_TEMPS_C", "HA_FLOWS_LPM"},  # interpolation grids of the plate tables
+    "build.py": {"HA_TEMPS_C", "HA_FLOWS_LPM"},  # interpolation grids of the plate tables
+    "components/base.py": {"LPM", "KPA"},  # unit conversions
     "budget.py": {"MAX_OUTPUT_BYTES", "MAX_MEMORY_BYTES", "MAX_WALL_S",  # run-size limits
                   "REFERENCE_CHIPS", "STEP_S", "ROW_S", "DES_EVENT_S",  # cost model of the run-size estimate
                   "REFERENCE_STEP_S", "REFERENCE_OUTPUT_S"},
@@ -115,6 +117,8 @@ NOT_PHYSICS = {
         "straggler_count", "power_jitter_fraction", "severity", "value",
         # run settings and when things happen (as (a))
         "seed", "time_step_s", "output_interval_s", "hydraulic_update_s", "start_s", "start_hour",
+        # how many identical racks a row position holds; when a rack's workload runs
+        "count", "phase_offset_s", "phase_step_s",
     },
 }
 

@@ -211,10 +211,10 @@ def test_rack_manifold_topology_with_uniform_linear_trays_matches_the_closed_for
     for e, name in enumerate(model.edge_names):
         if "_header" in name:
             net.edge_a[e], net.edge_b[e] = a_h, 0.0
-        elif name.startswith("tray") and name.endswith(("/supply", "/return")):
+        elif "/tray" in name and name.endswith(("/supply", "/return")):
             net.edge_a[e], net.edge_b[e] = a_b / 4.0, 0.0
-        elif name.startswith("tray") and "/path" in name:
-            n_paths = len(s.rack.tray_types[model.tray_type[int(name[4:6])]].paths)
+        elif "/tray" in name and "/path" in name:
+            n_paths = len(s.rack.tray_types[model.tray_type[model.tray_names.index(name.rsplit("/", 1)[0])]].paths)
             net.edge_a[e], net.edge_b[e] = a_b / 2.0 * n_paths, 0.0
     state = NetworkState.uniform(model, 40.0)  # one viscosity: every linear term scaled alike
     hyd = net.solve_hydraulics(state)

@@ -136,7 +136,7 @@ def _effectiveness_from_rating(s, model, c_sec, c_fac):
     c_min_r, c_max_r = min(c_sec_r, c_fac_r), max(c_sec_r, c_fac_r)
     eps_r = heat_r / (c_min_r * (hx.approach_k + heat_r / c_sec_r))  # hot inlet = hot outlet + Q/C_hot
     ua_r = c_min_r * ht.NTU_from_effectiveness(eps_r, Cr=c_min_r / c_max_r, subtype="counterflow")
-    n = model.hx_exponent
+    n = model.hx_exponent[0]
     ha_sec = 2.0 * ua_r * (c_sec / c_sec_r) ** n
     ha_fac = 2.0 * ua_r * (c_fac / c_fac_r) ** n
     ua = 1.0 / (1.0 / ha_sec + 1.0 / ha_fac)

@@ -19,7 +19,7 @@ def test_reader_returns_what_the_writer_wrote(tmp_path):
         np.testing.assert_array_equal(tel[name], mem[name])
         assert tel.units[name] == mem.units[name]
     np.testing.assert_allclose(tel.time, np.arange(1, 26) * 1.0)
-    assert tel.labels["gpu/labels"][0] == "tray00/gpu0"
+    assert tel.labels["gpu/labels"][0] == "rack01/tray00/gpu0"
     assert tel.attrs["software_version"] == twin.__version__
 
 

@@ -58,12 +58,16 @@ def row_bytes(s) -> int:
     :func:`twin.channels.channel_table`)."""
     counts: dict = {}
     n_tray = 0
-    for group in s.rack.tray_stack:
-        n_tray += group.count
-        for path in s.rack.tray_types[group.type].paths:
-            for chip in path:
-                counts[chip] = counts.get(chip, 0) + group.count
-    return channel_row_bytes(channel_table(counts, n_tray, s.cdu.pumps.count, len(s.workload.jobs)))
+    entries = s.rack_entries()
+    for _, rack, _, _ in entries:
+        for group in rack.tray_stack:
+            n_tray += group.count
+            for path in rack.tray_types[group.type].paths:
+                for chip in path:
+                    counts[chip] = counts.get(chip, 0) + group.count
+    jobs = sum(len(wl.jobs) for _, _, wl, _ in entries)
+    return channel_row_bytes(channel_table(counts, n_tray, s.cdu_count * s.cdu.pumps.count, jobs, len(entries),
+                                           s.cdu_count))
 
 
 def estimate(s, duration_s: float | None = None, time_step_s: float | None = None,
@@ -73,9 +77,11 @@ def estimate(s, duration_s: float | None = None, time_step_s: float | None = Non
     duration = sim.duration_s if duration_s is None else duration_s
     dt = sim.time_step_s if time_step_s is None else time_step_s
     out = sim.output_interval_s if output_interval_s is None else output_interval_s
-    chips = sum(g.count * sum(len(p) for p in s.rack.tray_types[g.type].paths) for g in s.rack.tray_stack)
+    entries = s.rack_entries()
+    chips = sum(g.count * sum(len(p) for p in rack.tray_types[g.type].paths) for _, rack, _, _ in entries
+                for g in rack.tray_stack)
     events = 0.0
-    for job in s.workload.jobs:
+    for job in (j for _, _, wl, _ in entries for j in wl.jobs):
         span = min(duration, job.duration_s)
         if job.kind == "training" and s.workload.mode == "step_by_step":
             events += 2 * span / job.step_time_s

@@ -4,10 +4,13 @@ Python, no heavy imports)."""
 from __future__ import annotations
 
 
-def channel_table(chip_counts: dict, n_tray: int, n_pump: int, n_jobs: int = 0) -> dict:
-    """name -> (units, width or None for a 1-D channel, dtype), for a rack with
-    ``chip_counts`` (chip type -> number of chips), ``n_tray`` trays, ``n_pump`` pumps and
-    ``n_jobs`` jobs. docs/telemetry.md describes each channel."""
+def channel_table(chip_counts: dict, n_tray: int, n_pump: int, n_jobs: int = 0, n_racks: int = 1,
+                  n_cdus: int = 1) -> dict:
+    """name -> (units, width or None for a 1-D channel, dtype), for ``n_racks`` racks
+    with ``chip_counts`` (chip type -> number of chips, all racks), ``n_tray`` trays,
+    ``n_pump`` pumps, ``n_jobs`` jobs on ``n_cdus`` CDUs. One rack on one CDU: the
+    ``rack/*`` and ``cdu/*`` quantities are 1-D; a row (more racks or CDUs): one column per
+    rack and per CDU, and ``row/*`` totals. docs/telemetry.md describes each channel."""
     ch = {}
     for t in sorted(chip_counts):
         n = chip_counts[t]
@@ -16,26 +19,38 @@ def channel_table(chip_counts: dict, n_tray: int, n_pump: int, n_jobs: int = 0) 
         ch[f"{t}/junction_temp_max"] = ("degC", n, "f4")
         ch[f"{t}/throttled_time"] = ("s", n, "f4")
     ch["gpu/clock_fraction"] = ("1", chip_counts.get("gpu", 0), "f4")
+    row = n_racks > 1 or n_cdus > 1
+    rk = n_racks if row else None  # a per-rack channel's width
+    cd = n_cdus if row else None
+    if row:
+        ch.update({
+            "row/liquid_heat": ("W", None, "f8"),
+            "row/it_power": ("W", None, "f8"),
+            "row/air_heat": ("W", None, "f8"),
+            "row/flow": ("L/min", None, "f8"),
+        })
     ch.update({
-        "rack/liquid_heat": ("W", None, "f8"),
-        "rack/it_power": ("W", None, "f8"),
-        "rack/air_heat": ("W", None, "f8"),
-        "rack/supply_temp": ("degC", None, "f8"),
-        "rack/return_temp": ("degC", None, "f8"),
-        "rack/flow": ("L/min", None, "f8"),
-        "rack/dp": ("kPa", None, "f8"),
+        "rack/liquid_heat": ("W", rk, "f8"),
+        "rack/it_power": ("W", rk, "f8"),
+        "rack/air_heat": ("W", rk, "f8"),
+        "rack/supply_temp": ("degC", rk, "f8"),
+        "rack/return_temp": ("degC", rk, "f8"),
+        "rack/flow": ("L/min", rk, "f8"),
+        "rack/dp": ("kPa", rk, "f8"),
         "tray/flow": ("L/min", n_tray, "f4"),
         "tray/return_temp": ("degC", n_tray, "f4"),
         "cdu/pump_speed": ("1", n_pump, "f4"),
         "cdu/pump_power": ("W", n_pump, "f4"),
-        "cdu/supply_temp": ("degC", None, "f8"),
-        "cdu/return_temp": ("degC", None, "f8"),
-        "cdu/heat": ("W", None, "f8"),
-        "cdu/dp": ("kPa", None, "f8"),
+        "cdu/supply_temp": ("degC", cd, "f8"),
+        "cdu/return_temp": ("degC", cd, "f8"),
+        "cdu/heat": ("W", cd, "f8"),
+        "cdu/dp": ("kPa", cd, "f8"),
         "facility/supply_temp": ("degC", None, "f8"),
-        "facility/return_temp": ("degC", None, "f8"),
+        "facility/return_temp": ("degC", cd, "f8"),
         "facility/flow": ("L/min", None, "f8"),
     })
+    if row:
+        ch["cdu/flow"] = ("L/min", n_cdus, "f8")
     if n_jobs:
         ch["job/steps"] = ("1", n_jobs, "f8")
     return ch

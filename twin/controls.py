@@ -92,8 +92,9 @@ class CduControls:
 
     def measured(self, hyd):
         m = self.net.m
-        if self.c.pid_variable == "flow":
-            return hyd.flow_m3s[m.edge["supply_hose"]] / LPM
+        if self.c.pid_variable == "flow":  # the flow the CDUs deliver (one rack: its supply hose's)
+            q = hyd.flow_m3s[m.cdu_hx_edge].sum() if m.is_row else hyd.flow_m3s[m.edge["supply_hose"]]
+            return q / LPM
         return (hyd.pressure_pa[m.node["rack_in"]] - hyd.pressure_pa[m.node["rack_out"]]) / 1e3
 
     def update(self, t, state, dt):

@@ -115,6 +115,9 @@ def simulate(scenario: Scenario, output=None, power=None,
         labels = {f"{t}/labels": [model.chip_names[i] for i in net.rec_order[sl]] for t, sl in net.rec_slices.items()}
         labels["tray/labels"] = model.tray_names
         labels["cdu/pump_labels"] = [model.edge_names[e] for e in model.pump_edges]
+        if model.is_row:
+            labels["rack/labels"] = model.rack_names
+            labels["cdu/labels"] = model.cdu_names
         if n_jobs:
             labels["job/labels"] = [j.name for j in source.jobs]
         prov = dict(provenance or {})

@@ -24,6 +24,7 @@ before the next step. Each fault leaves ``events`` (time, kind, target) for the 
 """
 from __future__ import annotations
 
+import difflib
 import math
 
 import numpy as np
@@ -43,6 +44,8 @@ class FaultSchedule:
         self.cuts: list[tuple] = []  # (step, seq, fn)
         self.events: list[tuple] = []
         s = model.scenario
+        from .build import path_alias
+        self.alias = path_alias(s)
         self.base_fac_temp = s.facility.supply_temp_c
         self.base_fac_flow = net.fac_flow_m3s
         for i, f in enumerate(s.faults):
@@ -70,11 +73,13 @@ class FaultSchedule:
                 net.dirty = True
             return wrapped
 
+        target = self.alias(f.target) if f.target else ""
         if f.kind == "pump_trip":
             names = [m.edge_names[e] for e in m.pump_edges]
-            if f.target not in names:
+            if target not in names:
                 raise TwinInputError(file, where, f"no pump {f.target!r} (pumps: {', '.join(names)})")
-            k = names.index(f.target)
+            k = names.index(target)
+            own = m.pump_cdu == m.pump_cdu[k]  # the pumps of its CDU
             tripped = net.pump_tripped
 
             def trip():
@@ -84,9 +89,9 @@ class FaultSchedule:
 
             def failover():
                 net.hold_speed = False
-                need = int(m.scenario.cdu.pumps.running) - int(np.sum(net.pump_on))
+                need = int(m.scenario.cdu.pumps.running) - int(np.sum(net.pump_on[own]))
                 for j in range(net.pump_on.size):
-                    if need > 0 and not net.pump_on[j] and not tripped[j]:
+                    if need > 0 and own[j] and not net.pump_on[j] and not tripped[j]:
                         net.pump_on[j] = True
                         need -= 1
                 running = ", ".join(names[j] for j in range(net.pump_on.size) if net.pump_on[j]) or "none"
@@ -101,20 +106,28 @@ class FaultSchedule:
                 self._at(end, repair, "pump_repaired", f.target)
         elif f.kind == "cdu_trip":
             saved = {}
+            if target in ("", "cdu"):  # every CDU
+                hit = np.ones(m.n_cdus, dtype=bool)
+            elif target in m.cdu_names:
+                hit = np.array([n == target for n in m.cdu_names])
+            else:
+                raise TwinInputError(file, where, f"no CDU {f.target!r} (CDUs: {', '.join(m.cdu_names)})")
+            pumps = hit[m.pump_cdu]
+            label = f.target or "cdu"
 
             def trip():
-                net.hx_lost = True
+                net.hx_lost[hit] = True
                 if not f.pumps_run:
                     saved["on"] = net.pump_on.copy()
-                    net.pump_on[:] = False
+                    net.pump_on[pumps] = False
 
             def clear():
-                net.hx_lost = False
+                net.hx_lost[hit] = False
                 if "on" in saved:
-                    net.pump_on[:] = saved["on"]
-            self._at(f.start_s, dirty(trip), "cdu_trip", "cdu")
+                    net.pump_on[pumps] = saved["on"][pumps]
+            self._at(f.start_s, dirty(trip), "cdu_trip", label)
             if end:
-                self._at(end, dirty(clear), "cdu_restored", "cdu")
+                self._at(end, dirty(clear), "cdu_restored", label)
         elif f.kind == "facility_supply_temp":
             def hot():
                 net.fac_temp = f.value
@@ -136,9 +149,9 @@ class FaultSchedule:
             if end:
                 self._at(end, dirty(back), "facility_flow_restored", "")
         elif f.kind == "plate_clog":
-            if f.target not in m.chip_names:
+            if target not in m.chip_names:
                 raise TwinInputError(file, where, f"no chip {f.target!r} (e.g. {m.chip_names[0]})")
-            k = m.chip_names.index(f.target)
+            k = m.chip_names.index(target)
 
             def clog(frac):
                 def fn():
@@ -149,9 +162,9 @@ class FaultSchedule:
             if end:
                 self._at(end, dirty(clog(0.0)), "plate_clog_cleared", f.target)
         elif f.kind == "tray_isolation":
-            if f.target not in m.tray_names:
+            if target not in m.tray_names:
                 raise TwinInputError(file, where, f"no tray {f.target!r} (e.g. {m.tray_names[0]})")
-            t = m.tray_names.index(f.target)
+            t = m.tray_names.index(target)
             edges = [m.tray_supply_edge[t], m.tray_return_edge[t]]
 
             def close():
@@ -162,6 +175,21 @@ class FaultSchedule:
             self._at(f.start_s, dirty(close), "tray_isolation", f.target)
             if end:
                 self._at(end, dirty(reopen), "tray_reconnected", f.target)
+        elif f.kind == "restriction":
+            if target not in m.edge_names:
+                near = difflib.get_close_matches(target, m.edge_names, n=3, cutoff=0.5)
+                raise TwinInputError(file, where, f"no hose, pipe or tray branch {f.target!r}"
+                                     + (f"; near: {', '.join(near)}" if near else f" (e.g. {m.edge_names[-1]})"))
+            e = m.edge_names.index(target)
+
+            def narrow(frac):
+                def fn():  # a share f of the bore's area blocked: the drop grows as 1/(1-f)^2
+                    net.edge_a[e] = m.edge_a[e] / (1.0 - frac)
+                    net.edge_b[e] = m.edge_b[e] / (1.0 - frac) ** 2
+                return fn
+            self._at(f.start_s, dirty(narrow(f.severity)), "restriction", f.target)
+            if end:
+                self._at(end, dirty(narrow(0.0)), "restriction_cleared", f.target)
         elif f.kind == "sensor_offset":
             if f.target not in channels:
                 raise TwinInputError(file, where, f"no telemetry channel {f.target!r}")

@@ -138,43 +138,56 @@ class MarginTracker:
         self.flow_at_peak = np.nan
         self.liquid_sum = 0.0
         self.it_sum = 0.0
+        self.rack_return_max = np.full(model.n_racks, -np.inf)  # a row: each rack's return [degC]
+        self.rack_flow_min = np.full(model.n_racks, np.inf)  # each rack's flow over the run [L/min]
+        self.rack_flow_max = np.full(model.n_racks, -np.inf)
 
     def update(self, hyd, data, offsets=None):
         """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
         the sensor offsets in force (``twin.faults``), removed where a margin needs the
         true value."""
         m = self.m
-        # each tray against its requirement at the rack supply temperature of every sample
+        # each tray against its requirement at its rack's supply temperature of every sample
         supply = np.asarray(data["rack/supply_temp"], dtype=float) - (offsets or {}).get("rack/supply_temp", 0.0)
         flow = hyd.flow_m3s[m.tray_supply_edge] / LPM
-        required = m.tray_required_at(supply)  # (rows, tray)
+        required = m.tray_required_at(supply[:, m.tray_rack] if supply.ndim == 2 else supply)  # (rows, tray)
         ratio = flow / required
         r, i = np.unravel_index(int(np.argmin(np.where(np.isnan(ratio), -np.inf, ratio))), ratio.shape)
         if ratio[r, i] < self.tray_ratio_min or not np.isfinite(ratio[r, i]):
             self.tray_ratio_min, self.tray_ratio_arg = float(ratio[r, i]), int(i)
-            self.tray_ratio_at = (float(flow[i]), float(required[r, i]), float(supply[r]))
+            self.tray_ratio_at = (float(flow[i]), float(required[r, i]),
+                                  float(supply[r, m.tray_rack[i]] if supply.ndim == 2 else supply[r]))
         self.supply_range = (min(self.supply_range[0], float(supply.min())), max(self.supply_range[1], float(supply.max())))
         # pump electrical energy: the hydraulic state's power over these rows' intervals
         dt = m.scenario.simulation.output_interval_s
         pump_w = float(np.sum(m.pump_power_w(hyd.flow_m3s, hyd.pressure_pa, hyd.speed)))
         self.pump_energy_j += pump_w * supply.size * dt
-        self.pump_time_s += supply.size * dt
-        self.return_max = _nanmax(self.return_max, data["rack/return_temp"])
+        self.pump_time_s += supply.shape[0] * dt
+        ret = np.asarray(data["rack/return_temp"], dtype=float)
+        if ret.ndim == 2:  # a row: each rack's return
+            for r in range(m.n_racks):
+                self.rack_return_max[r] = _nanmax(self.rack_return_max[r], ret[:, r])
+            flows = np.asarray(data["rack/flow"], dtype=float)[0]
+            self.rack_flow_min = np.minimum(self.rack_flow_min, flows)
+            self.rack_flow_max = np.maximum(self.rack_flow_max, flows)
+        else:
+            self.return_max = _nanmax(self.return_max, ret)
         self.rack_dp_max = _nanmax(self.rack_dp_max, data["rack/dp"])
         # head reserve of the running pumps: full-speed curve at today's flow minus the
-        # head they deliver now
-        delivered = hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]
+        # head their CDU's pumps deliver now
+        delivered = (hyd.pressure_pa[m.cdu_discharge_node] - hyd.pressure_pa[m.cdu_suction_node])[m.pump_cdu]
         for i, e in enumerate(m.pump_edges):
             if hyd.speed[i] > 0:
                 q = hyd.flow_m3s[e]
                 avail = m.pump_shutoff_pa[i] - m.pump_k[i] * q * abs(q)
-                self.head_margin_min = -_nanmax(-self.head_margin_min, -(avail - delivered) / 1e3)
-        liquid = data["rack/liquid_heat"]
+                self.head_margin_min = -_nanmax(-self.head_margin_min, -(avail - delivered[i]) / 1e3)
+        total = "row/" if "row/liquid_heat" in data else "rack/"
+        liquid = data[f"{total}liquid_heat"]
         self.liquid_sum += float(np.sum(liquid))
-        self.it_sum += float(np.sum(data["rack/it_power"]))
+        self.it_sum += float(np.sum(data[f"{total}it_power"]))
         i = int(np.argmax(liquid))
         if liquid[i] > self.peak_liquid or not np.isfinite(liquid[i]):
-            self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data["rack/flow"][i])
+            self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data[f"{total}flow"][i])
 
     def _tray_note(self) -> str:
         """Which tray sets ``tray_flow_ratio_min``, at what flow, requirement and supply
@@ -240,9 +253,18 @@ class MarginTracker:
             note = (f"{m.chip_names[down[int(np.argmin(first))]]} first, at {first.min():.1f} s" if down.size else "")
             rows.append(MarginRow("gpu_shutdowns", float(down.size), "1", s.margin_limit("gpu_shutdowns"), "max", note,
                                   instance=m.chip_names[down[int(np.argmin(first))]] if down.size else "", integer=True))
+        rows.append(MarginRow("gpu_junction_p95_c", float(np.percentile(tj[gpu], 95)) if np.isfinite(tj[gpu]).all()
+                              else math.nan, "degC", note=f"95th percentile of the {gpu.size} GPUs' peaks"))
+        if m.is_row:
+            self.return_max, where = self._row_return()
+        else:
+            where = m.rack_names[0]
         no_sample = "" if np.isfinite(self.return_max) else "no output sample: the run is shorter than one output interval"
-        rows.append(MarginRow("rack_return_temp_max_c", self.return_max, "degC", s.margin_limit("rack_return_temp_max_c"),
-                              "max", no_sample, instance="rack"))
+        limit = s.margin_limit("rack_return_temp_max_c")
+        if m.is_row and s.margins.rack_return_temp_max_c is None:  # each rack against its own limit
+            limit = float(m.rack_max_return_c[m.rack_names.index(where)])
+        rows.append(MarginRow("rack_return_temp_max_c", self.return_max, "degC", limit, "max", no_sample,
+                              instance=where))
         t = self.tray_ratio_arg
         rows.append(MarginRow("tray_flow_ratio_min", self.tray_ratio_min, "1", s.margin_limit("tray_flow_ratio_min"), "min",
                               self._tray_note() if t >= 0 else no_sample, instance=m.tray_names[t] if t >= 0 else ""))
@@ -257,6 +279,8 @@ class MarginTracker:
             rows.append(MarginRow("coolant_temp_min_c", coolant.t_min, "degC", coolant.freeze_c, "min",
                                   f"at {coolant.where_min}; {coolant.freeze_note}", instance=coolant.where_min))
         rows.append(MarginRow("rack_dp_max_kpa", self.rack_dp_max, "kPa", instance="rack"))
+        if m.is_row:
+            rows += self._row_rows(tj, gpu)
         if self.pump_time_s > 0:
             mean_kw = self.pump_energy_j / self.pump_time_s / 1e3
             rows.append(MarginRow("cdu_pump_energy_kwh", self.pump_energy_j / 3.6e6, "kWh",
@@ -285,6 +309,44 @@ class MarginTracker:
                                   "min", "steps over steps without thermal throttling", tolerance=GOODPUT_RTOL))
             rows.append(MarginRow(f"job_{job['name']}_throttled_gpu_s", job["throttled_gpu_s"], "GPU*s"))
         return Margins(rows)
+
+
+    def _row_return(self):
+        """The rack closest to (or furthest over) its return limit: its return maximum and name."""
+        m = self.m
+        over = self.rack_return_max - m.rack_max_return_c
+        r = int(np.argmax(np.where(np.isnan(over), np.inf, over)))
+        return float(self.rack_return_max[r]), m.rack_names[r]
+
+    def _row_rows(self, tj, gpu) -> list:
+        """Row margins: the worst rack, the CDUs' capacity against the row's peak heat, the
+        flow balance across racks."""
+        m = self.m
+        s = m.scenario
+        rows = []
+        peaks = np.array([np.max(tj[gpu[m.chip_rack[gpu] == r]]) if np.any(m.chip_rack[gpu] == r) else -np.inf
+                          for r in range(m.n_racks)])
+        r = int(np.argmax(peaks))
+        rows.append(MarginRow("worst_rack_gpu_junction_max_c", float(peaks[r]), "degC",
+                              note="racks by hottest GPU: " + ", ".join(
+                                  f"{m.rack_names[i]} {peaks[i]:.1f}" for i in np.argsort(-peaks)[:4]),
+                              instance=m.rack_names[r]))
+        cap = float(np.sum(m.cdu_rated_heat_w)) / 1e3
+        rows.append(MarginRow("cdu_capacity_margin_kw", cap - self.peak_liquid / 1e3, "kW",
+                              s.margin_limit("cdu_capacity_margin_kw"), "min",
+                              f"{m.n_cdus} CDU(s) rated {cap:.0f} kW in all, row peak liquid heat "
+                              f"{self.peak_liquid / 1e3:.1f} kW", instance="row"))
+        # each rack's flow over its trays' nominal requirement, worst against best
+        need = np.zeros(m.n_racks)
+        np.add.at(need, m.tray_rack, m.tray_required_lpm)
+        lo = self.rack_flow_min / need
+        hi = self.rack_flow_max / need
+        i, j = int(np.argmin(lo)), int(np.argmax(hi))
+        rows.append(MarginRow("rack_flow_balance_min", float(lo[i] / hi[j]) if hi[j] > 0 else math.nan, "1",
+                              s.margin_limit("rack_flow_balance_min"), "min",
+                              f"flow per nominal requirement: {m.rack_names[i]} {lo[i]:.3f}, {m.rack_names[j]} "
+                              f"{hi[j]:.3f} (1 = every rack served alike)", instance=m.rack_names[i]))
+        return rows
 
 
 def _nanmax(current: float, values) -> float:

@@ -82,7 +82,7 @@ class NetworkState:
             node_t=np.full(len(model.node_names), temp_c),
             q_loop=model.q_loop0.copy(),
             speed=np.where(model.pump_running, speed, 0.0),  # the network's pump_on governs later
-            acc=np.zeros(tk.ACC_CHIPS + n_chip),
+            acc=np.zeros(tk.ACC_CHIPS + n_chip + model.n_cdus),
             chip_tj_max=np.full(n_chip, -np.inf),
             interval_tj_max=np.full(n_chip, -np.inf),
         )
@@ -102,7 +102,7 @@ class Network:
         self.packed = np.zeros((n_chip, tk.N_PK))
         self.chip_g = np.zeros(n_chip)
         self.edge_mcp = np.zeros(n_edge)
-        self.hx_eps_cmin = 0.0
+        self.cell_hx = np.zeros(n_cell)  # each HX cell's eps Cmin [W/K] (its CDU's exchanger)
         self.fac_temp = model.scenario.facility.supply_temp_c
         self.fac_flow_m3s = model.scenario.facility.flow_lpm * LPM
         self.hyd: Hydraulics | None = None
@@ -116,14 +116,16 @@ class Network:
         self.edge_a = model.edge_a.copy()
         self.edge_b = model.edge_b.copy()
         self.chip_clog = np.zeros(n_chip)
-        self.hx_lost = False
+        self.hx_lost = np.zeros(model.n_cdus, dtype=bool)  # a CDU trip: that CDU rejects no heat
         self.sensor_offsets: dict = {}
         self.dirty = True
         self._dt = None
         self._temps = None
         self.packed_props = model.coolant.packed()
-        # what the recorder keeps: four loop nodes and every tray's outflow
-        self.rec_nodes = np.array([model.node[k] for k in REC_NODES], dtype=np.int64)
+        # what the recorder keeps: every rack's inlet and outlet, every CDU's supply and
+        # return (REC_NODES, each for all racks or CDUs), every tray's outflow
+        self.rec_nodes = np.concatenate([model.rack_in_node, model.rack_out_node, model.cdu_supply_node,
+                                         model.cdu_return_node]).astype(np.int64)
         self.rec_edges = model.tray_return_edge.astype(np.int64)
         # per-chip records are kept grouped by chip type (types in name order, chips in
         # index order within a type), so a type's channel is a slice, not a gather
@@ -134,6 +136,7 @@ class Network:
         self.rec_col[self.rec_order] = np.arange(n_chip)
         bounds = np.cumsum([0] + [idx.size for idx in groups.values()])
         self.rec_slices = {t: slice(int(a), int(b)) for t, a, b in zip(groups, bounds[:-1], bounds[1:])}
+        model.info["rec_col"] = self.rec_col
         lf = np.log(HA_FLOWS_LPM)
         self.ha_grid = (lf[0], lf[1] - lf[0], HA_TEMPS_C[0], HA_TEMPS_C[1] - HA_TEMPS_C[0])
 
@@ -198,8 +201,8 @@ class Network:
         else:
             target = c.flow_setpoint_lpm * LPM
 
-            def measure(h):
-                return h.flow_m3s[m.edge["supply_hose"]]
+            def measure(h):  # the flow the CDUs deliver (one rack: its supply hose's)
+                return h.flow_m3s[m.cdu_hx_edge].sum() if m.is_row else h.flow_m3s[m.edge["supply_hose"]]
 
         def err(x):
             return measure(self.solve_hydraulics(state, np.where(self.pump_on, x, 0.0))) / target - 1.0
@@ -256,13 +259,14 @@ class Network:
         g = np.where(mcp_chip > 0, mcp_chip * (1.0 - np.exp(-ha / np.where(mcp_chip > 0, mcp_chip, 1.0))), 0.0)
         with np.errstate(divide="ignore"):
             self.chip_g = np.where(g > 0, 1.0 / (1.0 / np.where(g > 0, g, 1.0) + m.chip_fouling), 0.0)
-        self.hx_eps_cmin = self.hx_duty(q[m.edge["hx"]])
+        for i in range(m.n_cdus):
+            self.cell_hx[m.cdu_hx_cell[i]] = self.hx_duty(q[m.cdu_hx_edge[i]], i)
         tk.prepare_step(dt, self.cell_int, m.cell_edge, self.cell_c, self.edge_mcp,
-                        m.chip_r_jb, m.chip_cj, m.chip_cb, self.chip_g, self.hx_eps_cmin,
+                        m.chip_r_jb, m.chip_cj, m.chip_cb, self.chip_g, self.cell_hx,
                         self.cell_coef, self.packed)
 
-    def hx_duty(self, q_sec_m3s: float) -> float:
-        """eps * Cmin of the CDU plate heat exchanger at the current flows [W/K].
+    def hx_duty(self, q_sec_m3s: float, cdu: int = 0) -> float:
+        """eps * Cmin of a CDU's plate heat exchanger at the current flows [W/K].
 
         ``UA = ua_scale / (1/hA_sec + 1/hA_fac)`` with each side's hA scaled from the
         design point as (mdot/mdot_design)^n (plate HX correlation exponent, see
@@ -271,12 +275,12 @@ class Network:
         m = self.m
         m_sec = q_sec_m3s * m.rho
         m_fac = self.fac_flow_m3s * m.facility_rho
-        if m_sec <= 0 or m_fac <= 0 or self.hx_lost:
+        if m_sec <= 0 or m_fac <= 0 or self.hx_lost[cdu]:
             return 0.0
-        n = m.hx_exponent
-        ha_s = m.hx_ha_sec_design * (m_sec / m.hx_msec_design) ** n
-        ha_f = m.hx_ha_fac_design * (m_fac / m.hx_mfac_design) ** n
-        ua = m.scenario.cdu.heat_exchanger.ua_scale / (1.0 / ha_s + 1.0 / ha_f)
+        n = m.hx_exponent[cdu]
+        ha_s = m.hx_ha_sec_design[cdu] * (m_sec / m.hx_msec_design[cdu]) ** n
+        ha_f = m.hx_ha_fac_design[cdu] * (m_fac / m.hx_mfac_design[cdu]) ** n
+        ua = m.hx_ua_scale[cdu] / (1.0 / ha_s + 1.0 / ha_f)
         c_s, c_f = m_sec * m.cp, m_fac * m.facility_cp
         c_min, c_max = min(c_s, c_f), max(c_s, c_f)
         return counterflow_effectiveness(ua / c_min, c_min / c_max) * c_min
@@ -293,13 +297,13 @@ class Network:
         return tk.advance(
             n_steps, dt, step0, rec_every,
             self.sweep, m.node_in_edge, self.cell_int, self.cell_coef, self.edge_mcp, self.packed,
-            self.hx_eps_cmin, self.fac_temp, demand, row, m.tray_aux_base_w, m.tray_aux_slope,
+            self.fac_temp, demand, row, m.tray_aux_base_w, m.tray_aux_slope,
             m.tray_aux_liquid_fraction, *wl.args(),
             state.chip_x, state.cell_t, state.edge_out, state.node_t,
             state.acc, state.chip_tj_max, state.interval_tj_max,
             self.rec_nodes, self.rec_edges, self.rec_col,
             rec["tj"], rec["tj_max"], rec["power"], rec["clock"], rec["throttled"], rec["scalar"], rec["node_t"],
-            rec["edge_out"], rec["job"])
+            rec["edge_out"], rec["job"], rec["cdu_heat"])
 
     def stored_energy(self, state: NetworkState, dt: float) -> float:
         """Thermal energy in the loop relative to 0 degC [J], including the one-step transit
@@ -321,7 +325,8 @@ def _empty_records(model: Model, rows: int, n_jobs: int = 0):
         tj=np.zeros((rows, n_chip)), tj_max=np.zeros((rows, n_chip)), power=np.zeros((rows, n_chip)),
         clock=np.zeros((rows, n_chip)), throttled=np.zeros((rows, n_chip)), job=np.zeros((rows, n_jobs)),
         scalar=np.zeros((rows, 4)),
-        node_t=np.zeros((rows, len(REC_NODES))), edge_out=np.zeros((rows, model.tray_return_edge.size)),
+        node_t=np.zeros((rows, 2 * model.n_racks + 2 * model.n_cdus)),
+        edge_out=np.zeros((rows, model.tray_return_edge.size)), cdu_heat=np.zeros((rows, model.n_cdus)),
     )
 
 

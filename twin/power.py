@@ -72,57 +72,77 @@ class SchedulePower:
 
     def __init__(self, model):
         self.model = model
-        s = model.scenario
-        self.types = sorted(set(model.chip_type))
-        self.type_chips = {t: model.chips_of_type(t) for t in self.types}
-        self.entries = {t: [e for e in s.workload.schedule if e.chips == t] for t in self.types}
+        # one group per (rack, chip type): each rack runs its own workload's schedule,
+        # shifted by its phase offset (a single rack: one group per chip type)
+        self.types = []  # group keys (rack, chip type)
+        self.type_chips = {}
+        self.offset = {}
+        entries = {}
+        for r in range(model.n_racks):
+            chips = np.nonzero(model.chip_rack == r)[0]
+            for t in sorted({model.chip_type[k] for k in chips}):
+                key = (r, t)
+                self.types.append(key)
+                self.type_chips[key] = chips[[model.chip_type[k] == t for k in chips]].astype(np.int64)
+                self.offset[key] = float(model.rack_offset_s[r])
+                entries[key] = [e for e in model.rack_workloads[r].schedule if e.chips == t]
+        self.entries = entries
 
-        # per chip type: the pieces [a, b) of the time line with the entry in force
-        # (None = idle); the last entry covering a piece wins
+        # per group: the pieces [a, b) of the time line with the entry in force
+        # (None = idle); the last entry covering a piece wins. An entry from t = 0 is in
+        # force before it too (a rack whose timeline is shifted later starts in it).
         self.pieces = {}
         for t in self.types:
             entries = self.entries[t]
-            bps = sorted({0.0, *[e.start_s for e in entries], *[e.end_s for e in entries if math.isfinite(e.end_s)]})
+            starts = [-math.inf if e.start_s <= 0.0 else e.start_s for e in entries]
+            bps = sorted({-math.inf, 0.0, *starts, *[e.end_s for e in entries if math.isfinite(e.end_s)]})
             bps.append(math.inf)
             pieces = []
             for a, b in zip(bps[:-1], bps[1:]):
                 active = None
-                for e in entries:
-                    if e.start_s <= a and e.end_s >= b:
+                for e, st in zip(entries, starts):
+                    if st <= a and e.end_s >= b:
                         active = e
                 pieces.append((a, b, active))
             self.pieces[t] = pieces
 
     def _fraction(self, ctype, active):
+        chips = self.type_chips[ctype]
         if active is None:
-            k = self.type_chips[ctype][0]
-            return self.model.chip_idle[k] / self.model.chip_tdp[k]
+            return self.model.chip_idle[chips] / self.model.chip_tdp[chips]
         return active.fraction_of_tdp
 
     def _fraction_integral(self, ctype, times):
-        """Integral of power as a fraction of TDP (idle for unscheduled time) over [0, t]."""
-        total = np.zeros_like(times)
+        """Integral of each chip's power (its fraction of TDP, idle for unscheduled time)
+        over [0, t], in the group's own (offset) time, times its TDP: (time, chip) [J]."""
+        chips = self.type_chips[ctype]
+        times = np.asarray(times, dtype=float) - self.offset[ctype]
+        total = np.zeros(times.shape + (chips.size,))
         for a, b, active in self.pieces[ctype]:
             lo = np.clip(times, a, b)
             if active is None or active.kind == "constant":
-                total += self._fraction(ctype, active) * (lo - a)
+                total += np.multiply.outer(lo - (0.0 if a == -math.inf else a), self._fraction(ctype, active)
+                                           * np.ones(chips.size))
             else:
                 args = (active.period_s, active.duty, active.high_fraction_of_tdp, active.low_fraction_of_tdp)
-                total += _square_integral(lo - active.start_s, *args) - _square_integral(a - active.start_s, *args)
-        return total * self.model.chip_tdp[self.type_chips[ctype][0]]
+                start = 0.0 if a == -math.inf else a
+                total += (_square_integral(lo - active.start_s, *args)
+                          - _square_integral(np.full_like(lo, start) - active.start_s, *args))[..., None]
+        return total * self.model.chip_tdp[chips]
 
     def block(self, t0, dt, n_steps, override=None):
         """Step-mean demand of the block; ``override = (chips, watts)`` replaces the
         schedule's demand of those chips over the whole block (the DES's GPU levels)."""
         t1 = t0 + dt * n_steps
-        # types constant over the whole block set one row, broadcast to every step
+        # groups constant over the whole block set one row, broadcast to every step
         row = np.zeros(self.model.n_chips)
         varying = []
         for t in self.types:
-            piece = [p for p in self.pieces[t] if p[0] < t1 and p[1] > t0]
+            off = self.offset[t]
+            piece = [p for p in self.pieces[t] if p[0] < t1 - off and p[1] > t0 - off]
             if len(piece) == 1 and (piece[0][2] is None or piece[0][2].kind == "constant"):
-                k = self.type_chips[t][0]
-                row[self.type_chips[t]] = self._fraction(t, piece[0][2]) * self.model.chip_tdp[k]
+                chips = self.type_chips[t]
+                row[chips] = self._fraction(t, piece[0][2]) * self.model.chip_tdp[chips]
             else:
                 varying.append(t)
         if override is not None:
@@ -134,7 +154,7 @@ class SchedulePower:
         edges = t0 + dt * np.arange(n_steps + 1)
         for t in varying:
             integral = self._fraction_integral(t, edges)
-            chip[:, self.type_chips[t]] = (np.diff(integral) / dt)[:, None]
+            chip[:, self.type_chips[t]] = np.diff(integral, axis=0) / dt
         if override is not None:
             chip[:, override[0]] = override[1]
         return Demand.per_step(chip)

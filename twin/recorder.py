@@ -20,7 +20,7 @@ from .network import REC_NODES, Hydraulics, Network, _empty_records
 
 def _channels(model: Model, n_jobs: int = 0):
     counts = {t: model.chip_type.count(t) for t in set(model.chip_type)}
-    return channel_table(counts, len(model.tray_names), model.pump_edges.size, n_jobs)
+    return channel_table(counts, len(model.tray_names), model.pump_edges.size, n_jobs, model.n_racks, model.n_cdus)
 
 
 class _Recorder:
@@ -88,6 +88,24 @@ def _snapshot_changed(snap: _Snapshot, net: "Network") -> bool:
             or snap.offsets != net.sensor_offsets)
 
 
+def _rack_heat(m: Model, power, rows):
+    """Each rack's chip power, aux power and aux power into the liquid over ``rows``
+    record intervals [W], from the interval-mean chip power (records in type-grouped
+    column order): aux follows each tray's chip power on its line (``Model.tray_aux_*``:
+    exact for a mean of a linear law while no tray's chips are all shut down)."""
+    cols = m.info["rec_col"]
+    tray_p = np.zeros((rows, len(m.tray_names)))
+    np.add.at(tray_p.T, m.chip_tray, power[:, cols].T)
+    aux = np.maximum(m.tray_aux_base_w + m.tray_aux_slope * tray_p, 0.0)
+    chip = np.zeros((rows, m.n_racks))
+    np.add.at(chip.T, m.tray_rack, tray_p.T)
+    rack_aux = np.zeros((rows, m.n_racks))
+    np.add.at(rack_aux.T, m.tray_rack, aux.T)
+    rack_aux_liquid = np.zeros((rows, m.n_racks))
+    np.add.at(rack_aux_liquid.T, m.tray_rack, (aux * m.tray_aux_liquid_fraction).T)
+    return chip, rack_aux, rack_aux_liquid
+
+
 def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: dict) -> dict:
     """Telemetry channels of ``rows`` kernel records (per-chip records grouped by type:
     ``type_slices``, see ``Network.rec_col``)."""
@@ -105,26 +123,50 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
     liquid = rec["scalar"][:rows, 0]
     hx_heat = rec["scalar"][:rows, 1]
     aux, aux_liquid = rec["scalar"][:rows, 2], rec["scalar"][:rows, 3]
-    out["rack/liquid_heat"] = liquid
-    out["rack/it_power"] = rec["power"][:rows].sum(axis=1) + aux
-    out["rack/air_heat"] = aux - aux_liquid
-    out["rack/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_in")]
-    out["rack/return_temp"] = rec["node_t"][:rows, REC_NODES.index("rack_out")]
-    out["rack/flow"] = np.full(rows, q[m.edge["supply_hose"]] / LPM)
-    out["rack/dp"] = np.full(rows, (hyd.pressure_pa[m.node["rack_in"]] - hyd.pressure_pa[m.node["rack_out"]]) / 1e3)
+    fac_t = snap.fac_temp
+    m_fac_cp = snap.fac_flow_m3s * m.facility_rho * m.facility_cp
     out["tray/flow"] = np.broadcast_to(q[m.tray_supply_edge] / LPM, (rows, m.tray_supply_edge.size))
     out["tray/return_temp"] = rec["edge_out"][:rows]
     out["cdu/pump_speed"] = np.broadcast_to(hyd.speed, (rows, hyd.speed.size))
     out["cdu/pump_power"] = np.broadcast_to(m.pump_power_w(q, hyd.pressure_pa, hyd.speed), (rows, hyd.speed.size))
-    out["cdu/supply_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_supply")]
-    out["cdu/return_temp"] = rec["node_t"][:rows, REC_NODES.index("cdu_return")]
-    out["cdu/heat"] = hx_heat
-    out["cdu/dp"] = np.full(rows, (hyd.pressure_pa[m.node["discharge"]] - hyd.pressure_pa[m.node["suction"]]) / 1e3)
-    fac_t = snap.fac_temp
-    m_fac_cp = snap.fac_flow_m3s * m.facility_rho * m.facility_cp
     out["facility/supply_temp"] = np.full(rows, fac_t)
-    out["facility/return_temp"] = fac_t + hx_heat / m_fac_cp
-    out["facility/flow"] = np.full(rows, snap.fac_flow_m3s / LPM)
+    nr, nc = m.n_racks, m.n_cdus
+    node_t = rec["node_t"][:rows]
+    p = hyd.pressure_pa
+    if not m.is_row:  # one rack on one CDU: one value per row (REC_NODES order)
+        out["rack/liquid_heat"] = liquid
+        out["rack/it_power"] = rec["power"][:rows].sum(axis=1) + aux
+        out["rack/air_heat"] = aux - aux_liquid
+        out["rack/supply_temp"] = node_t[:, REC_NODES.index("rack_in")]
+        out["rack/return_temp"] = node_t[:, REC_NODES.index("rack_out")]
+        out["rack/flow"] = np.full(rows, q[m.edge["supply_hose"]] / LPM)
+        out["rack/dp"] = np.full(rows, (p[m.node["rack_in"]] - p[m.node["rack_out"]]) / 1e3)
+        out["cdu/supply_temp"] = node_t[:, REC_NODES.index("cdu_supply")]
+        out["cdu/return_temp"] = node_t[:, REC_NODES.index("cdu_return")]
+        out["cdu/heat"] = hx_heat
+        out["cdu/dp"] = np.full(rows, (p[m.node["discharge"]] - p[m.node["suction"]]) / 1e3)
+        out["facility/return_temp"] = fac_t + hx_heat / m_fac_cp
+        out["facility/flow"] = np.full(rows, snap.fac_flow_m3s / LPM)
+    else:  # a row: per rack and per CDU (columns in rack and CDU order), row totals
+        out["row/liquid_heat"] = liquid
+        out["row/it_power"] = rec["power"][:rows].sum(axis=1) + aux
+        out["row/air_heat"] = aux - aux_liquid
+        out["row/flow"] = np.full(rows, q[m.cdu_hx_edge].sum() / LPM)
+        rack_chip, rack_aux, rack_aux_liquid = _rack_heat(m, rec["power"][:rows], rows)
+        out["rack/it_power"] = rack_chip + rack_aux
+        out["rack/liquid_heat"] = rack_chip + rack_aux_liquid
+        out["rack/air_heat"] = rack_aux - rack_aux_liquid
+        out["rack/supply_temp"] = node_t[:, :nr]
+        out["rack/return_temp"] = node_t[:, nr:2 * nr]
+        out["rack/flow"] = np.broadcast_to(q[m.rack_supply_edge] / LPM, (rows, nr))
+        out["rack/dp"] = np.broadcast_to((p[m.rack_in_node] - p[m.rack_out_node]) / 1e3, (rows, nr))
+        out["cdu/supply_temp"] = node_t[:, 2 * nr:2 * nr + nc]
+        out["cdu/return_temp"] = node_t[:, 2 * nr + nc:]
+        out["cdu/heat"] = rec["cdu_heat"][:rows]
+        out["cdu/flow"] = np.broadcast_to(q[m.cdu_hx_edge] / LPM, (rows, nc))
+        out["cdu/dp"] = np.broadcast_to((p[m.cdu_discharge_node] - p[m.cdu_suction_node]) / 1e3, (rows, nc))
+        out["facility/return_temp"] = fac_t + rec["cdu_heat"][:rows] / m_fac_cp
+        out["facility/flow"] = np.full(rows, nc * snap.fac_flow_m3s / LPM)
     for channel, offset in snap.offsets.items():  # a faulty sensor reads off
         out[channel] = out[channel] + offset
     return out

@@ -370,12 +370,18 @@ class MarginLimits(_Model):
         default=None, description="least pump head reserve [kPa] (default 0)")
     job_goodput_min: Optional[Fraction] = Field(
         default=None, description="least goodput of every training job (default 1)")
+    cdu_capacity_margin_kw: Optional[Annotated[float, Bounds(-1e4, 1e4, "kW")]] = Field(
+        default=None, description="a row: least rated CDU heat minus the row's peak liquid heat [kW] (default 0)")
+    rack_flow_balance_min: Optional[Annotated[float, Bounds(0, 1)]] = Field(
+        default=None, description="a row: least ratio of the worst-served rack's flow per requirement to the "
+                                  "best-served rack's (default 0.9: ASSUMPTION, racks within 10 %)")
 
 
 # The default limits: the design criteria of docs/model.md (no throttling, no shutdown,
 # every tray at its flow, no head deficit, full goodput), not physics numbers.
 MARGIN_DEFAULTS = dict(gpu_junction_margin_k=0.0, other_chip_junction_margin_k=0.0, gpu_throttled_s_max=0.0,
-                       gpu_shutdowns=0, tray_flow_ratio_min=1.0, pump_head_margin_kpa=0.0, job_goodput_min=1.0)
+                       gpu_shutdowns=0, tray_flow_ratio_min=1.0, pump_head_margin_kpa=0.0, job_goodput_min=1.0,
+                       cdu_capacity_margin_kw=0.0, rack_flow_balance_min=0.9)
 
 
 class Rack(_Model):
@@ -561,7 +567,7 @@ class Controls(_Model):
 
 
 FAULT_KINDS = ("pump_trip", "cdu_trip", "facility_supply_temp", "facility_flow", "plate_clog",
-               "tray_isolation", "sensor_offset")
+               "tray_isolation", "restriction", "sensor_offset")
 # plate_clog: the clog model scales a plate's dP by 1/(1-f)^2; at f = 0.99 that is 1e4 and
 # the plate carries almost nothing: beyond it, model a tray isolation (ASSUMPTION).
 MAX_CLOG = 0.99
@@ -573,16 +579,20 @@ EndTime = Annotated[float, Bounds(0, MAX_TIME_S, "s", lo_open=True, inf_ok=True)
 
 
 class Fault(_Model):
-    """A fault on the schedule. ``target`` names what it hits: a pump (``cdu/pump0``), a
-    chip's cold plate (``tray03/gpu1``), a tray (``tray05``) or a telemetry channel
-    (``rack/supply_temp``)."""
+    """A fault on the schedule. ``target`` names what it hits by instance path: a pump
+    (``cdu1/pump0``; ``cdu/pump0`` with one CDU), a CDU for a ``cdu_trip`` (``cdu2``;
+    default: every CDU), a chip's cold plate (``rack01/tray03/gpu1``; ``tray03/gpu1`` with
+    one rack), a tray (``rack01/tray05``), a hose, pipe or tray branch for a
+    ``restriction`` (``rack03/supply_hose``, ``rack01/tray05/supply``) or a telemetry
+    channel (``rack/supply_temp``)."""
 
     kind: Literal[FAULT_KINDS]
     start_s: Seconds
     end_s: EndTime = Field(default=math.inf, description="when the fault clears (default: never)")
     target: str = ""
     severity: Fraction = Field(
-        default=1.0, description="plate_clog: share of channels blocked; facility_flow: share of flow lost")
+        default=1.0, description="plate_clog: share of channels blocked; restriction: share of the bore's area "
+                                 "blocked (the drop grows as 1/(1-f)^2); facility_flow: share of flow lost")
     value: Number = Field(
         default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units")
     pumps_run: StrictBool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
@@ -591,9 +601,9 @@ class Fault(_Model):
     def _check(self):
         if self.end_s <= self.start_s:
             raise ValueError("end_s: must be after start_s")
-        if self.kind == "plate_clog" and self.severity > MAX_CLOG:
-            raise ValueError(f"severity: {_num(self.severity)} outside 0-{MAX_CLOG:g} for a plate_clog (a fully "
-                             "blocked plate is a tray_isolation)")
+        if self.kind in ("plate_clog", "restriction") and self.severity > MAX_CLOG:
+            raise ValueError(f"severity: {_num(self.severity)} outside 0-{MAX_CLOG:g} for a {self.kind} (a fully "
+                             "blocked plate or branch is a tray_isolation)")
         lo, hi = FACILITY_SUPPLY_C
         if self.kind == "facility_supply_temp" and not lo <= self.value <= hi:
             raise ValueError(f"value: {_num(self.value)} degC outside the facility supply range {lo:g}-{hi:g} degC")
@@ -753,10 +763,77 @@ class Simulation(_Model):
         return self
 
 
+# --------------------------------------------------------------------------- rows, instances
+
+
+class RowManifold(_Model):
+    """The row's supply and return headers: one port pair per rack, racks in row order
+    from the CDU end."""
+
+    layout: Literal["direct_return", "reverse_return"] = "reverse_return"
+    inner_diameter_mm: Bore
+    # a rack's pitch along the row: 600 mm wide racks, 600-800 mm with side cars
+    # (ASSUMPTION: 600 mm, the OCP ORV3 / EIA-310 19-inch rack width [OCP-MGX])
+    rack_spacing_mm: Annotated[float, Bounds(100, 5000, "mm")] = 600.0
+    roughness_um: Roughness = 1.5  # drawn tubing [MOODY44]
+
+
+class RowRack(_Model):
+    """One rack position of the row (or ``count`` identical ones in a run)."""
+
+    name: Optional[Name] = Field(default=None, description="instance name (default rack01, rack02, ... in row order)")
+    rack: Optional["Rack"] = Field(default=None, description="its rack definition (default: the scenario's [rack]; "
+                                                              "include = FILE takes a rack file's [rack])")
+    count: Annotated[int, Bounds(1, 200)] = Field(default=1, description="identical racks at consecutive positions")
+    workload: Optional["Workload"] = Field(default=None, description="its workload (default: the scenario's)")
+    phase_offset_s: Seconds = Field(default=0.0, description="its workload runs this much later than the "
+                                                             "scenario's timeline [s]")
+
+
+class Row(_Model):
+    """Racks on a row manifold fed by ``cdu_count`` CDUs in parallel (each the scenario's
+    ``[cdu]``), all on the scenario's facility water."""
+
+    racks: list[RowRack] = Field(min_length=1)
+    manifold: RowManifold
+    # an in-row CDU serves 8-12 racks (ASSUMPTION for the cap: 64 racks on one row loop)
+    cdu_count: Annotated[int, Bounds(1, 16)] = Field(default=1, description="CDUs in parallel on the row headers")
+    cdu_pipe: "Tubing" = Field(default_factory=lambda: Tubing(length_m=3.0, inner_diameter_mm=100.0, k_fittings=2.0),
+                               description="each CDU's supply (and return) connection to the row headers "
+                                           "(default ASSUMPTION: 3 m of DN100 with two elbows, [CRANE] magnitudes)")
+    phase_step_s: Seconds = Field(default=0.0, description="each rack's workload starts this much after the "
+                                                           "previous rack's, on top of its phase_offset_s [s]")
+
+
+class Spread(_Model):
+    """Unit-to-unit spread: every instance matching ``instances`` draws ``parameter`` as
+    its value times a random factor (``twin.components.base.draw_factor``), reproducible
+    from ``seed`` and the instance path."""
+
+    instances: str = Field(min_length=1, description="instance path pattern, e.g. rack01/tray*/gpu*")
+    parameter: str = Field(min_length=1, description="a parameter of those instances, e.g. r_tim_k_per_w")
+    distribution: Literal["normal", "lognormal", "uniform"] = "normal"
+    # a normal draw is truncated at 3 sd: below 1/3 every drawn value keeps its sign
+    relative_spread: Annotated[float, Bounds(0.0, 1.0)] = Field(
+        description="normal: sd over the nominal; lognormal: sd of ln; uniform: half-width over the nominal")
+    seed: Annotated[int, Bounds(0, 2**32 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _positive(self):
+        if self.distribution == "normal" and self.relative_spread >= 1.0 / 3.0:
+            raise ValueError("relative_spread: a normal spread must stay below 1/3 (draws are truncated at 3 sd "
+                             "and must keep the parameter's sign); use lognormal")
+        return self
+
+
+OverrideValue = Union[StrictBool, int, float, str]
+
+
 class Scenario(_Model):
     name: str = Field(min_length=1)
     description: str = ""
-    rack: Rack
+    rack: Optional[Rack] = Field(default=None, description="the rack (a row: the default rack of its positions)")
+    row: Optional[Row] = Field(default=None, description="racks on a row manifold (default: the one rack on the CDU)")
     cdu: Cdu
     coolant: Coolant = Coolant()
     facility: Facility
@@ -765,9 +842,49 @@ class Scenario(_Model):
     faults: list[Fault] = Field(default_factory=list)
     simulation: Simulation
     margins: MarginLimits = Field(default_factory=MarginLimits, description="this scenario's margin limits")
+    overrides: dict[str, dict[str, OverrideValue]] = Field(
+        default_factory=dict, description="per-instance parameters: instance path (wildcards * and ?) -> "
+                                          "{parameter: value}, e.g. [overrides.\"rack01/tray09/gpu1\"]")
+    spread: list[Spread] = Field(default_factory=list, description="unit-to-unit spread of instance parameters")
 
     # Set by load_scenario: where the scenario came from (not part of the data).
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _racks(self):
+        if self.row is None:
+            if self.rack is None:
+                raise ValueError("rack: missing (a scenario needs a [rack], or a [row] of racks)")
+            return self
+        if self.rack is None:
+            first = next((r.rack for r in self.row.racks if r.rack is not None), None)
+            if first is None or any(r.rack is None for r in self.row.racks):
+                raise ValueError("rack: missing (row positions without their own rack take the scenario's [rack])")
+            self.rack = first
+        names = [n for n, *_ in self.rack_entries()]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"row.racks: rack name {dup[0]!r} used twice")
+        return self
+
+    def rack_entries(self) -> list:
+        """Every rack of the scenario in row order: (instance name, Rack, Workload,
+        workload phase offset [s]). A single-rack scenario has one, ``rack01``."""
+        if self.row is None:
+            return [("rack01", self.rack, self.workload, 0.0)]
+        out = []
+        for entry in self.row.racks:
+            for k in range(entry.count):
+                i = len(out)
+                name = entry.name if entry.name and entry.count == 1 else (
+                    f"{entry.name}-{k + 1}" if entry.name else f"rack{i + 1:02d}")
+                out.append((name, entry.rack or self.rack, entry.workload or self.workload,
+                            entry.phase_offset_s + i * self.row.phase_step_s))
+        return out
+
+    @property
+    def cdu_count(self) -> int:
+        return 1 if self.row is None else self.row.cdu_count
 
     def margin_limit(self, name: str):
         """The limit of a margin: the scenario's, else the rack's, else the default."""
@@ -937,23 +1054,36 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
     if s.simulation.initial_temp_c is not None and not lo <= s.simulation.initial_temp_c <= hi:
         fail("simulation.initial_temp_c", f"{s.simulation.initial_temp_c:g} degC outside the supported "
                                           f"{lo:g}-{hi:g} degC")
-    for i, e in enumerate(s.workload.schedule):
-        if e.chips not in s.rack.chip_types:
-            fail(f"workload.schedule.{i}.chips", f"no chip type named {e.chips!r}"
-                 + did_you_mean(e.chips, s.rack.chip_types))
-        if e.chips == "gpu" and (s.workload.jobs or s.workload.replay):
-            fail(f"workload.schedule.{i}.chips", "GPU power comes from workload.jobs or replay here")
-    n_gpu = sum(g.count * sum(p.count("gpu") for p in s.rack.tray_types[g.type].paths) for g in s.rack.tray_stack)
-    for i, j in enumerate(s.workload.jobs):
-        if j.gpus > n_gpu:
-            fail(f"workload.jobs.{i}.gpus", f"{j.gpus} GPUs asked, the rack has {n_gpu}")
+    for name, rack, wl, _ in s.rack_entries():
+        pre = "workload" if wl is s.workload else f"row.racks.{_row_index(s, name)}.workload"
+        for i, e in enumerate(wl.schedule):
+            if e.chips not in rack.chip_types:
+                fail(f"{pre}.schedule.{i}.chips", f"no chip type named {e.chips!r}"
+                     + (f" in {name} ({rack.name})" if s.row is not None else "") + did_you_mean(e.chips, rack.chip_types))
+            if e.chips == "gpu" and (wl.jobs or wl.replay):
+                fail(f"{pre}.schedule.{i}.chips", "GPU power comes from workload.jobs or replay here")
+        n_gpu = sum(g.count * sum(p.count("gpu") for p in rack.tray_types[g.type].paths) for g in rack.tray_stack)
+        for i, j in enumerate(wl.jobs):
+            if j.gpus > n_gpu:
+                fail(f"{pre}.jobs.{i}.gpus", f"{j.gpus} GPUs asked, "
+                     + (f"{name} has {n_gpu}" if s.row is not None else f"the rack has {n_gpu}"))
+        if wl.jobs and wl.replay:
+            fail(f"{pre}.replay", "give jobs or a replay, not both")
     for i, f in enumerate(s.faults):
-        if f.kind == "pump_trip" and not f.target.startswith("cdu/pump"):
-            fail(f"faults.{i}.target", "name a pump: cdu/pump0, cdu/pump1, ...")
-        if f.kind in ("plate_clog", "tray_isolation", "sensor_offset") and not f.target:
+        if f.kind == "pump_trip" and "/pump" not in f.target:
+            fail(f"faults.{i}.target", "name a pump: cdu/pump0, cdu/pump1, ... (in a row: cdu1/pump0, ...)")
+        if f.kind in ("plate_clog", "tray_isolation", "restriction", "sensor_offset") and not f.target:
             fail(f"faults.{i}.target", f"{f.kind} needs a target")
-    if s.workload.jobs and s.workload.replay:
-        fail("workload.replay", "give jobs or a replay, not both")
+
+
+def _row_index(s: Scenario, rack_name: str) -> int:
+    """The ``row.racks`` entry a rack instance comes from."""
+    i = 0
+    for k, entry in enumerate(s.row.racks):
+        i += entry.count
+        if [n for n, *_ in s.rack_entries()].index(rack_name) < i:
+            return k
+    return 0
 
 
 # An exchanger rated beyond this effectiveness needs an unbounded NTU: not a real CDU

@@ -51,13 +51,14 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
     (``--duration``), so that errors in them name the option."""
     path = Path(path)
     data, origins, files = _resolve_includes(path)
+    _row_rack_includes(path, data, origins, files)
     if isinstance(overrides, (list, tuple)):
         overrides = dict(parse_override(o) for o in overrides)
     given = {key: (value, f"--set {key}") for key, value in (overrides or {}).items()}
     given.update(options or {})
     for key, (value, option) in given.items():
         set_dotted(data, key, value, f"{path} ({option})")
-        k = tuple(key.split("."))
+        k = tuple(key_parts(key))
         for o in list(origins):  # an override is reported against the scenario and its option
             if o[:len(k)] == k:
                 origins[o] = f"{path} ({option})"
@@ -67,7 +68,7 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
 
 def where(origins: Optional[dict], key: str, default):
     """The file that set the deepest known part of a dotted key."""
-    loc = tuple(key.split("."))
+    loc = tuple(key_parts(key))
     for n in range(len(loc), 0, -1):
         if origins and loc[:n] in origins:
             return origins[loc[:n]]
@@ -157,9 +158,54 @@ def _resolve_includes(path: Path, seen: tuple = (), via: tuple = ()) -> tuple[di
     return merge(merged, data), origins, files
 
 
+def _row_rack_includes(path: Path, data: dict, origins: dict, files: list) -> None:
+    """A row position's ``include = "racks/....toml"`` takes that file's ``[rack]`` table
+    (its own includes resolved), under what the position gives in its own ``rack`` table.
+    The path is relative to the file that declared the position."""
+    row = data.get("row")
+    racks = row.get("racks") if isinstance(row, dict) else None
+    if not isinstance(racks, list):
+        return
+    for i, entry in enumerate(racks):
+        if not isinstance(entry, dict) or "include" not in entry:
+            continue
+        inc = entry.pop("include")
+        declared = origins.get(("row", "racks", str(i)), path)
+        if not isinstance(inc, str) or not inc.strip():
+            raise TwinInputError(declared, f"row.racks.{i}.include", f"must be a rack file's path, got {show(inc)}")
+        base = Path(declared).parent if isinstance(declared, Path) else path.parent
+        inc_data, inc_origins, inc_files = _resolve_includes(base / inc, (), (declared, inc))
+        if not isinstance(inc_data.get("rack"), dict):
+            raise TwinInputError(declared, f"row.racks.{i}.include", f"{inc} has no [rack] table")
+        own = entry.get("rack", {})
+        entry["rack"] = merge(inc_data["rack"], own if isinstance(own, dict) else {})
+        prefix = ("row", "racks", str(i))
+        for k, v in inc_origins.items():
+            if k[:1] == ("rack",) and prefix + k not in origins:
+                origins[prefix + k] = v
+        files += [f for f in inc_files if f not in files]
+
+
+def key_parts(key: str) -> list:
+    """The parts of a dotted key; a part in double quotes may hold dots and slashes, as
+    in TOML: ``overrides."rack01/tray09/gpu1".r_tim_k_per_w``."""
+    parts, cur, quoted = [], "", False
+    for ch in key:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
 def set_dotted(data: dict, key: str, value, file) -> None:
-    """Set ``data[a][b]...`` for ``a.b...``; list elements by index (``faults.0.value``)."""
-    parts = key.split(".")
+    """Set ``data[a][b]...`` for ``a.b...``; list elements by index (``faults.0.value``);
+    quoted parts as in TOML (:func:`key_parts`)."""
+    parts = key_parts(key)
     if any(not p.strip() for p in parts):
         raise TwinInputError(file, key, "empty part in the dotted key")
     node = data

@@ -34,23 +34,23 @@ TRAINING, INFERENCE = "training", "inference"
 
 
 def default_kernel_arrays(model, n_jobs=0):
-    """Chip and job arrays for the kernel: throttle parameters from the chip types,
-    every clock at 1, no job running."""
-    s = model.scenario
+    """Chip and job arrays for the kernel: throttle parameters from each chip instance
+    (its type's, with the scenario's overrides), every clock at 1, no job running."""
     n = model.n_chips
     wp = np.zeros((n, kw.N_WP))
-    for k, t in enumerate(model.chip_type):
-        ct = s.rack.chip_types[t]
-        wp[k, kw.WP_IDLE] = ct.idle_w
-        wp[k, kw.WP_THR] = ct.throttle_temp_c
-        wp[k, kw.WP_GAIN] = ct.throttle_gain_per_k_s
-        wp[k, kw.WP_SHUT] = ct.shutdown_temp_c
-        wp[k, kw.WP_HOLD_S] = ct.throttle_hold_s
-        wp[k, kw.WP_CMIN] = ct.min_clock_fraction
-        wp[k, kw.WP_CAP] = min(s.workload.gpu_power_cap_w if t == "gpu" else math.inf, kw.NEVER)  # no cap: NEVER
-        wp[k, kw.WP_SPEED] = 1.0
-        wp[k, kw.WP_JITTER] = 1.0
-        wp[k, kw.WP_THROTTLE] = 1.0 if ct.throttles else 0.0
+    caps = np.array([min(model.rack_workloads[r].gpu_power_cap_w, kw.NEVER) for r in model.chip_rack]) \
+        if n else np.zeros(0)
+    gpu = np.array([t == "gpu" for t in model.chip_type], dtype=bool)
+    wp[:, kw.WP_IDLE] = model.chip_idle
+    wp[:, kw.WP_THR] = model.chip_throttle_c
+    wp[:, kw.WP_GAIN] = model.chip_gain
+    wp[:, kw.WP_SHUT] = model.chip_shutdown_c
+    wp[:, kw.WP_HOLD_S] = model.chip_hold_s
+    wp[:, kw.WP_CMIN] = model.chip_min_clock
+    wp[:, kw.WP_CAP] = np.where(gpu, caps, kw.NEVER)  # no cap: NEVER
+    wp[:, kw.WP_SPEED] = 1.0
+    wp[:, kw.WP_JITTER] = 1.0
+    wp[:, kw.WP_THROTTLE] = np.where(model.chip_throttles, 1.0, 0.0)
     ws = np.zeros((n, kw.N_WS))
     ws[:, kw.WS_CLOCK] = ws[:, kw.WS_CLOCK_CMD] = 1.0
     ws[:, kw.WS_HOLD_T] = -kw.NEVER  # no history (a finite sentinel: kernels use fastmath)
@@ -106,6 +106,8 @@ class JobRecord:
     speed: np.ndarray = None  # per-GPU compute speed and power multiplier, drawn at placement
     jitter: np.ndarray = None
     state: int = 0  # 0 queued, 1 running, 2 checkpoint, 3 restarting, 4 done
+    rack: int = 0  # the rack whose GPUs it runs on (a row replicates each rack's workload)
+    spec: object = None  # its twin.scenario job definition
 
 
 # where a job stands in the DES (the steady start reads RUNNING: training then at its mean power)
@@ -134,7 +136,9 @@ class ScheduleSource:
 
 
 class RackWorkload(ScheduleSource):
-    """SimPy model of the jobs of ``workload.jobs`` on the rack's GPUs."""
+    """SimPy model of the jobs of ``workload.jobs`` on the rack's GPUs. In a row each
+    rack runs its own workload's jobs on its own GPUs (job names prefixed with the rack's),
+    training steps shifted by the rack's phase offset."""
 
     def __init__(self, model, dt):
         super().__init__(model)
@@ -144,17 +148,22 @@ class RackWorkload(ScheduleSource):
         self.gpu = model.gpu_index
         self.tdp = model.chip_tdp
         self.idle = model.chip_idle
-        specs = self.wl.jobs
+        row = model.is_row
+        self.jobs = [JobRecord(f"{model.rack_names[r]}/{j.name}" if row else j.name, j.kind, 0, rack=r, spec=j)
+                     for r, wl in enumerate(model.rack_workloads) for j in wl.jobs]
+        for i, rec in enumerate(self.jobs):
+            rec.index = i
+        specs = [rec.spec for rec in self.jobs]
         self.kernel = default_kernel_arrays(model, len(specs))
-        self.jobs = [JobRecord(j.name, j.kind, i) for i, j in enumerate(specs)]
         self.rng = np.random.default_rng(self.wl.seed)
         self.env = simpy.Environment()
         self.level = self.idle.copy()  # current GPU demand level [W] per chip (GPUs only used)
         self._changes: list[tuple] = []  # (t, chips, levels) pending for the next block
         self._cuts: list[tuple] = []  # (step, seq, fn)
         self._seq = 0
-        self.free = list(self.gpu)  # in tray order
-        self.waiting: list[tuple] = []  # (n, event)
+        # free GPUs of each rack, in tray order
+        self.free = {r: [int(k) for k in self.gpu if model.chip_rack[k] == r] for r in range(model.n_racks)}
+        self.waiting: list[tuple] = []  # (n, rack, event)
         for i, spec in enumerate(specs):
             proc = {TRAINING: training_job, INFERENCE: inference_job, "idle": idle_job}[spec.kind]
             self.env.process(proc(self.env, self, spec, self.jobs[i]))
@@ -181,24 +190,30 @@ class RackWorkload(ScheduleSource):
     def event(self, kind, target):
         self.events.append((float(self.env.now), kind, target))
 
-    def acquire(self, n):
-        """Wait (FIFO) until n GPUs are free; returns their chip indices."""
+    def acquire(self, n, rack=0):
+        """Wait (FIFO per rack) until n GPUs of ``rack`` are free; returns their chip indices."""
         ev = self.env.event()
-        self.waiting.append((n, ev))
+        self.waiting.append((n, rack, ev))
         self._place()
         chips = yield ev
         return chips
 
-    def release(self, chips):
-        self.free.extend(int(c) for c in chips)
-        self.free.sort()
+    def release(self, chips, rack=0):
+        self.free[rack].extend(int(c) for c in chips)
+        self.free[rack].sort()
         self._place()
 
     def _place(self):
-        while self.waiting and self.waiting[0][0] <= len(self.free):
-            n, ev = self.waiting.pop(0)
-            chips, self.free = np.array(self.free[:n], dtype=np.int64), self.free[n:]
-            ev.succeed(chips)
+        blocked = set()  # racks whose first waiting job does not fit (FIFO within a rack)
+        keep = []
+        for n, rack, ev in self.waiting:
+            if rack not in blocked and n <= len(self.free[rack]):
+                chips, self.free[rack] = np.array(self.free[rack][:n], dtype=np.int64), self.free[rack][n:]
+                ev.succeed(chips)
+            else:
+                blocked.add(rack)
+                keep.append((n, rack, ev))
+        self.waiting = keep
 
     # ---- what the engine calls
     def block(self, t0, dt, n):
@@ -237,7 +252,7 @@ class RackWorkload(ScheduleSource):
                 level[chips] = new
         chip[0, self.gpu] = level[self.gpu]
         for rec in self.jobs:  # training jobs running at t = 0: at their mean power
-            spec = self.wl.jobs[rec.index]
+            spec = rec.spec
             if rec.kind == TRAINING and rec.state == RUNNING:
                 f, tdp = spec.compute_fraction, self.tdp[rec.gpus]
                 busy = np.min(rec.speed) / rec.speed
@@ -285,7 +300,7 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
     """A synchronous training job: run, checkpoint, fail and restart, end."""
     yield env.timeout(rack.on_grid(spec.start_s) - env.now)
     rack.event("job_submit", rec.name)
-    chips = yield from rack.acquire(spec.gpus)
+    chips = yield from rack.acquire(spec.gpus, rec.rack)
     rec.gpus = chips
     yield env.timeout(rack.on_grid(env.now) - env.now)
     k = rack.kernel
@@ -305,6 +320,12 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
         kw.pace_constants(k.wp, k.jp, j, chips)
         k.js[j, kw.JS_PHASE] = k.js[j, kw.JS_IPHASE] = 0.0
         k.js[j, kw.JS_REMAINING] = k.js[j, kw.JS_IREMAINING] = t_c
+        off = float(rack.model.rack_offset_s[rec.rack]) % spec.step_time_s
+        if off > 0.0:  # the rack's phase offset: its steps run this far behind
+            late = spec.step_time_s - off  # how far into a step the job starts
+            phase, left = (0.0, t_c - late) if late < t_c else (1.0, spec.step_time_s - late)
+            k.js[j, kw.JS_PHASE] = k.js[j, kw.JS_IPHASE] = phase
+            k.js[j, kw.JS_REMAINING] = k.js[j, kw.JS_IREMAINING] = left
     rack.cut(bind)
     rack.event("job_start", rec.name)
     end = rack.on_grid(env.now + spec.duration_s) if math.isfinite(spec.duration_s) else math.inf
@@ -355,7 +376,7 @@ def training_job(env, rack: RackWorkload, spec, rec: JobRecord):
     def unbind():
         k.chip_job[chips] = -1
     rack.cut(unbind)
-    rack.release(chips)
+    rack.release(chips, rec.rack)
 
 
 def _run(env, rack, rec, chips, on, stepper, params):
@@ -412,7 +433,7 @@ def inference_job(env, rack: RackWorkload, spec, rec: JobRecord):
     """Inference serving: power follows load, load follows the time of day."""
     yield env.timeout(rack.on_grid(spec.start_s) - env.now)
     rack.event("job_submit", rec.name)
-    chips = yield from rack.acquire(spec.gpus)
+    chips = yield from rack.acquire(spec.gpus, rec.rack)
     rec.gpus = chips
     speed, jitter = _draw(rack, spec, len(chips))
     rack.cut(lambda: _assign(rack, rec, chips, speed, jitter))
@@ -435,14 +456,14 @@ def inference_job(env, rack: RackWorkload, spec, rec: JobRecord):
     def unbind():
         rack.kernel.chip_job[chips] = -1
     rack.cut(unbind)
-    rack.release(chips)
+    rack.release(chips, rec.rack)
 
 
 def idle_job(env, rack: RackWorkload, spec, rec: JobRecord):
     """GPUs held at a constant power for a while."""
     yield env.timeout(rack.on_grid(spec.start_s) - env.now)
     rack.event("job_submit", rec.name)
-    chips = yield from rack.acquire(spec.gpus)
+    chips = yield from rack.acquire(spec.gpus, rec.rack)
     rec.gpus = chips
     rack.event("job_start", rec.name)
     rec.state = RUNNING
@@ -453,7 +474,7 @@ def idle_job(env, rack: RackWorkload, spec, rec: JobRecord):
         rec.state = DONE
         rack.event("job_end", rec.name)
         rack.set_level(chips, rack.idle[chips])
-        rack.release(chips)
+        rack.release(chips, rec.rack)
 
 
 # --------------------------------------------------------------------------- replay
@@ -495,7 +516,7 @@ def load_replay_trace(path, column, time_column="time"):
 def make_source(model, dt):
     """The power source a scenario asks for: jobs (DES), a replayed trace, or the schedule."""
     wl = model.scenario.workload
-    if wl.jobs:
+    if any(w.jobs for w in model.rack_workloads):
         return RackWorkload(model, dt)
     if wl.replay is not None:
         t, p = load_replay_trace(wl.replay.file, wl.replay.column, wl.replay.time_column)

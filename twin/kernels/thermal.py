@@ -171,11 +171,12 @@ def cell_table(cell_kind, cell_aux, cell_chip):
 
 @njit(cache=True)
 def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
-                 chip_r, chip_cj, chip_cb, chip_g, hx_eps_cmin, cell_coef, packed):
+                 chip_r, chip_cj, chip_cb, chip_g, cell_hx, cell_coef, packed):
     """Per-cell update coefficients for a step size and the current flows.
 
     ``cell_coef[cell, :]`` (columns CF_*): a fluid cell's decay and step-mean factors
-    and capacity, the HX cell's ``eps Cmin / mcp``. ``packed[chip, :]`` holds what the
+    and capacity, an HX cell's ``eps Cmin / mcp`` (``cell_hx[cell]``: that CDU
+    exchanger's ``eps Cmin`` [W/K]; zero elsewhere). ``packed[chip, :]`` holds what the
     step needs of a plate's maps in one row (PK_* offsets): phi (9, row-major), gam (6,
     row-major), the coolant row of psi (3) and of lam (2), the coolant capacity."""
     phi = np.empty((3, 3))
@@ -215,23 +216,23 @@ def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
                 packed[k, PK_LAM_F + j] = lam[2, j]
             packed[k, PK_CF] = cap
         else:
-            cell_coef[c, CF_HX_RATIO] = hx_eps_cmin / mcp if mcp > 0.0 else 0.0
+            cell_coef[c, CF_HX_RATIO] = cell_hx[c] / mcp if mcp > 0.0 else 0.0
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
 def advance(n_steps, dt, step0, rec_every,
-            sweep, node_in_edge, cell_int, cell_coef, edge_mcp, pk, hx_eps_cmin, fac_temp,
+            sweep, node_in_edge, cell_int, cell_coef, edge_mcp, pk, fac_temp,
             demand, demand_row, aux_base, aux_slope, aux_frac,
             wp, ws, chip_job, jp, js, job_tmp,
             chip_x, cell_t, edge_out, node_t,
             acc, chip_tj_max, interval_tj_max,
             rec_nodes, rec_edges, rec_col, rec_tj, rec_tj_max, rec_power, rec_clock, rec_throttled, rec_scalar,
-            rec_node_t, rec_edge_out, rec_job):
+            rec_node_t, rec_edge_out, rec_job, rec_cdu_heat):
     """Advance the network ``n_steps`` steps of ``dt`` seconds.
 
     The network: ``sweep`` (edges in thermal order, see :func:`sweep_table`),
     ``node_in_edge``, ``cell_int`` (:func:`cell_table`); coefficients from
-    :func:`prepare_step`: ``cell_coef``, ``pk``, ``hx_eps_cmin``; ``edge_mcp`` [W/K].
+    :func:`prepare_step`: ``cell_coef``, ``pk``; ``edge_mcp`` [W/K].
     Inputs of step ``n``: ``demand[demand_row[n], chip]`` [W] (step means; a block whose
     demand does not change is one row); chip power is ``demand`` passed through clocks,
     throttling and the training waveforms of :func:`twin.kernels.workload.chip_power_step`
@@ -247,7 +248,9 @@ def advance(n_steps, dt, step0, rec_every,
     through the HX, the interval's length, all aux energy and aux energy into the liquid
     over the current record interval; from ACC_CHIPS each chip's energy over it
     (interval means are recorded: ``rec_scalar`` columns liquid heat, HX heat, aux power,
-    aux power into the liquid [W]).
+    aux power into the liquid [W]); after the chips, each CDU's heat out through its
+    exchanger over the interval (an HX cell's ``CI_AUX`` is its CDU; recorded as the mean
+    ``rec_cdu_heat`` [W]).
     ``chip_tj_max`` is each junction's maximum over every step of the run,
     ``interval_tj_max`` over the current record interval (recorded as ``rec_tj_max``). Records are written every
     ``rec_every`` global steps (``step0`` is the global index of the first step).
@@ -261,6 +264,7 @@ def advance(n_steps, dt, step0, rec_every,
     """
     n_chip = chip_x.shape[0]
     interval_power = acc[ACC_CHIPS:ACC_CHIPS + n_chip]
+    cdu0 = ACC_CHIPS + n_chip  # each CDU's interval HX heat
     tray_p = np.zeros(aux_base.shape[0])  # chip power of each tray this step [W]
     tray_on = np.zeros(aux_base.shape[0])  # 1 while any chip of the tray has not shut down
     # each chip's state, interval sums and step power in one row for the run: columns
@@ -391,8 +395,9 @@ def advance(n_steps, dt, step0, rec_every,
                     cell_t[c] = tf
                     t_in = tf_mean
                 else:
-                    q_hx = hx_eps_cmin * (t_in - fac_temp)
+                    q_hx = cell_coef[c, CF_HX_RATIO] * mcp * (t_in - fac_temp)
                     step_hx += q_hx * dt
+                    acc[cdu0 + cell_int[c, CI_AUX]] += q_hx * dt
                     t_in = t_in - cell_coef[c, CF_HX_RATIO] * (t_in - fac_temp)
                     cell_t[c] = t_in
             edge_out[e] = t_in
@@ -427,6 +432,9 @@ def advance(n_steps, dt, step0, rec_every,
             rec_scalar[r, 1] = acc[ACC_I_HX] / span
             rec_scalar[r, 2] = acc[ACC_I_AUX] / span
             rec_scalar[r, 3] = acc[ACC_I_AUX_LIQUID] / span
+            for i in range(rec_cdu_heat.shape[1]):
+                rec_cdu_heat[r, i] = acc[cdu0 + i] / span
+                acc[cdu0 + i] = 0.0
             for i in range(rec_nodes.shape[0]):
                 rec_node_t[r, i] = node_t[rec_nodes[i]]
             for i in range(rec_edges.shape[0]):
