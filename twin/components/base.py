@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 
@@ -109,7 +110,8 @@ class Parameters:
                 msg = str(exc).splitlines()
                 detail = next((ln.strip() for ln in msg[2:] if ln.strip() and not ln.strip().startswith("For further")),
                               msg[-1] if msg else "")
-                raise TwinInputError(self.file, f'overrides."{path}".{name}', f"{detail}") from None
+                detail = re.sub(r"\s*\[type=.*$", "", detail)
+                raise TwinInputError(self.file, f'overrides."{path}".{name}', detail) from None
         return Instance(path, kind, tuple(out), changes)
 
     def check_used(self):
