@@ -161,7 +161,7 @@ class MarginTracker:
         # pump electrical energy: the hydraulic state's power over these rows' intervals
         dt = m.scenario.simulation.output_interval_s
         pump_w = float(np.sum(m.pump_power_w(hyd.flow_m3s, hyd.pressure_pa, hyd.speed)))
-        self.pump_energy_j += pump_w * supply.size * dt
+        self.pump_energy_j += pump_w * supply.shape[0] * dt
         self.pump_time_s += supply.shape[0] * dt
         ret = np.asarray(data["rack/return_temp"], dtype=float)
         if ret.ndim == 2:  # a row: each rack's return
@@ -287,9 +287,10 @@ class MarginTracker:
                                   note=f"CDU pumps, electrical, over {self.pump_time_s:g} s"))
             rows.append(MarginRow("cdu_pump_power_mean_kw", mean_kw, "kW",
                                   note=f"{mean_kw * 24:.1f} kWh per day at this mean"))
-        rows.append(MarginRow("rack_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
+        unit = "row" if m.is_row else "rack"  # a row: the whole row's heat and flow
+        rows.append(MarginRow(f"{unit}_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
         per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan
-        rows.append(MarginRow("rack_flow_per_kw_lpm", per_kw, "L/min/kW", note="rack flow over liquid heat at the peak"))
+        rows.append(MarginRow(f"{unit}_flow_per_kw_lpm", per_kw, "L/min/kW", note=f"{unit} flow over liquid heat at the peak"))
         rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum if self.it_sum > 0 else math.nan, "1",
                               note="heat into the coolant over IT power"))
         if ride_through is not None:
