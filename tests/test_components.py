@@ -262,3 +262,29 @@ def test_a_row_mixes_rack_generations_and_workloads():
     k = [m.chip_names.index(labels[i]) for i in second]
     np.testing.assert_allclose(gpu_power[second], m.chip_idle[k], rtol=1e-6)
     assert m.chip_tdp[k[0]] != m.chip_tdp[0]  # a different GPU generation
+
+
+def test_two_cdus_one_tripped_the_other_carries_the_row_as_a_one_cdu_row_would():
+    """Two 1350 kW CDUs in parallel on the row headers, cdu1 tripped from the start with its
+    pumps stopped (behind their check valves): cdu2 delivers the row's setpoint and
+    rejects all its heat, cdu1 passes only check-valve leakage, and the row's temperatures
+    are those of the same row on one CDU (the network minus a dead branch) within 0.02 K;
+    the capacity margin counts the CDU that is up only; energy closes within 0.1 %."""
+    over = {"simulation.duration_s": 120.0}
+    trip = [{"kind": "cdu_trip", "target": "cdu1", "start_s": 0.0, "pumps_run": False}]
+    two = twin.simulate(_row(4, **over, **{"row.cdu_count": 2, "faults": trip}))
+    one = twin.simulate(_row(4, **over))
+    tel2, tel1 = two.telemetry(), one.telemetry()
+    flow = tel2["cdu/flow"][-1]
+    assert tel2["rack/flow"][-1].sum() == pytest.approx(600.0, rel=1e-5)  # four racks at 150 L/min
+    assert abs(flow[0]) < 1e-3 * 600.0  # leakage back through the stopped pumps' check valves
+    assert flow[1] == pytest.approx(600.0 - flow[0], rel=1e-5)
+    heat = tel2["cdu/heat"][-20:].mean(axis=0)
+    assert heat[0] == 0.0 and heat[1] == pytest.approx(tel2["row/liquid_heat"][-20:].mean(), rel=2e-3)
+    for k in ("rack/supply_temp", "rack/return_temp", "gpu/junction_temp_max"):
+        np.testing.assert_allclose(tel2[k], tel1[k], atol=0.02)
+    assert two.margins["cdu_capacity_margin_kw"] == pytest.approx(1350.0 - two.margins["row_liquid_heat_peak_kw"],
+                                                                  abs=0.5)
+    e = two.energy
+    heat_in = e["chip_j"] + e["aux_liquid_j"]
+    assert abs(heat_in - e["hx_j"] - (e["stored_end_j"] - e["stored_start_j"])) <= ENERGY_RTOL * heat_in

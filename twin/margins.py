@@ -139,13 +139,16 @@ class MarginTracker:
         self.liquid_sum = 0.0
         self.it_sum = 0.0
         self.rack_return_max = np.full(model.n_racks, -np.inf)  # a row: each rack's return [degC]
+        self.capacity_margin_min = np.inf  # least (rated heat of the CDUs up) - (liquid heat) [W]
+        self.capacity_min = np.inf  # least rated heat of the CDUs up [W], and how many were up
+        self.cdus_up_min = model.n_cdus
         self.rack_flow_min = np.full(model.n_racks, np.inf)  # each rack's flow over the run [L/min]
         self.rack_flow_max = np.full(model.n_racks, -np.inf)
 
-    def update(self, hyd, data, offsets=None):
+    def update(self, hyd, data, offsets=None, hx_lost=()):
         """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
         the sensor offsets in force (``twin.faults``), removed where a margin needs the
-        true value."""
+        true value; ``hx_lost``: which CDUs reject no heat (tripped)."""
         m = self.m
         # each tray against its requirement at its rack's supply temperature of every sample
         supply = np.asarray(data["rack/supply_temp"], dtype=float) - (offsets or {}).get("rack/supply_temp", 0.0)
@@ -185,6 +188,12 @@ class MarginTracker:
         liquid = data[f"{total}liquid_heat"]
         self.liquid_sum += float(np.sum(liquid))
         self.it_sum += float(np.sum(data[f"{total}it_power"]))
+        # the rating of the CDUs still rejecting heat against the heat of the same rows
+        up = ~np.asarray(hx_lost, dtype=bool) if len(hx_lost) else np.ones(m.n_cdus, dtype=bool)
+        avail = float(np.sum(m.cdu_rated_heat_w[up]))
+        self.capacity_margin_min = -_nanmax(-self.capacity_margin_min, -(avail - np.asarray(liquid)))
+        if avail < self.capacity_min:
+            self.capacity_min, self.cdus_up_min = avail, int(up.sum())
         i = int(np.argmax(liquid))
         if liquid[i] > self.peak_liquid or not np.isfinite(liquid[i]):
             self.peak_liquid, self.flow_at_peak = float(liquid[i]), float(data[f"{total}flow"][i])
@@ -333,10 +342,12 @@ class MarginTracker:
                                   f"{m.rack_names[i]} {peaks[i]:.1f}" for i in np.argsort(-peaks)[:4]),
                               instance=m.rack_names[r]))
         cap = float(np.sum(m.cdu_rated_heat_w)) / 1e3
-        rows.append(MarginRow("cdu_capacity_margin_kw", cap - self.peak_liquid / 1e3, "kW",
+        up = (f"{self.cdus_up_min} of {m.n_cdus} CDUs up at the worst ({self.capacity_min / 1e3:.0f} kW rated)"
+              if self.cdus_up_min < m.n_cdus else f"{m.n_cdus} CDU(s) rated {cap:.0f} kW in all")
+        rows.append(MarginRow("cdu_capacity_margin_kw", self.capacity_margin_min / 1e3, "kW",
                               s.margin_limit("cdu_capacity_margin_kw"), "min",
-                              f"{m.n_cdus} CDU(s) rated {cap:.0f} kW in all, row peak liquid heat "
-                              f"{self.peak_liquid / 1e3:.1f} kW", instance="row"))
+                              f"rated heat of the CDUs rejecting heat minus the row's liquid heat, least over the run; "
+                              f"{up}; row peak liquid heat {self.peak_liquid / 1e3:.1f} kW", instance="row"))
         # each rack's flow over its trays' nominal requirement, worst against best
         need = np.zeros(m.n_racks)
         np.add.at(need, m.tray_rack, m.tray_required_lpm)

@@ -64,7 +64,7 @@ class _Recorder:
             rec = {k: v[a:b] for k, v in self.buf.items()}
             data = _record_rows(self.m, snap, rec, b - a, self.type_slices)
             self.writer.append(self.times[a:b].copy(), data)
-            self.tracker.update(snap.hyd, data, snap.offsets)
+            self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost)
         self._new(self.times.size)
 
 
@@ -77,15 +77,16 @@ class _Snapshot:
     fac_temp: float
     fac_flow_m3s: float
     offsets: dict
+    hx_lost: tuple = ()  # the CDUs rejecting no heat (a trip)
 
 
 def _snapshot(net: "Network") -> _Snapshot:
-    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets))
+    return _Snapshot(net.hyd, net.fac_temp, net.fac_flow_m3s, dict(net.sensor_offsets), tuple(net.hx_lost))
 
 
 def _snapshot_changed(snap: _Snapshot, net: "Network") -> bool:
     return (snap.hyd is not net.hyd or snap.fac_temp != net.fac_temp or snap.fac_flow_m3s != net.fac_flow_m3s
-            or snap.offsets != net.sensor_offsets)
+            or snap.offsets != net.sensor_offsets or snap.hx_lost != tuple(net.hx_lost))
 
 
 def _rack_heat(m: Model, power, rows):
