@@ -127,7 +127,7 @@ def run(scenario, output, duration, overrides, strict, as_json, allow_large):
             end_reason=end.reason, telemetry=str(output) if output is not None else None,
             verdict=margins.verdict, margins=margins.to_dicts()), indent=2, allow_nan=False))
     else:
-        click.echo(f"scenario {s.name}: {s.rack.name}, {s.coolant.name}, facility {s.facility.supply_temp_c:g} degC, "
+        click.echo(f"scenario {s.name}: {_racks_line(s)}, {s.coolant.name}, facility {s.facility.supply_temp_c:g} degC, "
                    f"{s.simulation.duration_s:g} s simulated")
         if output is not None:
             click.echo(f"telemetry: {output}" + ("" if end.is_complete else " (marked incomplete)"))
@@ -232,6 +232,17 @@ def compare_cmd(scenarios, facilities, allow_large):
 
 def main():
     cli()
+
+
+def _racks_line(s) -> str:
+    """What the scenario cools: its rack, or a row's racks by definition and its CDUs."""
+    if s.row is None:
+        return s.rack.name
+    kinds: dict = {}
+    for _, rack, _, _ in s.rack_entries():
+        kinds[rack.name] = kinds.get(rack.name, 0) + 1
+    racks = ", ".join(f"{n} x {k}" for k, n in kinds.items())
+    return f"a row of {racks} on {s.cdu_count} CDU{'s' if s.cdu_count > 1 else ''}"
 
 
 if __name__ == "__main__":

@@ -124,7 +124,11 @@ def simulate(scenario: Scenario, output=None, power=None,
         attrs = dict(schema=SCHEMA, scenario=s.to_toml(), software_version=__version__,
                      coolant=s.coolant.name, rack=s.rack.name, time_step_s=dt, duration_s=duration,
                      overrides=json.dumps(list(prov.pop("overrides", []))), source=str(prov.pop("source", "")),
-                     complete=False, end_time_s=0.0, end_reason="running")
+                     complete=False, end_time_s=0.0, end_reason="running",
+                     # every instance whose parameters differ from its definition's: the
+                     # [overrides] and the [[spread]] draws, as the builders used them
+                     instance_parameters=json.dumps({p: inst.changed for p, inst in model.instances.items()
+                                                     if inst.changed}))
         attrs.update({k: str(v) for k, v in prov.items()})
         writer = TelemetryWriter(output, attrs, channels, labels)
         tracker = MarginTracker(model)

@@ -51,7 +51,6 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
     (``--duration``), so that errors in them name the option."""
     path = Path(path)
     data, origins, files = _resolve_includes(path)
-    _row_rack_includes(path, data, origins, files)
     if isinstance(overrides, (list, tuple)):
         overrides = dict(parse_override(o) for o in overrides)
     given = {key: (value, f"--set {key}") for key, value in (overrides or {}).items()}
@@ -63,6 +62,7 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
             if o[:len(k)] == k:
                 origins[o] = f"{path} ({option})"
         origins[k] = f"{path} ({option})"
+    _row_rack_includes(path, data, origins, files)
     return Sources(path, data, origins, files)
 
 
@@ -174,7 +174,12 @@ def _row_rack_includes(path: Path, data: dict, origins: dict, files: list) -> No
         if not isinstance(inc, str) or not inc.strip():
             raise TwinInputError(declared, f"row.racks.{i}.include", f"must be a rack file's path, got {show(inc)}")
         base = Path(declared).parent if isinstance(declared, Path) else path.parent
-        inc_data, inc_origins, inc_files = _resolve_includes(base / inc, (), (declared, inc))
+        try:
+            inc_data, inc_origins, inc_files = _resolve_includes(base / inc, (), (declared, inc))
+        except TwinInputError as exc:
+            if exc.field != "include":
+                raise
+            raise TwinInputError(exc.file, f"row.racks.{i}.include", exc.message) from None
         if not isinstance(inc_data.get("rack"), dict):
             raise TwinInputError(declared, f"row.racks.{i}.include", f"{inc} has no [rack] table")
         own = entry.get("rack", {})
