@@ -108,3 +108,12 @@ def test_wire_to_water_power_at_part_load_and_at_the_best_efficiency_point():
         p = corr.pump_electric_power_w(x * q_bep, head, 1.0, q_bep, pumps.bep_efficiency,
                                        pumps.motor_efficiency * pumps.vfd_efficiency)
         assert float(p) == pytest.approx(x * q_bep * head / (hydraulic * wire), rel=1e-9), x
+    # the model's pumps take that drive chain from the CDU file: every pump at its BEP
+    # flow against the head draws the wire-to-water power above
+    model = build_model(s)
+    q = np.zeros(len(model.edge_names))
+    q[model.pump_edges] = q_bep
+    p_node = np.zeros(len(model.node_names))
+    p_node[model.cdu_discharge_node] = head
+    power = model.pump_power_w(q, p_node, np.ones(model.pump_edges.size))
+    np.testing.assert_allclose(power, q_bep * head / (0.60 * 0.859 * 0.97), rtol=1e-9)
