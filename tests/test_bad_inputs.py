@@ -448,6 +448,55 @@ FAULTS = [
 for name, fields, key in FAULTS:
     case(f"fault/{name}", sets(_fault(**fields), needles=("scen.toml", key)))
 
+# instances, spread and rows (twin.components): paths and parameters that name nothing
+case("instance/path-typo", sets('overrides."rack01/tray9/gpu1".r_tim_k_per_w=0.008',
+                                needles=("scen.toml", 'overrides."rack01/tray9/gpu1"', "near: ", "rack01/tray09/gpu1")))
+case("instance/param-typo", sets('overrides."rack01/tray09/gpu1".r_tim=0.008',
+                                 needles=("scen.toml", "r_tim", "near: r_tim_k_per_w")))
+case("instance/param-of-another-kind", sets('overrides."rack01/tray09/qd".tdp_w=10',
+                                            needles=("scen.toml", "tdp_w", "has no parameter")))
+case("instance/value-out-of-range", sets('overrides."rack01/tray09/gpu1".r_tim_k_per_w=-1',
+                                         needles=("scen.toml", "r_tim_k_per_w", "greater than 0")))
+case("instance/value-nan", sets('overrides."tray09/gpu1".tdp_w=nan', needles=("scen.toml", "tdp_w")))
+case("instance/value-table", sets('overrides."rack01/tray09/gpu1"=3',
+                                  needles=("scen.toml", "overrides", "expected a table")))
+case("instance/wildcard-matches-nothing", sets('overrides."rack0*/tray*/tpu*".tdp_w=10',
+                                               needles=("scen.toml", "no component instance matches")))
+case("instance/idle-above-tdp", sets('overrides."tray00/gpu0".idle_w=2000',
+                                     needles=("scen.toml", "idle_w", "tdp_w")))
+case("spread/unknown-distribution", sets('spread=[{instances = "tray*/gpu*", parameter = "r_tim_k_per_w", '
+                                         'distribution = "cauchy", relative_spread = 0.1}]',
+                                         needles=("scen.toml", "spread.0.distribution")))
+case("spread/wide-normal", sets('spread=[{instances = "tray*/gpu*", parameter = "r_tim_k_per_w", '
+                                'relative_spread = 0.5}]', needles=("scen.toml", "spread.0.relative_spread", "1/3")))
+case("spread/parameter-typo", sets('spread=[{instances = "tray*/gpu*", parameter = "r_tim", relative_spread = 0.1}]',
+                                   needles=("scen.toml", "spread.0.parameter", "r_tim_k_per_w")))
+case("spread/text-parameter", sets('spread=[{instances = "tray*/gpu*", parameter = "cold_plate", '
+                                   'relative_spread = 0.1}]', needles=("scen.toml", "spread.0.parameter", "not a number")))
+case("spread/no-instances", sets('spread=[{instances = "rack07/tray*/gpu*", parameter = "r_tim_k_per_w", '
+                                 'relative_spread = 0.1}]', needles=("scen.toml", "spread.0.instances")))
+case("row/no-manifold", sets("row.racks=[{count = 2}]", needles=("scen.toml", "row.manifold")))
+case("row/include-missing", sets('row.racks=[{include = "racks/nope.toml"}]',
+                                 'row.manifold={inner_diameter_mm = 100.0}',
+                                 needles=("scen.toml", "row.racks.0.include", "not found")))
+case("row/include-not-a-rack", sets('row.racks=[{include = "facilities/w32.toml"}]',
+                                    'row.manifold={inner_diameter_mm = 100.0}',
+                                    needles=("scen.toml", "row.racks.0.include", "no [rack] table")))
+case("row/count-zero", sets("row.racks=[{count = 0}]", "row.manifold={inner_diameter_mm = 100.0}",
+                            needles=("scen.toml", "row.racks.0.count")))
+case("row/names-twice", sets('row.racks=[{name = "a"}, {name = "a"}]', "row.manifold={inner_diameter_mm = 100.0}",
+                             needles=("scen.toml", "row.racks", "used twice")))
+case("row/cdus-zero", sets("row.racks=[{count = 2}]", "row.manifold={inner_diameter_mm = 100.0}", "row.cdu_count=0",
+                           needles=("scen.toml", "row.cdu_count")))
+case("row/job-too-big-for-its-rack", sets('row.racks=[{count = 2, workload = {jobs = [{kind = "training", '
+                                          'name = "j", gpus = 100, step_time_s = 0.5}]}}]',
+                                          "row.manifold={inner_diameter_mm = 100.0}",
+                                          needles=("scen.toml", "row.racks.0.workload.jobs.0.gpus", "rack01 has 72")))
+case("fault/restriction-nowhere", sets(_fault(kind='"restriction"', target='"rack01/supply_hoes"', start_s="1.0",
+                                              severity="0.5"), needles=("scen.toml", "faults.0.target", "supply_hose")))
+case("fault/cdu-trip-unknown-cdu", sets(_fault(kind='"cdu_trip"', target='"cdu9"', start_s="1.0"),
+                                        needles=("scen.toml", "faults.0.target", "cdu1")))
+
 # NaN and infinity (TOML has both literals)
 NAN_INF = [
     ("facilities/w32.toml", "supply_temp_c = 32.0", "supply_temp_c = nan", "w32.toml", "facility.supply_temp_c"),

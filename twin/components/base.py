@@ -11,11 +11,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
-import re
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from pydantic import ValidationError
 
 from ..errors import TwinInputError
 
@@ -69,6 +70,7 @@ class Parameters:
         self.all_paths.append(path)
         fields = [set(type(s).model_fields) for s in specs]
         changes: dict = {}
+        origin: dict = {}  # parameter -> the scenario field that set it (for errors)
         for pattern, raw, values in self.overrides:
             if not _matches(pattern, path):
                 continue
@@ -77,6 +79,7 @@ class Parameters:
             for name, value in values.items():
                 if any(name in f for f in fields):
                     changes[name] = value
+                    origin[name] = f'overrides."{raw}".{name}'
                     self.used_params.add((raw, name))
         for i, sp in enumerate(self.spread):
             pattern = self.alias(sp.instances)
@@ -95,6 +98,7 @@ class Parameters:
                 raise TwinInputError(self.file, f"spread.{i}.parameter",
                                      f"{sp.parameter} of {path} is not a number ({nominal!r})")
             changes[sp.parameter] = float(nominal) * draw_factor(sp, path)
+            origin[sp.parameter] = f"spread.{i}.relative_spread"
         if not changes:
             return Instance(path, kind, specs)
         out = []
@@ -103,15 +107,16 @@ class Parameters:
             if not mine:
                 out.append(spec)
                 continue
+            data = {**spec.model_dump(), **mine}
             try:
-                out.append(type(spec).model_validate({**spec.model_dump(), **mine}))
-            except Exception as exc:  # pydantic's ValidationError: one line naming the parameter
-                name = next(iter(mine))
-                msg = str(exc).splitlines()
-                detail = next((ln.strip() for ln in msg[2:] if ln.strip() and not ln.strip().startswith("For further")),
-                              msg[-1] if msg else "")
-                detail = re.sub(r"\s*\[type=.*$", "", detail)
-                raise TwinInputError(self.file, f'overrides."{path}".{name}', detail) from None
+                out.append(type(spec).model_validate(data))
+            except ValidationError as exc:  # one line naming the parameter, in the schema's words
+                from ..scenario import _explain
+
+                loc, msg = _explain(exc.errors()[0], data)
+                name = ".".join(str(p) for p in loc) or next(iter(mine))
+                where = origin.get(name, origin[next(iter(mine))])
+                raise TwinInputError(self.file, where, msg if name in origin else f"{path}: {msg}") from None
         return Instance(path, kind, tuple(out), changes)
 
     def check_used(self):
