@@ -153,7 +153,8 @@ class MarginTracker:
         # each tray against its requirement at its rack's supply temperature of every sample
         supply = np.asarray(data["rack/supply_temp"], dtype=float) - (offsets or {}).get("rack/supply_temp", 0.0)
         flow = hyd.flow_m3s[m.tray_supply_edge] / LPM
-        required = m.tray_required_at(supply[:, m.tray_rack] if supply.ndim == 2 else supply)  # (rows, tray)
+        required = (m.tray_required_at(supply[:, m.tray_rack], per_tray=True) if supply.ndim == 2
+                    else m.tray_required_at(supply))  # (rows, tray)
         ratio = flow / required
         r, i = np.unravel_index(int(np.argmin(np.where(np.isnan(ratio), -np.inf, ratio))), ratio.shape)
         if ratio[r, i] < self.tray_ratio_min or not np.isfinite(ratio[r, i]):

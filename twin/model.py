@@ -165,15 +165,14 @@ class Model:
     def chips_of_type(self, name):
         return np.array([i for i, t in enumerate(self.chip_type) if t == name], dtype=np.int64)
 
-    def tray_required_at(self, supply_temp_c) -> np.ndarray:
+    def tray_required_at(self, supply_temp_c, per_tray: bool = False) -> np.ndarray:
         """Flow each tray needs at the rack supply temperatures ``supply_temp_c`` [L/min],
         shape ``supply_temp_c.shape + (tray,)`` (each tray type's requirement table, linear,
         held at its end values outside it: ``twin.scenario.TrayType.required_flow_at``).
-        ``supply_temp_c`` may also have a last axis of one value per tray (each tray at its
-        own rack's supply)."""
+        ``per_tray``: ``supply_temp_c`` has a last axis of one value per tray (each tray at
+        its own rack's supply), and the result its shape."""
         t = np.asarray(supply_temp_c, dtype=float)
-        per_tray = t.ndim >= 1 and t.shape[-1] == len(self.tray_names) and len(self.tray_names) > 1
-        out = np.empty((t.shape if per_tray else t.shape + (len(self.tray_names),)))
+        out = np.empty(t.shape if per_tray else t.shape + (len(self.tray_names),))
         for i, (temps, flows) in enumerate(zip(self.tray_required_temps_c, self.tray_required_flows_lpm)):
             out[..., i] = np.interp(t[..., i] if per_tray else t, temps, flows)
         return out
