@@ -144,3 +144,24 @@ def test_bad_fault_target_and_bad_replay_column_exit_2(tmp_path):
     assert_clean_error(twin_cli("run", replay, "--set", "workload.replay.column=power[99]", "-o", out),
                        "workload.replay.column")
     assert not out.exists()
+
+
+def test_a_row_runs_compares_and_inspects_from_the_command_line(tmp_path):
+    """A two-rack row from another directory: `twin run` names the row and writes per-rack
+    channels, `twin compare` puts it beside a single rack (row totals, its least-served
+    rack's flow), `twin inspect` lists its rack members."""
+    row = ROOT / "scenarios" / "row-8x-nvl72-w32.toml"
+    sets = ["--set", "row.racks=[{count = 2}]", "--set", "controls.flow_setpoint_lpm=300"]
+    out = tmp_path / "row.h5"
+    proc = twin_cli("run", row, *sets, "-o", out, "--duration", 20, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "a row of 2 x nvl72-class on 1 CDU" in proc.stdout and "cdu_capacity_margin_kw" in proc.stdout
+    tel = read_telemetry(out)
+    assert tel["rack/flow"].shape == (2, 2) and tel.labels["rack/labels"] == ["rack01", "rack02"]
+    proc = twin_cli("inspect", out)
+    assert proc.returncode == 0 and "rack/flow" in proc.stdout
+    cmp_ = twin_cli("compare", REFERENCE, row, "--facility", 32, cwd=tmp_path)
+    assert cmp_.returncode == 0, cmp_.stderr
+    lines = {ln.split("  ")[0].strip(): ln.split()[-2:] for ln in cmp_.stdout.splitlines()[1:]}
+    reference_it, row_it = map(float, lines["IT power [kW]"])
+    assert 6.0 < row_it / reference_it < 8.0  # eight racks training at their mean against one at full power

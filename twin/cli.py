@@ -188,6 +188,8 @@ def scenarios_cmd(folder):
 def compare_cmd(scenarios, facilities, allow_large):
     """Steady figures of several scenarios (files or catalogue names) side by side, one
     column per scenario (its name, or its path where names repeat)."""
+    import numpy as np
+
     from .budget import check
     from .catalogue import resolve
     from .scenario import load
@@ -212,11 +214,13 @@ def compare_cmd(scenarios, facilities, allow_large):
             r = simulate(s, duration_s=2 * s.simulation.output_interval_s)
             tel = r.telemetry()
             if t == facilities[0]:
-                col["IT power [kW]"] = tel["rack/it_power"][-1] / 1e3
-                col["liquid heat [kW]"] = tel["rack/liquid_heat"][-1] / 1e3
-                col["rack flow [L/min]"] = tel["rack/flow"][-1]
-                col["flow per kW [L/min/kW]"] = tel["rack/flow"][-1] / (tel["rack/liquid_heat"][-1] / 1e3)
-                col["rack dP [kPa]"] = tel["rack/dp"][-1]
+                # a row: its totals, its least-served rack's flow and its largest rack dP
+                whole = "row" if "row/flow" in tel.channels else "rack"
+                col["IT power [kW]"] = tel[f"{whole}/it_power"][-1] / 1e3
+                col["liquid heat [kW]"] = tel[f"{whole}/liquid_heat"][-1] / 1e3
+                col["rack flow [L/min]"] = float(np.min(tel["rack/flow"][-1]))
+                col["flow per kW [L/min/kW]"] = tel[f"{whole}/flow"][-1] / (tel[f"{whole}/liquid_heat"][-1] / 1e3)
+                col["rack dP [kPa]"] = float(np.max(tel["rack/dp"][-1]))
                 col["min tray flow / required"] = r.margins["tray_flow_ratio_min"]
                 col["CDU pump power [kW]"] = r.margins["cdu_pump_power_mean_kw"]
             col[f"GPU Tj max at W{t:g} [degC]"] = r.margins["gpu_junction_max_c"]
