@@ -112,7 +112,7 @@ NOT_PHYSICS = {
         "MARGIN_DEFAULTS",  # the design criteria (no throttling, every tray at its flow), not physics
         # neutral defaults: a calibration multiplier of 1, an effect that is off (0) unless
         # a scenario turns it on, a fault's own parameters
-        "dp_scale", "head_scale", "ua_scale", "fouling_k_per_w", "k_fittings", "balancing_k",
+        "dp_scale", "head_scale", "ua_scale", "convective_resistance_scale", "loss_scale", "fouling_k_per_w", "k_fittings", "balancing_k",
         "aux_power_w", "aux_liquid_fraction", "checkpoint_duration_s", "failures_per_day",
         "straggler_count", "power_jitter_fraction", "severity", "value",
         # run settings and when things happen (as (a))

@@ -81,6 +81,7 @@ class Model:
     chip_cj: np.ndarray
     chip_cb: np.ndarray
     chip_fouling: np.ndarray
+    chip_convective_scale: np.ndarray  # multiplier on each plate's convective resistance 1/hA
     chip_dp_a: np.ndarray  # each plate's share of its path's dp coefficients
     chip_dp_b: np.ndarray
     chip_tdp: np.ndarray

@@ -255,6 +255,7 @@ class Network:
         open_frac = 1.0 - self.chip_clog
         ha = open_frac * pk.plate_ha(m.ha_table, m.chip_plate_type, self.ha_grid[0], self.ha_grid[1],
                                      self.ha_grid[2], self.ha_grid[3], chip_q / LPM / open_frac, state.chip_x[:, 2])
+        ha = ha / m.chip_convective_scale  # a fouled plate: its convective resistance scaled
         mcp_chip = self.edge_mcp[m.chip_path_edge]
         g = np.where(mcp_chip > 0, mcp_chip * (1.0 - np.exp(-ha / np.where(mcp_chip > 0, mcp_chip, 1.0))), 0.0)
         with np.errstate(divide="ignore"):

@@ -220,6 +220,9 @@ class ColdPlate(_Model):
         default=0.0, description="extra base-to-fluid resistance [K/W]")
     dp_scale: Annotated[float, Bounds(0.01, 1000)] = Field(
         default=1.0, description="multiplier on the plate pressure drop (calibration, clogging)")
+    convective_resistance_scale: Scale = Field(
+        default=1.0, description="multiplier on the plate's convective resistance 1/hA (calibration: fouling, a "
+                                 "plate that transfers worse than its geometry says)")
     # Measured plates grow their drop as Q^1.7-2 (laminar channels alone ~1, turbulent 2).
     dp_flow_exponent: Optional[Annotated[float, Bounds(1, 2)]] = Field(
         default=None, description="measured d ln dp / d ln Q of the plate at dp_design_flow_lpm; "
@@ -287,6 +290,8 @@ class TrayType(_Model):
     branch_k: LossK = Field(default=2.0, description="tee losses at the two manifold ports (dividing + combining; "
                                                      "default ASSUMPTION: about 1 each, [CRANE] magnitudes)")
     balancing_k: LossK = Field(default=0.0, description="flow-balancing restrictor, K on the tubing velocity")
+    loss_scale: Scale = Field(default=1.0, description="multiplier on the pressure drop of the tray's supply and "
+                                                       "return branches (couplings, tubing, tees: calibration)")
 
     @model_validator(mode="after")
     def _aux(self):
@@ -347,6 +352,8 @@ class Manifold(_Model):
     inner_diameter_mm: Bore
     port_spacing_mm: Annotated[float, Bounds(1, 5000, "mm")]
     roughness_um: Roughness = 1.5  # drawn tubing [MOODY44]
+    loss_scale: Scale = Field(default=1.0, description="multiplier on the header segments' pressure drop "
+                                                       "(calibration)")
 
 
 class MarginLimits(_Model):

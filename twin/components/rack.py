@@ -50,7 +50,8 @@ def hose(asm: Assembly, path: str, spec, frm: str, to: str, q_nom: float) -> int
                     fit_error=err, q_nom=q_nom)
 
 
-def headers(asm: Assembly, path: str, inner_diameter_mm, segment_m, roughness_um, layout, n, q_total, prefix):
+def headers(asm: Assembly, path: str, inner_diameter_mm, segment_m, roughness_um, layout, n, q_total, prefix,
+            loss_scale=1.0):
     """Supply and return headers with ``n`` port pairs ``S00..``, ``R00..`` (node names
     under ``prefix``): supply from S00 down the line; the return leaves at R00 (direct)
     or at the far end (reverse return). Returns the return outlet node's name."""
@@ -61,7 +62,7 @@ def headers(asm: Assembly, path: str, inner_diameter_mm, segment_m, roughness_um
 
     def header_fit(q_nom):
         def f(q):
-            return corr.pipe_dp_pa(q, fl.rho, fl.mu, seg_len, d_hdr, roughness_um * 1e-6, 0.0)
+            return loss_scale * corr.pipe_dp_pa(q, fl.rho, fl.mu, seg_len, d_hdr, roughness_um * 1e-6, 0.0)
         return corr.fit_dp_coefficients(f, q_nom)
 
     for j in range(n - 1):
@@ -84,10 +85,16 @@ def headers(asm: Assembly, path: str, inner_diameter_mm, segment_m, roughness_um
     return f"{prefix}R{n - 1:02d}" if reverse else f"{prefix}R00"
 
 
+# cold-plate fields that do not change its conductance table (hA against flow and temperature)
+NOT_GEOMETRY = ("fouling_k_per_w", "dp_scale", "convective_resistance_scale", "dp_flow_exponent",
+                "dp_design_flow_lpm", "dp_design_temp_c", "fluid_volume_ml")
+
+
 def plate_index(asm: Assembly, name: str, plate) -> int:
     """Index of a plate geometry in the plate conductance table (one entry per distinct
     geometry: instances with their own geometry get their own)."""
-    key = tuple(sorted(plate.model_dump().items()))
+    # the conductance table depends on the geometry and material only
+    key = tuple(sorted((k, v) for k, v in plate.model_dump().items() if k not in NOT_GEOMETRY))
     if key not in asm.plates:
         names = {v[2] for v in asm.plates.values()}
         label = name if name not in names else f"{name}-{len(asm.plates)}"
@@ -124,6 +131,7 @@ def chip_on_plate(asm: Assembly, path: str, chip_spec, plate_spec, plate_name, t
                           plate=plate_index(asm, plate_name, cpl),
                           r_jb=ct.r_jc_k_per_w + ct.r_tim_k_per_w + geom.base_conduction_k_per_w(),
                           cj=ct.c_junction_j_per_k, cb=ct.c_plate_j_per_k, foul=cpl.fouling_k_per_w,
+                          conv=cpl.convective_resistance_scale,
                           dp_a=a, dp_b=b,
                           tdp=ct.tdp_w, idle=ct.idle_w, thr=ct.throttle_temp_c, shut=ct.shutdown_temp_c,
                           gain=ct.throttle_gain_per_k_s, hold=ct.throttle_hold_s, cmin=ct.min_clock_fraction,
@@ -169,7 +177,7 @@ def tray(asm: Assembly, path: str, rack_spec, type_name: str, rack: int, s_node:
 
     def branch():
         def f(q):
-            return (corr.quick_disconnect_dp_pa(q, fl.rho, d_qd, qd.cv_gpm_per_psi, qd.kv_m3h_per_bar)
+            return tt.loss_scale * (corr.quick_disconnect_dp_pa(q, fl.rho, d_qd, qd.cv_gpm_per_psi, qd.kv_m3h_per_bar)
                     + corr.pipe_dp_pa(q, fl.rho, fl.mu, half, tubing.inner_diameter_mm * 1e-3,
                                       tubing.roughness_um * 1e-6, tubing.k_fittings / 2.0 + tt.branch_k / 2.0
                                       + tt.balancing_k / 2.0))
@@ -211,7 +219,7 @@ def rack(asm: Assembly, path: str, rack_spec, supply_node: str, return_node: str
     e_sup = hose(asm, f"{path}/supply_hose", rack_spec.supply_hose, supply_node, f"{prefix}S00", q_rack)
     man = asm.instance(f"{path}/manifold", "rack manifold", rack_spec.manifold).specs[0]
     out = headers(asm, f"{path}/manifold", man.inner_diameter_mm, man.port_spacing_mm * 1e-3, man.roughness_um,
-                  man.layout, n_tray, q_rack, prefix)
+                  man.layout, n_tray, q_rack, prefix, man.loss_scale)
     e_ret = hose(asm, f"{path}/return_hose", rack_spec.return_hose, out, return_node, q_rack)
     asm.racks.append(dict(name=path, spec=rack_spec, in_node=f"{prefix}S00", out_node=out, supply=e_sup, ret=e_ret,
                           q_nom=q_rack, workload=workload, offset_s=offset_s))
