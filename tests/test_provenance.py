@@ -100,6 +100,9 @@ NOT_PHYSICS = {
                    "REUSE_TOL_K"},  # numerical method
     "steady.py": {"STEADY_DT_S", "STEADY_TOL_K", "STEADY_GAIN_SCALE", "WARMUP_S"},  # numerical method
     "files.py": {"MAX_TOML_BYTES"},  # input size limit
+    "calibration/fit.py": {"UNIDENTIFIABLE_SE", "TRADE_OFF_CORR",  # diagnostic thresholds (cited in the module)
+                           "CAL_STEP_S", "DIFF_STEP"},  # numerical method
+    "calibration/spec.py": {"holdout_fraction"},  # how the data are split, not physics
     "margins.py": {"GOODPUT_RTOL"},  # round-off tolerance
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit

@@ -58,13 +58,16 @@ __all__ = ["simulate", "Result", "RunEnd", "CoolantLimits", "ModelLimit", "Hydra
 
 def simulate(scenario: Scenario, output=None, power=None,
              duration_s: float | None = None, model: Model | None = None,
-             provenance: dict | None = None) -> Result:
+             provenance: dict | None = None, boundary=None) -> Result:
     """Run a scenario. ``output``: HDF5 path to stream telemetry to (else kept in memory).
 
     ``power`` replaces the scenario's power source (see :mod:`twin.workload`: the DES of
     ``workload.jobs``, a replayed trace, or the schedule); ``model`` reuses a model built
     by :func:`twin.build.build_model` for this scenario; ``provenance`` (e.g. the source
     file and the ``--set`` overrides) is stored in the file's root attributes.
+    ``boundary``: an object whose ``apply(net, t0, t1)`` sets the network's boundary for
+    the block ``[t0, t1)`` before it runs (facility supply, flow setpoint: a measured
+    boundary, :mod:`twin.calibration`), and marks the network dirty when it moved it.
 
     The run ends early, with the file whole and marked incomplete (root attributes
     ``complete``, ``end_time_s``, ``end_reason``), when it is interrupted (SIGINT,
@@ -93,6 +96,8 @@ def simulate(scenario: Scenario, output=None, power=None,
     faults = FaultSchedule(model, net, dt, channels)
     for _, fn in faults.take_cuts(1):  # faults from t = 0 shape the steady start
         fn()
+    if boundary is not None:
+        boundary.apply(net, 0.0, block_steps * dt)
 
     end = RunEnd()
     limits = CoolantLimits(model)
@@ -142,6 +147,8 @@ def simulate(scenario: Scenario, output=None, power=None,
                 try:
                     if controls.active and step > 0:
                         controls.update(step * dt, state, block_steps * dt)
+                    if boundary is not None and step > 0:
+                        boundary.apply(net, step * dt, (step + n) * dt)
                     net.refresh(state, dt)
                 except ModelLimit as exc:
                     end.stop(exc.kind, exc.where, step * dt, exc.message)

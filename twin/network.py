@@ -105,6 +105,8 @@ class Network:
         self.cell_hx = np.zeros(n_cell)  # each HX cell's eps Cmin [W/K] (its CDU's exchanger)
         self.fac_temp = model.scenario.facility.supply_temp_c
         self.fac_flow_m3s = model.scenario.facility.flow_lpm * LPM
+        # the flow the ideal flow controller holds (a measured boundary may move it)
+        self.flow_setpoint_m3s = model.scenario.controls.flow_setpoint_lpm * LPM
         self.hyd: Hydraulics | None = None
         # what faults and controls change (twin.faults): pumps on, loss coefficients,
         # plate clogging, heat rejection, sensor offsets
@@ -199,7 +201,7 @@ class Network:
             def measure(h):
                 return h.pressure_pa[m.node["rack_in"]] - h.pressure_pa[m.node["rack_out"]]
         else:
-            target = c.flow_setpoint_lpm * LPM
+            target = self.flow_setpoint_m3s
 
             def measure(h):  # the flow the CDUs deliver (one rack: its supply hose's)
                 return h.flow_m3s[m.cdu_hx_edge].sum() if m.is_row else h.flow_m3s[m.edge["supply_hose"]]

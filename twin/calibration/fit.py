@@ -1,0 +1,409 @@
+"""Fitting the model to measured telemetry: weighted least squares on the model's own
+finite-difference sensitivities, with standard errors, correlations, identifiability
+and ASHRAE Guideline 14 residual statistics.
+
+Unknowns are the spec's parameters, one per instance (``per_instance``) or one shared by
+every matched instance, and additive sensor offsets. Multiplicative parameters are fitted
+as ``x = ln(value / design)`` (positive, and a relative step means the same thing for
+every parameter); offsets as themselves. Residuals are ``(predicted - measured) / sd``
+over the fit samples (after the warm-up, before the held-out window, where the
+measurement and its boundary were present), plus one row per prior. The Jacobian is
+sparse where a parameter acts on one chip (its junction at the measured power: a TIM,
+a plate's convective resistance): ``scipy.optimize.least_squares`` perturbs all such
+columns of disjoint rows in one run (Curtis, Powell & Reid, 1974).
+
+Each evaluation is a run of the model driven by the measured boundary
+(:mod:`twin.calibration.measured`), with the parameters written into the model's arrays
+directly where the model has an array for them (no rebuild), else by rebuilding it with
+the values as ``[overrides]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..build import build_model, path_alias
+from ..components.base import _matches
+from ..errors import TwinInputError
+from .measured import Measured, MeasuredBoundary, MeasuredPower
+
+# Chip parameters written straight into the model's arrays: (array, how).
+CHIP_ARRAYS = {"r_tim_k_per_w": ("chip_r_jb", "add"), "r_jc_k_per_w": ("chip_r_jb", "add"),
+               "fouling_k_per_w": ("chip_fouling", "set"), "convective_resistance_scale": ("chip_convective_scale", "set"),
+               "c_junction_j_per_k": ("chip_cj", "set"), "c_plate_j_per_k": ("chip_cb", "set")}
+# Parameters that act on one chip alone at measured power (sparse Jacobian columns).
+LOCAL = {"r_tim_k_per_w", "r_jc_k_per_w", "fouling_k_per_w", "convective_resistance_scale", "c_junction_j_per_k",
+         "c_plate_j_per_k"}
+# A parameter whose standard error of ln(value) exceeds this is "not identifiable"
+# (its value is unknown to within a factor of e^0.5 ~ 1.6), and two whose estimates
+# correlate beyond this "trade off" (ASSUMPTION: conventional thresholds of regression
+# diagnostics, e.g. Belsley, Kuh & Welsch 1980).
+UNIDENTIFIABLE_SE = 0.5
+TRADE_OFF_CORR = 0.95
+# The thermal step of a calibration run: the sampling interval divided until it is at
+# most this [s]. The update is exact for power held over a step, but the coolant's
+# transport passes step means from cell to cell: at 1 s, a rack return sampled just
+# after a load step is off by ~0.5 K; at 0.2 s by < 0.05 K (docs/model.md, step
+# convergence).
+CAL_STEP_S = 0.2
+# Finite-difference step of the Jacobian, in x (1 % of a multiplicative parameter): well
+# above the model's own noise (hydraulic tolerance, coefficient reuse band), small
+# against the curvature of a junction in its resistances.
+DIFF_STEP = 1e-2
+
+
+@dataclass
+class Unknown:
+    label: str  # "tim[rack01/tray09/gpu1]", "plate_fouling", "rack_return_sensor"
+    group: str  # the spec parameter's name
+    key: str  # the instances' parameter, or the sensor channel
+    paths: list  # instances it sets (none for a sensor)
+    design: float  # the design value (0 for a sensor offset)
+    log: bool  # fitted as ln(value / design)
+    lo: float
+    hi: float
+    chips: np.ndarray | None = None  # the chips it alone acts on (sparse column), None: all
+    prior_sd: float | None = None
+
+    def value(self, x: float) -> float:
+        return self.design * math.exp(x) if self.log else x
+
+
+def unknowns(spec, model) -> list:
+    """The spec's parameters as unknowns, against the model's instances."""
+    out = []
+    alias = path_alias(model.scenario)
+    for p in spec.parameter:
+        if p.sensor is not None:
+            out.append(Unknown(p.name, p.name, p.sensor, [], 0.0, False, p.bounds[0], p.bounds[1]))
+            continue
+        pattern = alias(p.instances)
+        paths = [path for path in model.instances if _matches(pattern, path)]
+        paths = [path for path in paths if p.parameter in model.instances[path].parameters()]
+        if not paths:
+            raise TwinInputError("<spec>", f"parameter.{p.name}.instances",
+                                 f"no instance matching {p.instances!r} has a parameter {p.parameter!r}")
+        groups = [[path] for path in paths] if p.per_instance else [paths]
+        for g in groups:
+            design = float(model.instances[g[0]].parameters()[p.parameter])
+            if design <= 0:
+                raise TwinInputError("<spec>", f"parameter.{p.name}.parameter",
+                                     f"{p.parameter} of {g[0]} is {design:g}: a fitted parameter must have a "
+                                     "positive design value (use convective_resistance_scale, not fouling_k_per_w)")
+            chips = None
+            if p.parameter in LOCAL:
+                chips = np.array([model.chip_names.index(q) for q in g if q in model.chip_names], dtype=np.int64)
+            label = f"{p.name}[{g[0]}]" if p.per_instance else p.name
+            out.append(Unknown(label, p.name, p.parameter, g, design, True, math.log(p.bounds_relative[0]),
+                               math.log(p.bounds_relative[1]), chips, p.prior_sd_relative))
+    return out
+
+
+def apply(model, us: list, x: np.ndarray):
+    """A copy of ``model`` with the unknowns' values ``x`` (rebuilt only for parameters the
+    model has no array for)."""
+    arrays = ("chip_r_jb", "chip_fouling", "chip_convective_scale", "chip_cj", "chip_cb", "edge_a", "edge_b",
+              "hx_ua_scale", "pump_shutoff_pa", "pump_k")
+    rebuild = {}
+    for u, xi in zip(us, x):
+        if u.paths and not _fast(model, u):
+            for p in u.paths:
+                rebuild.setdefault(p, {})[u.key] = u.value(xi)
+    if rebuild:
+        s = model.scenario
+        over = {k: dict(v) for k, v in s.overrides.items()}
+        for p, vals in rebuild.items():
+            over.setdefault(p, {}).update(vals)
+        base = build_model(s.model_copy(update={"overrides": over}))
+    else:
+        base = model
+    m = dataclasses.replace(base, **{a: getattr(base, a).copy() for a in arrays})
+    for u, xi in zip(us, x):
+        if not u.paths or not _fast(model, u):
+            continue
+        v = u.value(xi)
+        ratio = v / u.design
+        for p in u.paths:
+            if u.key in CHIP_ARRAYS:
+                arr, how = CHIP_ARRAYS[u.key]
+                k = model.chip_names.index(p)
+                if how == "add":
+                    getattr(m, arr)[k] += v - u.design
+                else:
+                    getattr(m, arr)[k] = v
+            elif u.key == "loss_scale" and p in model.tray_names:
+                t = model.tray_names.index(p)
+                for e in (model.tray_supply_edge[t], model.tray_return_edge[t]):
+                    m.edge_a[e] *= ratio
+                    m.edge_b[e] *= ratio
+            elif u.key == "loss_scale" and p.endswith("/manifold"):
+                for e, name in enumerate(model.edge_names):
+                    if name.startswith(p + "/"):
+                        m.edge_a[e] *= ratio
+                        m.edge_b[e] *= ratio
+            elif u.key == "ua_scale":
+                m.hx_ua_scale[model.cdu_names.index(p.rsplit("/", 1)[0])] = v
+            elif u.key == "head_scale":
+                i = [model.edge_names[e] for e in model.pump_edges].index(p)
+                m.pump_shutoff_pa[i] *= ratio
+                m.pump_k[i] *= ratio
+    return m
+
+
+def _fast(model, u) -> bool:
+    p = u.paths[0]
+    return (u.key in CHIP_ARRAYS and p in model.chip_names
+            or u.key == "loss_scale" and (p in model.tray_names or p.endswith("/manifold"))
+            or u.key == "ua_scale" and p.endswith("/hx") or u.key == "head_scale" and "/pump" in p)
+
+
+@dataclass
+class Problem:
+    """A measured file on a model: what runs, what is compared, with which weights."""
+
+    model: object
+    scenario: object
+    measured: Measured
+    spec: object
+    us: list
+    fit_mask: np.ndarray  # samples fitted
+    hold_mask: np.ndarray  # samples held out
+    targets: list = field(default_factory=list)  # per fit channel: (name, meas (n, members), cols, sd, chips)
+    evaluations: int = 0
+    seconds: float = 0.0
+
+    def predict(self, x) -> dict:
+        """Every fit channel as the model predicts it at the measured samples (with the
+        sensor offsets of ``x`` added)."""
+        from ..engine import simulate
+
+        t0 = time.perf_counter()
+        m = apply(self.model, self.us, x)
+        power = MeasuredPower(m, self.measured, self.scenario.simulation.time_step_s)
+        r = simulate(self.scenario, model=m, power=power, boundary=MeasuredBoundary(m, self.measured))
+        tel = r.telemetry()
+        if not r.end.is_complete:
+            raise FloatingPointError(f"the model run stopped: {r.end.reason}")
+        out = {}
+        for name, meas, cols, sd, chips in self.targets:
+            pred = np.asarray(tel[name], dtype=float)
+            pred = pred[:, None] if pred.ndim == 1 else pred
+            if pred.shape[1] > 1:
+                order = _label_order(tel, name, self.model)
+                pred = pred[:, order]
+            out[name] = pred[:meas.shape[0], cols]
+        for u, xi in zip(self.us, x):
+            if not u.paths and u.key in out:
+                out[u.key] = out[u.key] + xi
+        self.evaluations += 1
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    def residuals(self, x, mask=None) -> np.ndarray:
+        mask = self.fit_mask if mask is None else mask
+        pred = self.predict(x)
+        parts = []
+        for name, meas, cols, sd, chips in self.targets:
+            r = (pred[name] - meas) / sd
+            ok = np.isfinite(meas) & mask[:, None]
+            parts.append(np.where(ok, r, 0.0).ravel())
+        for u, xi in zip(self.us, x):
+            if u.prior_sd:
+                parts.append(np.array([xi / u.prior_sd]))
+        return np.concatenate(parts)
+
+    def sparsity(self):
+        """Which residual rows each unknown can move (scipy's jac_sparsity)."""
+        from scipy.sparse import lil_matrix
+
+        rows = []
+        for name, meas, cols, sd, chips in self.targets:
+            n, k = meas.shape
+            rows.append((n, k, chips))
+        n_res = sum(n * k for n, k, _ in rows) + sum(1 for u in self.us if u.prior_sd)
+        sp = lil_matrix((n_res, len(self.us)), dtype=int)
+        for j, u in enumerate(self.us):
+            start = 0
+            for n, k, chips in rows:
+                if u.chips is None:
+                    sp[start:start + n * k, j] = 1
+                elif chips is None:
+                    pass  # a chip's own resistance at measured power moves no coolant temperature
+                else:
+                    hit = np.isin(chips, u.chips)
+                    for c in np.nonzero(hit)[0]:
+                        sp[np.arange(start + c, start + n * k, k), j] = 1
+                start += n * k
+        prior_row = sum(n * k for n, k, _ in rows)
+        for j, u in enumerate(self.us):
+            if u.prior_sd:
+                sp[prior_row, j] = 1
+                prior_row += 1
+        return sp
+
+
+def _label_order(tel, name, model):
+    """Columns of a simulated 2-D channel in model instance order (chips by chip index,
+    trays by tray index...): the telemetry groups chips by type."""
+    group = name.split("/")[0]
+    labels = tel.labels.get(f"{group}/labels") or tel.labels.get(f"{group}/pump_labels")
+    return np.arange(len(labels))
+
+
+def setup(scenario, tel, spec) -> Problem:
+    """The calibration problem of a measured file: the model on the measured grid, its
+    unknowns, the fit and held-out samples, the compared channels and their weights."""
+    model = build_model(scenario)
+    alias = path_alias(scenario)
+    measured = Measured(tel, spec, model, alias)
+    dt = measured.dt
+    if not 1e-3 <= dt <= 10.0:
+        raise TwinInputError(tel.path, "time", f"sampled every {dt:g} s: calibration needs 1 ms to 10 s (resample "
+                                               "with `twin import`)")
+    n = measured.t.size
+    step = dt / math.ceil(dt / CAL_STEP_S - 1e-9)
+    sim = {"simulation.time_step_s": step, "simulation.output_interval_s": dt,
+           "simulation.hydraulic_update_s": dt * max(1, round(10.0 / dt)), "simulation.duration_s": n * dt,
+           "simulation.initial_temp_c": None, "faults": [], "workload.jobs": [], "workload.replay": None}
+    if spec.boundary.flow:
+        sim["controls.pump_mode"] = "flow"
+    s = scenario.with_overrides(sim)
+    model = build_model(s)
+    us = unknowns(spec, model)
+    t_rel = measured.t - measured.t[0]
+    n_hold = int(round(spec.windows.holdout_fraction * n))
+    fit = (t_rel >= spec.windows.warmup_s) & (np.arange(n) < n - n_hold)
+    hold = np.arange(n) >= n - n_hold
+    bad = MeasuredBoundary(model, measured).bad | MeasuredPower(model, measured, dt).bad
+    fit &= ~bad
+    hold &= ~bad
+    if fit.sum() < 2:
+        raise TwinInputError(tel.path, "time", "no samples left to fit after the warm-up, the held-out window and "
+                                               "the gaps in the boundary")
+    prob = Problem(model, s, measured, spec, us, fit, hold)
+    for fc in spec.fit:
+        meas = measured.channel(fc.channel)
+        meas = meas[:, None] if meas.ndim == 1 else meas
+        paths = _member_paths(model, fc.channel)
+        if meas.shape[1] > 1 or len(paths) > 1:
+            cols = measured.columns(fc.channel, paths)
+            keep = cols >= 0
+            meas, cols = meas[:, keep], cols[keep]
+        else:
+            cols = np.array([0])
+        scale = np.nanmean(np.abs(meas), axis=0)
+        sd = np.full(meas.shape[1], fc.noise) if fc.noise is not None else fc.noise_relative * scale
+        chips = None
+        if fc.channel.split("/")[0] in set(model.chip_type):
+            chips = np.array([model.chip_names.index(paths[c]) for c in cols], dtype=np.int64)
+        prob.targets.append((fc.channel, meas, cols, sd, chips))
+    return prob
+
+
+def _member_paths(model, channel) -> list:
+    group = channel.split("/")[0]
+    if group in set(model.chip_type):
+        chips = model.chips_of_type(group)
+        return [model.chip_names[k] for k in chips]
+    if group == "tray":
+        return list(model.tray_names)
+    if group == "rack" and model.is_row:
+        return list(model.rack_names)
+    if group == "cdu" and channel.startswith("cdu/pump"):
+        return [model.edge_names[e] for e in model.pump_edges]
+    if group == "cdu" and model.is_row:
+        return list(model.cdu_names)
+    return [channel]
+
+
+@dataclass
+class Fit:
+    """What a calibration found."""
+
+    problem: Problem
+    x: np.ndarray
+    se: np.ndarray  # standard errors in x
+    corr: np.ndarray
+    cost: float
+    dof: int
+    chi2_red: float
+    warnings: list
+    stats: dict  # channel -> {"fit": {...}, "holdout": {...}}
+    status: str
+    seconds: float
+
+    def values(self) -> dict:
+        return {u.label: u.value(xi) for u, xi in zip(self.problem.us, self.x)}
+
+    def interval(self, i, z=2.0):
+        u, xi, se = self.problem.us[i], self.x[i], self.se[i]
+        if u.log:
+            return u.design * math.exp(xi - z * se), u.design * math.exp(xi + z * se)
+        return xi - z * se, xi + z * se
+
+
+def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
+    """Weighted least squares from the design values (x = 0), within the bounds."""
+    from scipy.optimize import least_squares
+
+    t0 = time.perf_counter()
+    us = prob.us
+    x0 = np.array([min(max(0.0, u.lo + 1e-9), u.hi - 1e-9) for u in us])
+    lo = np.array([u.lo for u in us])
+    hi = np.array([u.hi for u in us])
+    res = least_squares(prob.residuals, x0, bounds=(lo, hi), jac="2-point", jac_sparsity=prob.sparsity(),
+                        diff_step=DIFF_STEP, x_scale=1.0, max_nfev=max_evaluations, method="trf")
+    jac = res.jac.toarray() if hasattr(res.jac, "toarray") else np.asarray(res.jac)
+    n_res = int(np.count_nonzero(np.any(jac != 0, axis=1))) if jac.size else 0
+    n_obs = sum(int((np.isfinite(meas) & prob.fit_mask[:, None]).sum()) for _, meas, _, _, _ in prob.targets)
+    dof = max(n_obs - len(us), 1)
+    chi2_red = 2.0 * res.cost / dof
+    jtj = jac.T @ jac
+    cov = np.linalg.pinv(jtj) * max(chi2_red, 1.0)
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    d = np.where(se > 0, se, 1.0)
+    corr = cov / np.outer(d, d)
+    warnings = []
+    col = np.linalg.norm(jac, axis=0)
+    for i, u in enumerate(us):
+        if col[i] == 0.0:
+            warnings.append(f"{u.label}: not constrained by the data (no fitted channel responds to it)")
+        elif se[i] > UNIDENTIFIABLE_SE and u.log:
+            warnings.append(f"{u.label}: not identifiable (standard error of ln(value) {se[i]:.2f})")
+        elif not u.log and se[i] > 0.5 * (u.hi - u.lo):
+            warnings.append(f"{u.label}: not identifiable (standard error {se[i]:.3g} against bounds "
+                            f"{u.lo:g}..{u.hi:g})")
+        if np.isclose(res.x[i], u.lo) or np.isclose(res.x[i], u.hi):
+            warnings.append(f"{u.label}: at its bound ({u.value(res.x[i]):.4g})")
+    for i in range(len(us)):
+        for j in range(i + 1, len(us)):
+            if abs(corr[i, j]) > TRADE_OFF_CORR and col[i] > 0 and col[j] > 0:
+                warnings.append(f"{us[i].label} and {us[j].label} trade off (correlation {corr[i, j]:+.3f})")
+    pred = prob.predict(res.x)
+    stats = {}
+    for name, meas, cols, sd, chips in prob.targets:
+        stats[name] = {w: guideline14(pred[name], meas, mask, len(us)) for w, mask in
+                       (("fit", prob.fit_mask), ("holdout", prob.hold_mask))}
+    return Fit(prob, res.x, se, corr, float(res.cost), dof, chi2_red, warnings, stats,
+               "converged" if res.success else f"stopped: {res.message}", time.perf_counter() - t0)
+
+
+def guideline14(pred, meas, mask, n_params) -> dict:
+    """Residual statistics of one channel over the samples of ``mask`` (ASHRAE Guideline
+    14-2014, section 4.3.2 / annex B): RMSE in the channel's unit, bias (mean of predicted
+    minus measured), CV(RMSE) = RMSE / mean(measured) [%], NMBE = sum(measured -
+    predicted) / ((n - p) mean(measured)) [%], n the samples, p the fitted parameters."""
+    ok = np.isfinite(meas) & mask[:, None]
+    n = int(ok.sum())
+    if n == 0:
+        return dict(n=0, rmse=math.nan, bias=math.nan, cv_rmse_pct=math.nan, nmbe_pct=math.nan)
+    err = (pred - meas)[ok]
+    mean = float(np.mean(meas[ok]))
+    rmse = float(np.sqrt(np.mean(err ** 2)))
+    dof = max(n - n_params, 1)
+    return dict(n=n, rmse=rmse, bias=float(np.mean(err)), cv_rmse_pct=100.0 * rmse / mean if mean else math.nan,
+                nmbe_pct=100.0 * float(np.sum(-err)) / (dof * mean) if mean else math.nan)

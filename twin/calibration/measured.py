@@ -1,0 +1,165 @@
+"""Measured telemetry as the model's boundary: chip power, facility supply, CDU flow.
+
+A measured file is sampled on one uniform grid (``twin import`` puts foreign files on
+one); sample ``k`` at ``t_k`` holds the mean over ``(t_k - dt, t_k]`` for powers (as the
+twin writes them) and the value at ``t_k`` for temperatures and flows. The calibration
+run's time 0 is one interval before the first sample, its step is the sampling interval,
+so the power a step draws is exactly the measured interval mean (the thermal update is
+exact for inputs held over a step: docs/model.md).
+
+Chips without a measured power channel run at the scenario's schedule. Clock control
+and shutdown are off: measured power already is what the chips drew.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TwinInputError
+from ..kernels import workload as kw
+from ..power import Demand
+from ..workload import ScheduleSource
+
+
+def _fill(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaNs filled by linear interpolation in time (held at the ends); and where they were."""
+    x = np.array(x, dtype=float)
+    bad = ~np.isfinite(x)
+    if bad.all():
+        return x, bad
+    if bad.any():
+        idx = np.arange(x.shape[0])
+        if x.ndim == 1:
+            x[bad] = np.interp(idx[bad], idx[~bad], x[~bad])
+        else:
+            for j in range(x.shape[1]):
+                b = bad[:, j]
+                if b.all():
+                    continue
+                if b.any():
+                    x[b, j] = np.interp(idx[b], idx[~b], x[~b, j])
+    return x, bad
+
+
+class Measured:
+    """A measured telemetry file on the model: channel look-up with renaming, and chip
+    power by instance path."""
+
+    def __init__(self, tel, spec, model, alias):
+        self.tel, self.spec, self.m = tel, spec, model
+        self.rename = {ours: theirs for theirs, ours in spec.channels.items()}
+        t = np.asarray(tel.time, dtype=float)
+        if t.size < 3:
+            raise TwinInputError(tel.path, "time", f"{t.size} samples: too few to calibrate on")
+        step = np.diff(t)
+        self.dt = float(np.median(step))
+        if not np.all(np.abs(step - self.dt) <= 1e-6 * self.dt):
+            raise TwinInputError(tel.path, "time", "samples are not on one uniform grid: import the file with "
+                                                   "`twin import` (it resamples each channel onto one)")
+        self.t = t
+        self.alias = alias
+
+    def has(self, ours: str) -> bool:
+        return self.rename.get(ours, ours) in self.tel.channels
+
+    def channel(self, ours: str) -> np.ndarray:
+        name = self.rename.get(ours, ours)
+        if name not in self.tel.channels:
+            raise TwinInputError(self.tel.path, ours, "no such channel in the telemetry"
+                                 + (f" (renamed from {name!r})" if name != ours else ""))
+        return np.asarray(self.tel[name], dtype=float)
+
+    def columns(self, ours: str, paths: list) -> np.ndarray:
+        """Indices into ``paths`` (model instance paths) of the members of a 2-D channel,
+        by its labels (short paths of a one-rack file resolved); -1 where a member is not
+        in the model."""
+        name = self.rename.get(ours, ours)
+        group = name.split("/")[0]
+        labels = self.tel.labels.get(f"{group}/labels") or self.tel.labels.get(f"{group}/pump_labels")
+        x = self.channel(ours)
+        if x.ndim == 1:
+            return np.array([0])
+        if labels is None or len(labels) != x.shape[1]:
+            raise TwinInputError(self.tel.path, f"{group}/labels", f"{name} has {x.shape[1]} members and no labels "
+                                                                   "naming them")
+        index = {p: i for i, p in enumerate(paths)}
+        return np.array([index.get(self.alias(str(lab)), -1) for lab in labels])
+
+
+class MeasuredPower(ScheduleSource):
+    """Chip power from measured per-chip channels (interval means held over their
+    interval); the scenario's schedule for chips without one."""
+
+    def __init__(self, model, measured: Measured, dt: float):
+        super().__init__(model)
+        n = model.n_chips
+        k = self.kernel
+        k.wp[:, kw.WP_THROTTLE] = 0.0  # the measured power already is what the chips drew
+        k.wp[:, kw.WP_SHUT] = kw.NEVER
+        self.power = np.full((measured.t.size, n), np.nan)
+        self.bad = np.zeros(measured.t.size, dtype=bool)
+        measured_chip = np.zeros(n, dtype=bool)
+        for ch in measured.spec.boundary.chip_power:
+            if not measured.has(ch):
+                continue
+            cols = measured.columns(ch, model.chip_names)
+            x, bad = _fill(measured.channel(ch))
+            ok = cols >= 0
+            self.power[:, cols[ok]] = x[:, ok]
+            self.bad |= bad[:, ok].any(axis=1)
+            measured_chip[cols[ok]] = True
+        if not measured_chip.any():
+            raise TwinInputError(measured.tel.path, "boundary.chip_power",
+                                 "no chip power channel whose labels name this model's chips")
+        self.measured_chip = measured_chip
+        self.dt_sample = measured.dt
+
+    def _rows(self, t0, dt, n):
+        """Sample index of each step (a step inside sample k's interval draws its mean)."""
+        mid = t0 + dt * (np.arange(n) + 0.5)
+        return np.clip(np.floor(mid / self.dt_sample).astype(np.int64), 0, self.power.shape[0] - 1)
+
+    def block(self, t0, dt, n):
+        demand = self.schedule.block(t0, dt, n).expanded()
+        rows = self._rows(t0, dt, n)
+        demand.chip[:, self.measured_chip] = self.power[rows][:, self.measured_chip]
+        return Demand.per_step(demand.chip)
+
+    def initial_demand(self, dt):
+        return self.block(0.0, dt, 1)
+
+
+class MeasuredBoundary:
+    """Facility supply temperature and the CDU's flow from measured channels, applied per
+    block (``twin.engine.simulate(boundary=...)``): block means of the samples inside it."""
+
+    def __init__(self, model, measured: Measured):
+        b = measured.spec.boundary
+        self.dt = measured.dt
+        self.bad = np.zeros(measured.t.size, dtype=bool)  # samples whose boundary was filled in
+        self.fac = self.flow = None
+        if b.facility_supply_temp:
+            self.fac, bad = _fill(measured.channel(b.facility_supply_temp))
+            self.bad |= bad
+        if b.flow:
+            f, bad = _fill(measured.channel(b.flow))
+            self.flow = f.sum(axis=1) if f.ndim == 2 else f  # a row: the racks' flows together
+            self.bad |= bad.any(axis=1) if bad.ndim == 2 else bad
+
+    def _mean(self, x, t0, t1):
+        i0 = int(np.clip(np.floor(t0 / self.dt), 0, x.size - 1))
+        i1 = int(np.clip(np.ceil(t1 / self.dt), i0 + 1, x.size))
+        return float(np.mean(x[i0:i1]))
+
+    def apply(self, net, t0, t1):
+        from ..build import LPM
+
+        if self.fac is not None:
+            v = self._mean(self.fac, t0, t1)
+            if v != net.fac_temp:
+                net.fac_temp = v
+                net.dirty = True
+        if self.flow is not None:
+            q = self._mean(self.flow, t0, t1) * LPM
+            if q > 0 and q != net.flow_setpoint_m3s:
+                net.flow_setpoint_m3s = q
+                net.dirty = True
