@@ -38,11 +38,11 @@ CHIP_ARRAYS = {"r_tim_k_per_w": ("chip_r_jb", "add"), "r_jc_k_per_w": ("chip_r_j
 # Parameters that act on one chip alone at measured power (sparse Jacobian columns).
 LOCAL = {"r_tim_k_per_w", "r_jc_k_per_w", "fouling_k_per_w", "convective_resistance_scale", "c_junction_j_per_k",
          "c_plate_j_per_k"}
-# A parameter whose standard error of ln(value) exceeds this is "not identifiable"
-# (its value is unknown to within a factor of e^0.5 ~ 1.6), and two whose estimates
-# correlate beyond this "trade off" (ASSUMPTION: conventional thresholds of regression
-# diagnostics, e.g. Belsley, Kuh & Welsch 1980).
+# A parameter whose standard error of ln(value) exceeds this is "not identifiable": its
+# value is unknown to within a factor of e^0.5 ~ 1.6 (ASSUMPTION: a conventional threshold).
 UNIDENTIFIABLE_SE = 0.5
+# Two parameters whose estimates correlate beyond this "trade off" (ASSUMPTION: a
+# conventional threshold of collinearity diagnostics).
 TRADE_OFF_CORR = 0.95
 # The thermal step of a calibration run: the sampling interval divided until it is at
 # most this [s]. The update is exact for power held over a step, but the coolant's
