@@ -234,6 +234,97 @@ def compare_cmd(scenarios, facilities, allow_large):
         click.echo(f"{row:<{w0}}  " + "  ".join(f"{cols[k][row]:>{w}.2f}" for k, w in zip(keys, ws)))
 
 
+def _calibrate(telemetry, scenario, spec, overrides):
+    from .calibration.report import run as calibrate_run
+    from .catalogue import resolve
+    from .scenario import load
+
+    loaded = load(resolve(scenario), list(overrides))
+    try:
+        return calibrate_run(loaded.scenario, telemetry, spec)
+    except __import__("twin.errors", fromlist=["TwinInputError"]).TwinInputError as err:
+        if err.file == "<spec>":
+            err.file = str(spec)
+        raise
+
+
+def _check_overlay_path(output: Path, *inputs) -> None:
+    """An overlay may replace an earlier overlay, never an input, a directory or another file."""
+    from .errors import TwinInputError
+
+    for inp in inputs:
+        if Path(inp).exists() and output.exists() and output.resolve() == Path(inp).resolve():
+            raise TwinInputError(output, "-o", "is an input of this calibration; refusing to overwrite it")
+    if output.is_dir():
+        raise TwinInputError(output, "-o", "is a directory")
+    if output.exists():
+        try:
+            head = output.read_text(errors="replace")[:40]
+        except OSError:
+            head = ""
+        if not head.startswith("# Calibrated by twin calibrate"):
+            raise TwinInputError(output, "-o", "exists and is not an overlay written by twin calibrate; "
+                                               "refusing to overwrite it")
+
+
+@cli.command("calibrate")
+@click.argument("telemetry", type=click.Path(path_type=Path))
+@click.option("--scenario", required=True, help="the scenario the rack was built to (file or catalogue name)")
+@click.option("--spec", required=True, type=click.Path(path_type=Path), help="calibration spec (TOML, calibration/)")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="write the fitted values as a scenario overlay (TOML) a calibrated scenario includes")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field")
+@click.option("--json", "as_json", is_flag=True, help="print the fit as JSON instead of the table")
+def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json):
+    """Fit the spec's parameters of SCENARIO to measured TELEMETRY (docs/calibration.md):
+    the model driven by the measured chip power, facility supply and CDU flow, least
+    squares on the spec's channels; prints fitted values with 95 % intervals, residual
+    statistics (ASHRAE Guideline 14) on the fit and held-out windows, and warnings on
+    parameters the data do not identify. Exit 0 when the fit ran, 2 on bad input."""
+    import json
+
+    from .calibration.report import overlay_toml, table, to_dict
+
+    f = _calibrate(telemetry, scenario, spec, overrides)
+    if output is not None:
+        _check_overlay_path(output, telemetry, spec)
+        tmp = Path(str(output) + ".partial")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(overlay_toml(f, str(telemetry)))
+        tmp.replace(output)
+    click.echo(json.dumps(to_dict(f), indent=2) if as_json else table(f))
+
+
+@cli.command("accept")
+@click.argument("telemetry", type=click.Path(path_type=Path))
+@click.option("--scenario", required=True, help="the scenario the rack was built to (file or catalogue name)")
+@click.option("--spec", required=True, type=click.Path(path_type=Path), help="calibration spec with tolerances")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="write the verdict as JSON")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field")
+def accept_cmd(telemetry, scenario, spec, json_path, overrides):
+    """Acceptance of a built rack: fit (as `twin calibrate`), then judge every component
+    against its reference (design value or its peers) and tolerance: pass or suspect,
+    with the fitted value, its interval and the channel that shows it. Exit 1 when any
+    component is suspect, 0 when all pass, 2 on bad input."""
+    import json
+
+    from .calibration.report import SUSPECT, judge, table, to_dict
+
+    f = _calibrate(telemetry, scenario, spec, overrides)
+    js = judge(f)
+    click.echo(table(f, js))
+    bad = [j for j in js if j.status == SUSPECT]
+    click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component within '}"
+               f"{'' if bad else 'its tolerance'}")
+    if json_path is not None:
+        tmp = Path(str(json_path) + ".partial")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(to_dict(f, js), indent=2))
+        tmp.replace(json_path)
+    if bad:
+        raise SystemExit(1)
+
+
 def main():
     cli()
 

@@ -68,6 +68,7 @@ class Unknown:
     hi: float
     chips: np.ndarray | None = None  # the chips it alone acts on (sparse column), None: all
     prior_sd: float | None = None
+    trays: np.ndarray | None = None  # the trays it acts on first (a tray's loss: sparse column)
 
     def value(self, x: float) -> float:
         return self.design * math.exp(x) if self.log else x
@@ -94,12 +95,19 @@ def unknowns(spec, model) -> list:
                 raise TwinInputError("<spec>", f"parameter.{p.name}.parameter",
                                      f"{p.parameter} of {g[0]} is {design:g}: a fitted parameter must have a "
                                      "positive design value (use convective_resistance_scale, not fouling_k_per_w)")
-            chips = None
+            chips = trays = None
             if p.parameter in LOCAL:
                 chips = np.array([model.chip_names.index(q) for q in g if q in model.chip_names], dtype=np.int64)
+            elif p.parameter == "loss_scale" and all(q in model.tray_names for q in g) and len(g) < len(
+                    model.tray_names):
+                # a tray's loss moves its own flow first; the others share what it gives up
+                # (1/26 of it each in a 27-tray rack): left out of the Jacobian's pattern, which
+                # only slows the iterations, never moves the solution
+                trays = np.array([model.tray_names.index(q) for q in g], dtype=np.int64)
+                chips = np.nonzero(np.isin(model.chip_tray, trays))[0]
             label = f"{p.name}[{g[0]}]" if p.per_instance else p.name
             out.append(Unknown(label, p.name, p.parameter, g, design, True, math.log(p.bounds_relative[0]),
-                               math.log(p.bounds_relative[1]), chips, p.prior_sd_relative))
+                               math.log(p.bounds_relative[1]), chips, p.prior_sd_relative, trays))
     return out
 
 
@@ -223,22 +231,26 @@ class Problem:
         rows = []
         for name, meas, cols, sd, chips in self.targets:
             n, k = meas.shape
-            rows.append((n, k, chips))
-        n_res = sum(n * k for n, k, _ in rows) + sum(1 for u in self.us if u.prior_sd)
+            trays = cols if name.startswith("tray/") else None
+            rows.append((n, k, chips, trays))
+        n_res = sum(n * k for n, k, _, _ in rows) + sum(1 for u in self.us if u.prior_sd)
         sp = lil_matrix((n_res, len(self.us)), dtype=int)
         for j, u in enumerate(self.us):
             start = 0
-            for n, k, chips in rows:
+            for n, k, chips, trays in rows:
                 if u.chips is None:
                     sp[start:start + n * k, j] = 1
-                elif chips is None:
-                    pass  # a chip's own resistance at measured power moves no coolant temperature
                 else:
-                    hit = np.isin(chips, u.chips)
+                    if chips is not None:
+                        hit = np.isin(chips, u.chips)
+                    elif trays is not None and u.trays is not None:
+                        hit = np.isin(trays, u.trays)
+                    else:  # a chip's own resistance at measured power moves no coolant temperature
+                        hit = np.zeros(k, dtype=bool)
                     for c in np.nonzero(hit)[0]:
                         sp[np.arange(start + c, start + n * k, k), j] = 1
                 start += n * k
-        prior_row = sum(n * k for n, k, _ in rows)
+        prior_row = sum(n * k for n, k, _, _ in rows)
         for j, u in enumerate(self.us):
             if u.prior_sd:
                 sp[prior_row, j] = 1
@@ -362,16 +374,23 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
     n_obs = sum(int((np.isfinite(meas) & prob.fit_mask[:, None]).sum()) for _, meas, _, _, _ in prob.targets)
     dof = max(n_obs - len(us), 1)
     chi2_red = 2.0 * res.cost / dof
-    jtj = jac.T @ jac
-    cov = np.linalg.pinv(jtj) * max(chi2_red, 1.0)
+    # covariance from the singular values of J (directions the data do not constrain,
+    # below 1e-10 of the largest, are left out: their parameters show as unidentifiable)
+    _, sv, vt = np.linalg.svd(jac, full_matrices=False)
+    keep = sv > 1e-10 * (sv[0] if sv.size else 1.0)
+    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0) ** 2, 0.0)
+    cov = (vt.T * inv) @ vt * max(chi2_red, 1.0)
+    free = np.abs(vt[~keep]).max(axis=0) > 1e-6 if (~keep).any() else np.zeros(len(us), dtype=bool)
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
     d = np.where(se > 0, se, 1.0)
-    corr = cov / np.outer(d, d)
+    corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
     warnings = []
     col = np.linalg.norm(jac, axis=0)
     for i, u in enumerate(us):
-        if col[i] == 0.0:
-            warnings.append(f"{u.label}: not constrained by the data (no fitted channel responds to it)")
+        if col[i] == 0.0 or free[i]:
+            se[i] = math.inf
+            warnings.append(f"{u.label}: not constrained by the data (no fitted channel responds to it, or only "
+                            "together with another parameter)")
         elif se[i] > UNIDENTIFIABLE_SE and u.log:
             warnings.append(f"{u.label}: not identifiable (standard error of ln(value) {se[i]:.2f})")
         elif not u.log and se[i] > 0.5 * (u.hi - u.lo):

@@ -154,12 +154,12 @@ class MeasuredBoundary:
         from ..build import LPM
 
         if self.fac is not None:
-            v = self._mean(self.fac, t0, t1)
-            if v != net.fac_temp:
-                net.fac_temp = v
-                net.dirty = True
+            net.fac_temp = self._mean(self.fac, t0, t1)
         if self.flow is not None:
             q = self._mean(self.flow, t0, t1) * LPM
-            if q > 0 and q != net.flow_setpoint_m3s:
+            if q > 0:
                 net.flow_setpoint_m3s = q
-                net.dirty = True
+        # re-solved every block: were the network re-solved only when a temperature moved
+        # by twin.network.REUSE_TOL_K, when it is would depend on the parameters, and the
+        # fit's finite differences would see the jumps
+        net.dirty = True

@@ -1,0 +1,167 @@
+"""Calibration and acceptance against synthetic measured telemetry with a known truth.
+
+The truth is planted (``twin.calibration.synthetic``: parameter values, a faulty part, a
+sensor offset), the measurement carries the issue's noise (0.1 K on temperatures, 1 % on
+flows, 1/16 K quantisation). What is checked is what the truth says, not what the fit
+reports about itself: the recovered values, which components are flagged, how well a
+held-out window is predicted, and that a rack built differently from its model (direct
+instead of reverse return, chips in another order on their paths, longer hoses) does not
+make healthy parts look faulty.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import twin
+from twin.calibration import synthetic as syn
+from twin.calibration.report import SUSPECT, judge, overlay, run
+from twin.calibration.spec import Spec
+from twin.errors import TwinInputError
+
+from .conftest import REFERENCE, ROOT
+
+ACCEPTANCE = ROOT / "calibration" / "specs" / "nvl72-acceptance.toml"
+DURATION_S = 600.0
+# Parameter recovery: within 3 % of the truth or two standard errors, whichever is larger
+# (the issue's criterion).
+RECOVERY_RTOL = 0.03
+# The held-out window (the issue's figures, better than the 2.7 % CV(RMSE) reported for
+# the Frontier cooling model): CV(RMSE) and NMBE on temperatures, RMSE on junctions.
+HOLDOUT_CV_RMSE_PCT = 2.5
+HOLDOUT_NMBE_PCT = 2.0
+HOLDOUT_JUNCTION_RMSE_K = 0.3
+
+FAULTS = {"overrides": {"rack01/tray05/gpu2": {"r_tim_k_per_w": 0.008},  # twice its TIM
+                        "rack01/tray22/qd": {"cv_gpm_per_psi": 0.8}}}  # half its Cv: four times its loss
+FAULTY = {"tim[rack01/tray05/gpu2]", "tray_loss[rack01/tray22]", "rack_return_sensor"}
+
+
+def _base(**over):
+    return twin.load_scenario(REFERENCE, {"workload.schedule": syn.staircase(DURATION_S, 120.0),
+                                          "simulation.duration_s": DURATION_S, **over})
+
+
+@pytest.fixture(scope="module")
+def faulty_rack(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cal") / "faulty.h5"
+    return syn.make(_base(), path, overrides=FAULTS, sensor_offsets={"rack/return_temp": 1.0}, seed=1)
+
+
+@pytest.fixture(scope="module")
+def faulty_fit(faulty_rack):
+    return run(_base(), faulty_rack, ACCEPTANCE)
+
+
+def test_acceptance_flags_the_planted_faults_and_only_them(faulty_fit):
+    """One GPU with twice its TIM, one compute tray's coupling at four times its loss, the
+    rack return sensor 1 K high, in 72 GPUs and 27 trays: exactly those three are
+    suspect, and the fitted TIM and offset are the planted ones within 3 %."""
+    js = judge(faulty_fit)
+    assert {j.label for j in js if j.status == SUSPECT} == FAULTY
+    v = faulty_fit.values()
+    assert v["tim[rack01/tray05/gpu2]"] == pytest.approx(0.008, rel=RECOVERY_RTOL)
+    assert v["rack_return_sensor"] == pytest.approx(1.0, rel=RECOVERY_RTOL)
+    # the coupling is part of its branch (tubing, tees): the branch's loss rises by less
+    assert 1.5 < v["tray_loss[rack01/tray22]"] < 4.0
+
+
+def test_the_held_out_window_is_predicted_within_guideline_figures(faulty_fit):
+    for name, st in faulty_fit.stats.items():
+        h = st["holdout"]
+        assert h["n"] > 0
+        assert h["cv_rmse_pct"] < HOLDOUT_CV_RMSE_PCT, name
+        assert abs(h["nmbe_pct"]) < HOLDOUT_NMBE_PCT, name
+    assert faulty_fit.stats["gpu/junction_temp"]["holdout"]["rmse"] < HOLDOUT_JUNCTION_RMSE_K
+
+
+def test_a_rack_built_differently_from_its_model_flags_only_the_faulty_gpu(tmp_path):
+    """The rack on the line has a direct-return manifold (its model: reverse return), its
+    CPUs first on each compute path and 8 m hoses (model: 5 m), and one GPU with twice its
+    TIM; the model is not told. Judged against their peers, only that GPU is suspect."""
+    other = {"rack.manifold.layout": "direct_return", "rack.supply_hose.length_m": 8.0,
+             "rack.return_hose.length_m": 8.0,
+             "rack.tray_types.compute.paths": [["cpu", "gpu", "gpu"], ["cpu", "gpu", "gpu"]],
+             "overrides": {"rack01/tray05/gpu2": {"r_tim_k_per_w": 0.008}}}
+    path = syn.make(_base(), tmp_path / "other.h5", overrides=other, seed=2)
+    f = run(_base(), path, ACCEPTANCE)
+    suspects = {j.label for j in judge(f) if j.status == SUSPECT}
+    assert suspects == {"tim[rack01/tray05/gpu2]"}
+
+
+def test_parameters_are_recovered_and_the_unidentifiable_one_is_named(tmp_path):
+    """Planted: the GPU plates' convective resistance x 1.25, the CDU exchanger's UA x 0.8,
+    the pumps' head x 0.9. Fitted from junction, supply and return temperatures and pump
+    speed; the rack manifold's loss is not seen by any fitted channel at held flow and is
+    reported as not identifiable."""
+    truth = {"overrides": {"rack01/tray*/gpu*": {"convective_resistance_scale": 1.25}, "cdu1/hx": {"ua_scale": 0.8},
+                           "cdu1/pump*": {"head_scale": 0.9}}}
+    path = syn.make(_base(), tmp_path / "rec.h5", overrides=truth, seed=3)
+    spec = Spec.model_validate(dict(
+        name="recovery",
+        fit=[dict(channel="gpu/junction_temp", noise=0.1), dict(channel="rack/supply_temp", noise=0.1),
+             dict(channel="rack/return_temp", noise=0.1), dict(channel="cdu/pump_speed", noise_relative=0.01)],
+        parameter=[dict(name="conv", instances="rack01/tray*/gpu*", parameter="convective_resistance_scale"),
+                   dict(name="ua", instances="cdu1/hx", parameter="ua_scale"),
+                   dict(name="head", instances="cdu1/pump*", parameter="head_scale"),
+                   dict(name="manifold", instances="rack01/manifold", parameter="loss_scale")]))
+    f = run(_base(), path, spec)
+    v = f.values()
+    for name, want in (("conv", 1.25), ("ua", 0.8), ("head", 0.9)):
+        i = [u.label for u in f.problem.us].index(name)
+        allowed = max(RECOVERY_RTOL * want, 2 * want * f.se[i])
+        assert abs(v[name] - want) <= allowed, (name, v[name], want)
+    assert any(w.startswith("manifold: not") for w in f.warnings), f.warnings
+    assert not any(w.startswith(("conv:", "ua:", "head:")) for w in f.warnings), f.warnings
+    over = overlay(f)
+    assert over["overrides"]["cdu1/hx"]["ua_scale"] == pytest.approx(v["ua"])
+
+
+def test_twin_accept_exits_1_naming_the_faulty_parts_and_writes_json(faulty_rack, tmp_path):
+    out = tmp_path / "verdict.json"
+    scen = tmp_path / "line-test.toml"
+    scen.write_text(f'include = ["{REFERENCE}"]\n' + "\n".join(
+        f'[[workload.schedule]]\n' + "\n".join(f"{k} = {json.dumps(v)}" for k, v in e.items())
+        for e in syn.staircase(DURATION_S, 120.0)) + f"\n[simulation]\nduration_s = {DURATION_S}\n")
+    proc = subprocess.run([sys.executable, "-m", "twin.cli", "accept", str(faulty_rack), "--scenario", str(scen),
+                           "--spec", str(ACCEPTANCE), "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert "verdict: SUSPECT" in proc.stdout and "rack01/tray05/gpu2" in proc.stdout
+    verdict = json.loads(out.read_text())
+    assert verdict["verdict"] == "suspect"
+    assert {a["component"] for a in verdict["acceptance"] if a["status"] == "suspect"} == FAULTY
+
+
+def test_messy_telemetry_is_handled_or_a_clean_error(faulty_rack, tmp_path):
+    """NaNs and a gap in a fitted channel are left out of the fit (the same answer); a
+    channel the spec names that the file lacks is an error naming it; a file on two
+    sampling rates is refused with the way out."""
+    import h5py
+    import shutil
+
+    holes = tmp_path / "holes.h5"
+    shutil.copyfile(faulty_rack, holes)
+    with h5py.File(holes, "r+") as f:
+        tj = f["gpu/junction_temp"]
+        x = tj[...]
+        x[200:260, :] = np.nan  # a minute-long gap
+        x[::7, 3] = np.nan  # a flaky sensor
+        tj[...] = x
+    f = run(_base(), holes, ACCEPTANCE)
+    assert {j.label for j in judge(f) if j.status == SUSPECT} == FAULTY
+    spec = Spec.model_validate(dict(name="x", fit=[dict(channel="cdu/flow_rate", noise=0.1)],
+                                    parameter=[dict(name="ua", instances="cdu1/hx", parameter="ua_scale")]))
+    with pytest.raises(TwinInputError) as exc:
+        run(_base(), faulty_rack, spec)
+    assert exc.value.field == "cdu/flow_rate"
+    uneven = tmp_path / "uneven.h5"
+    shutil.copyfile(faulty_rack, uneven)
+    with h5py.File(uneven, "r+") as f:
+        t = f["time"][...]
+        t[300:] += 0.5
+        f["time"][...] = t
+    with pytest.raises(TwinInputError) as exc:
+        run(_base(), uneven, ACCEPTANCE)
+    assert "twin import" in exc.value.message

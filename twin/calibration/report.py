@@ -1,0 +1,167 @@
+"""What a calibration says: the fitted values with their intervals, the overlay (a scenario
+fragment a calibrated scenario includes), the residual statistics, and the acceptance
+verdict per component."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fit import Fit
+
+PASS, SUSPECT, NOT_JUDGED = "pass", "suspect", "not judged"
+
+
+def run(scenario, telemetry, spec, max_evaluations: int = 400) -> Fit:
+    """Calibrate a loaded scenario on a telemetry file (path) with a spec (path or Spec)."""
+    from ..telemetry import read_telemetry
+    from .fit import fit, setup
+    from .spec import Spec, load_spec
+
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    tel = read_telemetry(telemetry)
+    return fit(setup(scenario, tel, spec), max_evaluations)
+
+
+def overlay(f: Fit) -> dict:
+    """The fitted values as a scenario fragment: ``[overrides]`` per instance (a shared
+    parameter under its pattern), sensor offsets as ``sensor_offset`` faults from t = 0."""
+    spec = f.problem.spec
+    over, faults = {}, []
+    patterns = {p.name: p.instances for p in spec.parameter}
+    for u, xi in zip(f.problem.us, f.x):
+        v = float(u.value(xi))
+        if not u.paths:
+            faults.append(dict(kind="sensor_offset", target=u.key, start_s=0.0, value=v))
+        elif len(u.paths) == 1:
+            over.setdefault(u.paths[0], {})[u.key] = v
+        else:
+            over.setdefault(patterns[u.group], {})[u.key] = v
+    out = {"overrides": over}
+    if faults:
+        out["faults"] = faults
+    return out
+
+
+def overlay_toml(f: Fit, source: str = "") -> str:
+    import tomli_w
+
+    head = (f"# Calibrated by twin calibrate ({f.problem.spec.name}){': ' + source if source else ''}\n"
+            f"# {len(f.problem.us)} parameters, reduced chi-square {f.chi2_red:.3g}, {f.status}. Include it after\n"
+            "# the scenario it was fitted on: include = [\"SCENARIO.toml\", \"THIS.toml\"].\n")
+    return head + tomli_w.dumps(overlay(f))
+
+
+@dataclass
+class Judgement:
+    label: str
+    status: str
+    value: float
+    low: float
+    high: float
+    reference: float
+    tolerance: float | None
+    evidence: str
+
+    def to_dict(self):
+        def num(x):
+            return None if x is None or not math.isfinite(x) else float(x)
+        return dict(component=self.label, status=self.status, fitted=num(self.value), interval=[num(self.low),
+                    num(self.high)], reference=num(self.reference), tolerance=num(self.tolerance),
+                    evidence=self.evidence)
+
+
+def judge(f: Fit) -> list:
+    """Each unknown against its reference (its design value, or the median of its peers)
+    and tolerance: ``suspect`` when it is off by more than the tolerance and its 95 %
+    interval (two standard errors) lies wholly outside the tolerance band, ``pass``
+    otherwise, ``not judged`` without a tolerance."""
+    prob = f.problem
+    specs = {p.name: p for p in prob.spec.parameter}
+    values = np.array([u.value(xi) for u, xi in zip(prob.us, f.x)])
+    out = []
+    for i, u in enumerate(prob.us):
+        p = specs[u.group]
+        if p.reference == "peers":
+            peers = [j for j, w in enumerate(prob.us) if w.group == u.group]
+            ref = float(np.median(values[peers]))
+        else:
+            ref = u.design
+        tol = p.tolerance if p.tolerance is not None else (
+            p.tolerance_relative * abs(ref) if p.tolerance_relative is not None else None)
+        lo, hi = f.interval(i)
+        v = float(values[i])
+        if tol is None:
+            status = NOT_JUDGED
+        elif abs(v - ref) > tol and (lo > ref + tol or hi < ref - tol):
+            status = SUSPECT
+        else:
+            status = PASS
+        out.append(Judgement(u.label, status, v, lo, hi, ref, tol, _evidence(f, i)))
+    return out
+
+
+def _evidence(f: Fit, i: int) -> str:
+    """The fitted channel (and member) that responds most to unknown ``i``, and how much its
+    fit moved it."""
+    prob = f.problem
+    best = ("", -1.0, -1)
+    for name, meas, cols, sd, chips in prob.targets:
+        if prob.us[i].chips is not None and chips is not None:
+            hit = np.isin(chips, prob.us[i].chips)
+            if hit.any():
+                k = int(np.nonzero(hit)[0][0])
+                return f"{name} of {_member(prob, name, cols[k])}"
+        if not prob.us[i].paths and name == prob.us[i].key:
+            return f"{name} (offset against the physics the other channels fix)"
+    if prob.us[i].trays is not None:
+        return "tray/flow and tray/return_temp of " + ", ".join(prob.model.tray_names[t] for t in prob.us[i].trays)
+    return ", ".join(name for name, *_ in prob.targets) if best[1] < 0 else best[0]
+
+
+def _member(prob, name, col):
+    from .fit import _member_paths
+
+    paths = _member_paths(prob.model, name)
+    return paths[col] if col < len(paths) else str(col)
+
+
+def table(f: Fit, judgements: list | None = None) -> str:
+    lines = [f"{'parameter':<40} {'design':>10} {'fitted':>10} {'95 % interval':>23}  status"]
+    judged = {j.label: j for j in (judgements or [])}
+    for i, u in enumerate(f.problem.us):
+        lo, hi = f.interval(i)
+        j = judged.get(u.label)
+        lines.append(f"{u.label:<40} {u.design:>10.4g} {u.value(f.x[i]):>10.4g} {f'{lo:.4g} .. {hi:.4g}':>23}  "
+                     f"{j.status if j else ''}{' (' + j.evidence + ')' if j and j.status == SUSPECT else ''}")
+    lines.append("")
+    lines.append(f"{'channel':<24} {'window':<8} {'n':>7} {'RMSE':>9} {'bias':>9} {'CV(RMSE) %':>10} {'NMBE %':>8}")
+    for name, st in f.stats.items():
+        for w, s in st.items():
+            lines.append(f"{name:<24} {w:<8} {s['n']:>7} {s['rmse']:>9.4f} {s['bias']:>+9.4f} "
+                         f"{s['cv_rmse_pct']:>10.3f} {s['nmbe_pct']:>+8.3f}")
+    lines.append("")
+    lines.append(f"{f.status}; reduced chi-square {f.chi2_red:.3g} over {f.dof} degrees of freedom; "
+                 f"{f.problem.evaluations} model runs in {f.seconds:.1f} s")
+    lines += [f"warning: {w}" for w in f.warnings]
+    return "\n".join(lines)
+
+
+def to_dict(f: Fit, judgements: list | None = None) -> dict:
+    def num(x):
+        return None if not math.isfinite(x) else float(x)
+    us = f.problem.us
+    return dict(
+        spec=f.problem.spec.name, status=f.status, chi2_reduced=num(f.chi2_red), dof=f.dof,
+        model_runs=f.problem.evaluations, seconds=f.seconds,
+        parameters=[dict(name=u.label, key=u.key, instances=u.paths, design=u.design, fitted=u.value(xi),
+                         interval=list(f.interval(i)), standard_error_ln=num(f.se[i]) if u.log else None,
+                         standard_error=num(f.se[i]) if not u.log else None)
+                    for i, (u, xi) in enumerate(zip(us, f.x))],
+        correlation=[[num(c) for c in row] for row in f.corr] if len(us) <= 40 else None,
+        warnings=list(f.warnings),
+        statistics={k: {w: {a: num(b) for a, b in s.items()} for w, s in v.items()} for k, v in f.stats.items()},
+        acceptance=[j.to_dict() for j in judgements] if judgements is not None else None,
+        verdict=(SUSPECT if any(j.status == SUSPECT for j in judgements) else PASS) if judgements is not None else None,
+    )

@@ -1,0 +1,92 @@
+"""Synthetic measured telemetry with a known truth: a scenario run with planted parameter
+values (``[overrides]``), faults and sensor offsets, its telemetry with sensor noise and
+quantisation added. Labelled synthetic in the file (root attributes ``synthetic``,
+``truth``). For tests, the examples under ``calibration/examples/`` and the benchmark.
+
+The load is an acceptance-test staircase by default: GPU plateaus of a few minutes
+(:func:`staircase`), on which a sampled junction is not stroboscopic (docs/calibration.md).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+# Realistic measurement errors (the issue's figures): a temperature sensor's noise and
+# the 1/16 K resolution of a digital sensor (0.0625 K: e.g. TMP117-class or GPU junction
+# readouts), flow meters to 1 % (ASSUMPTION: typical of magnetic and ultrasonic meters).
+TEMP_NOISE_K = 0.1
+TEMP_QUANTUM_K = 0.0625
+FLOW_NOISE_REL = 0.01
+
+
+def staircase(duration_s: float, plateau_s: float = 180.0, levels=(1.0, 0.5, 0.8, 0.3, 0.9, 0.6)) -> list:
+    """GPU schedule entries: plateaus of ``plateau_s`` cycling through ``levels`` (fractions
+    of TDP); CPUs at 0.7 and switches at 0.8 of TDP (as the reference scenario)."""
+    out, t, i = [], 0.0, 0
+    while t < duration_s:
+        out.append(dict(chips="gpu", kind="constant", start_s=t, end_s=t + plateau_s,
+                        fraction_of_tdp=levels[i % len(levels)]))
+        t += plateau_s
+        i += 1
+    return out + [dict(chips="cpu", fraction_of_tdp=0.7), dict(chips="nvswitch", fraction_of_tdp=0.8)]
+
+
+def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: bool = True,
+         sensor_offsets: dict | None = None, truth: dict | None = None) -> Path:
+    """Run ``scenario`` (a loaded Scenario) with ``overrides`` (dotted keys, e.g.
+    ``{"overrides": {...}, "rack.manifold.layout": "direct_return"}``), then write its
+    telemetry to ``out`` with sensor noise (normal, ``TEMP_NOISE_K`` on temperatures,
+    ``FLOW_NOISE_REL`` of flows), temperatures quantised to ``TEMP_QUANTUM_K`` and
+    ``sensor_offsets`` (channel -> offset in its unit) added. ``truth`` (JSON-able) is
+    stored in the file with ``overrides``."""
+    import h5py
+
+    from ..engine import simulate
+
+    s = scenario.with_overrides(overrides or {}) if overrides else scenario
+    out = Path(out)
+    raw = out.with_name(out.name + ".raw.h5")
+    simulate(s, output=raw)
+    rng = np.random.default_rng(seed)
+    tmp = out.with_name(out.name + ".partial")
+    with h5py.File(raw, "r") as src, h5py.File(tmp, "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for key in src:
+            src.copy(src[key], dst, name=key)
+        for name in _channels(dst):
+            ds = dst[name]
+            units = ds.attrs.get("units", "")
+            units = units.decode() if isinstance(units, bytes) else str(units)
+            x = ds[...].astype(float)
+            if noise and units == "degC":
+                x = x + rng.normal(0.0, TEMP_NOISE_K, x.shape)
+            elif noise and units == "L/min":
+                x = x * (1.0 + rng.normal(0.0, FLOW_NOISE_REL, x.shape))
+            x = x + (sensor_offsets or {}).get(name, 0.0)
+            if noise and units == "degC":
+                x = np.round(x / TEMP_QUANTUM_K) * TEMP_QUANTUM_K
+            ds[...] = x.astype(ds.dtype)
+        dst.attrs["measured"] = True
+        dst.attrs["synthetic"] = True
+        dst.attrs["truth"] = json.dumps(dict(truth or {}, overrides=overrides or {}, sensor_offsets=sensor_offsets or {},
+                                             noise=dict(temp_k=TEMP_NOISE_K, temp_quantum_k=TEMP_QUANTUM_K,
+                                                        flow_rel=FLOW_NOISE_REL) if noise else None, seed=seed),
+                                        default=str)
+    raw.unlink()
+    tmp.replace(out)
+    return out
+
+
+def _channels(f) -> list:
+    out = []
+    for group in f:
+        g = f[group]
+        if hasattr(g, "keys") and group not in ("margins",):
+            for name in g:
+                ds = g[name]
+                if not name.endswith("labels") and hasattr(ds, "dtype") and ds.dtype.kind == "f":
+                    out.append(f"{group}/{name}")
+    return out
