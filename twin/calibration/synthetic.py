@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-# Realistic measurement errors (the issue's figures): a temperature sensor's noise and
-# the 1/16 K resolution of a digital sensor (0.0625 K: e.g. TMP117-class or GPU junction
-# readouts), flow meters to 1 % (ASSUMPTION: typical of magnetic and ultrasonic meters).
+# Realistic measurement errors, the figures calibration must cope with (ASSUMPTION, as
+# issue 12 sets them): a temperature sensor's noise [K],
 TEMP_NOISE_K = 0.1
+# the 1/16 K resolution of a digital temperature readout (ASSUMPTION: a 12-bit sensor's LSB),
 TEMP_QUANTUM_K = 0.0625
+# a flow meter's noise, relative (ASSUMPTION: magnetic and ultrasonic meters, about 1 %).
 FLOW_NOISE_REL = 0.01
 
 
