@@ -165,3 +165,28 @@ def test_messy_telemetry_is_handled_or_a_clean_error(faulty_rack, tmp_path):
     with pytest.raises(TwinInputError) as exc:
         run(_base(), uneven, ACCEPTANCE)
     assert "twin import" in exc.value.message
+
+
+def test_drift_windows_follow_a_plate_fouling_that_grows_linearly(tmp_path):
+    """Every GPU plate's convective resistance grows linearly by 20 % over 90 min
+    (``plate_fouling``); fits of three 30 min windows find a value whose 95 % interval
+    meets the truth's range over its window (the truth is not one number within a
+    window), and the trend's slope is the truth's (0.2 per 1.5 h) within 10 %."""
+    dur = 5400.0
+    base = _base(**{"workload.schedule": syn.staircase(dur, 300.0), "simulation.duration_s": dur,
+                    "simulation.output_interval_s": 10.0})
+    path = syn.make(base, tmp_path / "drift.h5", seed=4, overrides={
+        "faults": [{"kind": "plate_fouling", "start_s": 0.0, "end_s": dur, "value": 1.2}]})
+    spec = Spec.model_validate(dict(name="drift", fit=[dict(channel="gpu/junction_temp", noise=0.1)], parameter=[
+        dict(name="fouling", instances="rack01/tray*/gpu*", parameter="convective_resistance_scale")],
+        windows=dict(warmup_s=300.0)))
+    from twin.calibration.report import trend, windows
+
+    fits = windows(base, path, spec, 1800.0)
+    assert len(fits) == 3
+    for (a, b, f) in fits:
+        lo, hi = f.interval(0)
+        truth_lo, truth_hi = 1.0 + 0.2 * a / dur, 1.0 + 0.2 * b / dur
+        assert lo <= truth_hi + 1e-3 and hi >= truth_lo - 1e-3, (a, b, lo, hi, truth_lo, truth_hi)
+    (row,) = trend(fits)
+    assert row["slope_per_h"] == pytest.approx(0.2 / 1.5, rel=0.1)

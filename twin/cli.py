@@ -12,6 +12,7 @@ library only, a scenario's schema (pydantic) is loaded when a scenario is read, 
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -248,6 +249,47 @@ def _calibrate(telemetry, scenario, spec, overrides):
         raise
 
 
+def _duration_s(text: str) -> float:
+    """``1h``, ``30min``, ``600s`` or a number of seconds."""
+    from .errors import TwinInputError
+
+    units = (("min", 60.0), ("h", 3600.0), ("s", 1.0), ("d", 86400.0))
+    for suffix, scale in units:
+        if text.endswith(suffix):
+            try:
+                value = float(text[: -len(suffix)]) * scale
+            except ValueError:
+                break
+            if value > 0 and math.isfinite(value):
+                return value
+            break
+    else:
+        try:
+            value = float(text)
+            if value > 0 and math.isfinite(value):
+                return value
+        except ValueError:
+            pass
+    raise TwinInputError("--windows", "", f"{text!r} is not a duration (e.g. 1h, 30min, 600s)")
+
+
+def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
+    import json
+
+    from .calibration.report import trend, trend_plot, trend_table, windows
+    from .catalogue import resolve
+    from .scenario import load
+
+    loaded = load(resolve(scenario), list(overrides))
+    fits = windows(loaded.scenario, telemetry, spec, _duration_s(window))
+    rows = trend(fits)
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise TwinInputError(plot, "--plot", "must name a .png file")
+        trend_plot(rows, plot)
+    click.echo(json.dumps(rows, indent=2) if as_json else trend_table(rows))
+
+
 def _check_overlay_path(output: Path, *inputs) -> None:
     """An overlay may replace an earlier overlay, never an input, a directory or another file."""
     from .errors import TwinInputError
@@ -275,7 +317,10 @@ def _check_overlay_path(output: Path, *inputs) -> None:
               help="write the fitted values as a scenario overlay (TOML) a calibrated scenario includes")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field")
 @click.option("--json", "as_json", is_flag=True, help="print the fit as JSON instead of the table")
-def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json):
+@click.option("--windows", "window", default=None, metavar="DURATION",
+              help="fit successive windows (e.g. 1h, 30min, 600s) and report each parameter's trend")
+@click.option("--plot", "plot", type=click.Path(path_type=Path), default=None, help="with --windows: a PNG of the trends")
+def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window, plot):
     """Fit the spec's parameters of SCENARIO to measured TELEMETRY (docs/calibration.md):
     the model driven by the measured chip power, facility supply and CDU flow, least
     squares on the spec's channels; prints fitted values with 95 % intervals, residual
@@ -285,6 +330,9 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json):
 
     from .calibration.report import overlay_toml, table, to_dict
 
+    if window is not None:
+        _drift(telemetry, scenario, spec, overrides, window, plot, as_json)
+        return
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
         _check_overlay_path(output, telemetry, spec)

@@ -34,6 +34,9 @@ from .errors import TwinInputError
 # A closed quick-disconnect pair: quadratic resistance [Pa/(m3/s)^2] passing ~0.02 L/min
 # at 100 kPa (ASSUMPTION: a closed UQD seals; the value only keeps the Newton system regular).
 ISOLATED_B = 1.0e18
+# A plate_fouling fault grows its plates' convective resistance in steps of this [s]
+# (ASSUMPTION: fouling builds over hours to weeks; a minute's step is far finer).
+FOULING_STEP_S = 60.0
 
 
 class FaultSchedule:
@@ -190,6 +193,26 @@ class FaultSchedule:
             self._at(f.start_s, dirty(narrow(f.severity)), "restriction", f.target)
             if end:
                 self._at(end, dirty(narrow(0.0)), "restriction_cleared", f.target)
+        elif f.kind == "plate_fouling":
+            from .components.base import _matches
+
+            pattern = target or "*/*/*"
+            chips = np.array([k for k, p in enumerate(m.chip_names) if _matches(pattern, p)], dtype=np.int64)
+            if not chips.size:
+                raise TwinInputError(file, where, f"no chip matches {f.target!r} (e.g. {m.chip_names[0]})")
+            if not (math.isfinite(f.end_s) and f.value > 0):
+                raise TwinInputError(file, where.replace("target", "value"), "plate_fouling needs an end_s and the "
+                                     "convective-resistance multiplier reached there (value > 0)")
+            start = net.chip_convective_scale[chips].copy()
+            n = max(1, int(math.ceil((f.end_s - f.start_s) / FOULING_STEP_S)))
+
+            def grow(frac):
+                def fn():
+                    net.chip_convective_scale[chips] = start * (1.0 + frac * (f.value - 1.0))
+                return fn
+            self._at(f.start_s, dirty(grow(0.0)), "plate_fouling", f.target or "every plate")
+            for i in range(1, n + 1):  # grows linearly, a step a minute
+                self._at(f.start_s + (f.end_s - f.start_s) * i / n, dirty(grow(i / n)))
         elif f.kind == "sensor_offset":
             if f.target not in channels:
                 raise TwinInputError(file, where, f"no telemetry channel {f.target!r}")

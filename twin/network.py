@@ -118,6 +118,7 @@ class Network:
         self.edge_a = model.edge_a.copy()
         self.edge_b = model.edge_b.copy()
         self.chip_clog = np.zeros(n_chip)
+        self.chip_convective_scale = model.chip_convective_scale.copy()  # fouling grows (twin.faults)
         self.hx_lost = np.zeros(model.n_cdus, dtype=bool)  # a CDU trip: that CDU rejects no heat
         self.sensor_offsets: dict = {}
         self.dirty = True
@@ -257,7 +258,7 @@ class Network:
         open_frac = 1.0 - self.chip_clog
         ha = open_frac * pk.plate_ha(m.ha_table, m.chip_plate_type, self.ha_grid[0], self.ha_grid[1],
                                      self.ha_grid[2], self.ha_grid[3], chip_q / LPM / open_frac, state.chip_x[:, 2])
-        ha = ha / m.chip_convective_scale  # a fouled plate: its convective resistance scaled
+        ha = ha / self.chip_convective_scale  # a fouled plate: its convective resistance scaled
         mcp_chip = self.edge_mcp[m.chip_path_edge]
         g = np.where(mcp_chip > 0, mcp_chip * (1.0 - np.exp(-ha / np.where(mcp_chip > 0, mcp_chip, 1.0))), 0.0)
         with np.errstate(divide="ignore"):

@@ -574,7 +574,7 @@ class Controls(_Model):
 
 
 FAULT_KINDS = ("pump_trip", "cdu_trip", "facility_supply_temp", "facility_flow", "plate_clog",
-               "tray_isolation", "restriction", "sensor_offset")
+               "tray_isolation", "restriction", "plate_fouling", "sensor_offset")
 # plate_clog: the clog model scales a plate's dP by 1/(1-f)^2; at f = 0.99 that is 1e4 and
 # the plate carries almost nothing: beyond it, model a tray isolation (ASSUMPTION).
 MAX_CLOG = 0.99
@@ -601,7 +601,8 @@ class Fault(_Model):
         default=1.0, description="plate_clog: share of channels blocked; restriction: share of the bore's area "
                                  "blocked (the drop grows as 1/(1-f)^2); facility_flow: share of flow lost")
     value: Number = Field(
-        default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units")
+        default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units; "
+                                 "plate_fouling: the convective-resistance multiplier reached at end_s")
     pumps_run: StrictBool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
 
     @model_validator(mode="after")

@@ -367,7 +367,9 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
     x0 = np.array([min(max(0.0, u.lo + 1e-9), u.hi - 1e-9) for u in us])
     lo = np.array([u.lo for u in us])
     hi = np.array([u.hi for u in us])
-    res = least_squares(prob.residuals, x0, bounds=(lo, hi), jac="2-point", jac_sparsity=prob.sparsity(),
+    # (one unknown: no sparsity to exploit, and scipy's sparse trust-region step needs two)
+    res = least_squares(prob.residuals, x0, bounds=(lo, hi), jac="2-point",
+                        jac_sparsity=prob.sparsity() if len(us) > 1 else None,
                         diff_step=DIFF_STEP, x_scale=1.0, max_nfev=max_evaluations, method="trf")
     jac = res.jac.toarray() if hasattr(res.jac, "toarray") else np.asarray(res.jac)
     n_res = int(np.count_nonzero(np.any(jac != 0, axis=1))) if jac.size else 0

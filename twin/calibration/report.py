@@ -3,6 +3,7 @@ fragment a calibrated scenario includes), the residual statistics, and the accep
 verdict per component."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -165,3 +166,86 @@ def to_dict(f: Fit, judgements: list | None = None) -> dict:
         acceptance=[j.to_dict() for j in judgements] if judgements is not None else None,
         verdict=(SUSPECT if any(j.status == SUSPECT for j in judgements) else PASS) if judgements is not None else None,
     )
+
+
+def windows(scenario, telemetry, spec, window_s: float, max_evaluations: int = 400) -> list:
+    """Fit successive windows of ``window_s`` of one telemetry file (each from its own
+    steady start; the spec's warm-up applies in each, no held-out part): a list of
+    (window start [s], window end [s], Fit)."""
+    from ..telemetry import read_telemetry
+    from .fit import fit, setup
+    from .spec import Spec, load_spec
+
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    spec = spec.model_copy(update={"windows": spec.windows.model_copy(update={"holdout_fraction": 0.0})})
+    tel = read_telemetry(telemetry)
+    t = np.asarray(tel.time, dtype=float)
+    out = []
+    start = t[0] - (t[1] - t[0])
+    while start + window_s <= t[-1] + 1e-9:
+        sel = (t > start + 1e-9) & (t <= start + window_s + 1e-9)
+        part = dataclasses.replace(tel, time=t[sel], channels={k: np.asarray(v)[sel] for k, v in tel.channels.items()})
+        out.append((start - t[0] + (t[1] - t[0]), start + window_s - t[0] + (t[1] - t[0]),
+                    fit(setup(scenario, part, spec), max_evaluations)))
+        start += window_s
+    if not out:
+        from ..errors import TwinInputError
+        raise TwinInputError(tel.path, "--windows", f"{window_s:g} s is longer than the file ({t[-1] - t[0]:g} s)")
+    return out
+
+
+def trend(fits: list) -> list:
+    """Per unknown: its value in each window with its interval, and a straight line through
+    them weighted by their standard errors (slope per hour with its standard error)."""
+    out = []
+    us = fits[0][2].problem.us
+    for i, u in enumerate(us):
+        mid = np.array([(a + b) / 2 for a, b, _ in fits]) / 3600.0
+        val = np.array([f.values()[u.label] for _, _, f in fits])
+        lo_hi = np.array([f.interval(i) for _, _, f in fits])
+        se = np.maximum((lo_hi[:, 1] - lo_hi[:, 0]) / 4.0, 1e-12)
+        if len(fits) >= 2:
+            w = 1.0 / se ** 2
+            a = np.vstack([np.ones_like(mid), mid]).T
+            cov = np.linalg.inv(a.T @ (a * w[:, None]))
+            coef = cov @ (a.T @ (w * val))
+            slope, slope_se = float(coef[1]), float(np.sqrt(cov[1, 1]))
+        else:
+            slope = slope_se = math.nan
+        out.append(dict(name=u.label, hours=mid.tolist(), values=val.tolist(), low=lo_hi[:, 0].tolist(),
+                        high=lo_hi[:, 1].tolist(), slope_per_h=slope, slope_se_per_h=slope_se))
+    return out
+
+
+def trend_table(rows: list) -> str:
+    lines = []
+    for r in rows:
+        lines.append(f"{r['name']}: slope {r['slope_per_h']:+.4g} per hour (standard error {r['slope_se_per_h']:.2g})")
+        for h, v, lo, hi in zip(r["hours"], r["values"], r["low"], r["high"]):
+            lines.append(f"  {h:8.2f} h  {v:.4g}  ({lo:.4g} .. {hi:.4g})")
+    return "\n".join(lines)
+
+
+def trend_plot(rows: list, path) -> None:
+    """Each parameter's windows with their 95 % intervals and the fitted line (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(rows)
+    fig, axes = plt.subplots(n, 1, figsize=(7, 2.4 * n), squeeze=False)
+    for ax, r in zip(axes[:, 0], rows):
+        h = np.array(r["hours"])
+        v = np.array(r["values"])
+        ax.errorbar(h, v, yerr=[v - np.array(r["low"]), np.array(r["high"]) - v], fmt="o", capsize=3,
+                    label="window fit, 95 % interval")
+        if math.isfinite(r["slope_per_h"]):
+            c = np.average(v - r["slope_per_h"] * h)
+            ax.plot(h, c + r["slope_per_h"] * h, "-", label=f"trend {r['slope_per_h']:+.3g} /h")
+        ax.set_xlabel("time [h]")
+        ax.set_ylabel(r["name"])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
