@@ -367,10 +367,22 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
     x0 = np.array([min(max(0.0, u.lo + 1e-9), u.hi - 1e-9) for u in us])
     lo = np.array([u.lo for u in us])
     hi = np.array([u.hi for u in us])
-    # (one unknown: no sparsity to exploit, and scipy's sparse trust-region step needs two)
-    res = least_squares(prob.residuals, x0, bounds=(lo, hi), jac="2-point",
-                        jac_sparsity=prob.sparsity() if len(us) > 1 else None,
-                        diff_step=DIFF_STEP, x_scale=1.0, max_nfev=max_evaluations, method="trf")
+    structure = prob.sparsity().tocsc()
+    groups = _groups(structure)
+    cache = {}
+
+    def fun(x):
+        key = x.tobytes()
+        if key not in cache:
+            cache.clear()
+            cache[key] = prob.residuals(x)
+        return cache[key]
+
+    def jac(x):
+        return _grouped_jacobian(fun, x, fun(x), structure, groups, lo, hi)
+
+    res = least_squares(fun, x0, bounds=(lo, hi), jac=jac, x_scale=1.0, max_nfev=max_evaluations, method="trf",
+                        tr_solver="exact")
     jac = res.jac.toarray() if hasattr(res.jac, "toarray") else np.asarray(res.jac)
     n_res = int(np.count_nonzero(np.any(jac != 0, axis=1))) if jac.size else 0
     n_obs = sum(int((np.isfinite(meas) & prob.fit_mask[:, None]).sum()) for _, meas, _, _, _ in prob.targets)
@@ -411,6 +423,41 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
                        (("fit", prob.fit_mask), ("holdout", prob.hold_mask))}
     return Fit(prob, res.x, se, corr, float(res.cost), dof, chi2_red, warnings, stats,
                "converged" if res.success else f"stopped: {res.message}", time.perf_counter() - t0)
+
+
+def _groups(structure) -> np.ndarray:
+    """Columns whose rows do not overlap, greedily in order (each group costs one run)."""
+    n = structure.shape[1]
+    groups = np.full(n, -1)
+    used: list = []  # rows taken by each group
+    for j in range(n):
+        rows = set(structure[:, j].nonzero()[0])
+        for g, taken in enumerate(used):
+            if not rows & taken:
+                groups[j] = g
+                taken |= rows
+                break
+        else:
+            groups[j] = len(used)
+            used.append(set(rows))
+    return groups
+
+
+def _grouped_jacobian(fun, x, f0, structure, groups, lo, hi) -> np.ndarray:
+    """Forward differences of ``DIFF_STEP`` (backward at an upper bound), one run per group
+    of columns with disjoint rows; each row's change goes to the one column of the group
+    the structure gives it (Curtis, Powell & Reid 1974)."""
+    jac = np.zeros((f0.size, x.size))
+    for g in range(int(groups.max()) + 1):
+        cols = np.nonzero(groups == g)[0]
+        h = np.where(x[cols] + DIFF_STEP <= hi[cols], DIFF_STEP, -DIFF_STEP)
+        xp = x.copy()
+        xp[cols] += h
+        df = fun(xp) - f0
+        for c, hc in zip(cols, h):
+            rows = structure[:, c].nonzero()[0]
+            jac[rows, c] = df[rows] / hc
+    return jac
 
 
 def guideline14(pred, meas, mask, n_params) -> dict:
