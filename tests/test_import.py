@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 import twin
 from twin.cli import cli
-from twin.importer import GALLON_L, PSI_KPA, import_telemetry, load_mapping, resample
+from twin.importer import GALLON_L, PSI_KPA, import_telemetry, interval_mean, load_mapping, resample
 from twin.telemetry import REQUIRED_CHANNELS, read_telemetry
 
 from .conftest import REFERENCE, ROOT
@@ -190,6 +190,36 @@ def test_resample_rule():
     np.testing.assert_allclose(got[~np.isnan(got)], [0.0, 0.5, 2.5, 4.0, 5.0, 6.0, 7.0])
     # a gap of exactly max_gap_s is bridged
     assert resample(t, v, np.array([6.0]), max_gap_s=8.0)[0] == pytest.approx(4.5)
+
+
+def test_interval_mean_of_a_fast_power_signal(tmp_path):
+    """resample = "mean": each output sample is the mean over its interval (how our format
+    holds powers), the exact integral of the samples' linear interpolant; NaN over a gap
+    and where the interval starts before the first sample."""
+    t = np.round(np.arange(0.0, 20.0001, 0.1), 10)  # 10 Hz
+    v = np.where(t < 5.05, 1000.0, 3000.0) + 50.0 * np.sin(t)
+    keep = ~((t > 12.0) & (t < 14.0))  # a 2 s hole
+    grid = np.arange(1.0, 21.0)
+    got = interval_mean(t[keep], v[keep], grid, 1.0, max_gap_s=0.5)
+    fine = np.linspace(0, 1, 2001)
+    for k, g in enumerate(grid):
+        x = g - 1 + fine
+        ref = np.trapezoid(np.interp(x, t[keep], v[keep]), x)
+        if 12.0 < g <= 14.0:  # (12, 13] and (13, 14] lie in the hole; (14, 15] starts on a sample
+            assert np.isnan(got[k]), g
+        else:
+            assert got[k] == pytest.approx(ref, rel=1e-9), g
+    # the step at 5.05 s: the mean over (5, 6] is not the value at 6 s
+    assert abs(got[5] - v[np.flatnonzero(t == 6.0)[0]]) > 50.0
+    # through the mapping: the grid starts one interval after the first sample
+    rows = "\n".join(f"{float(x)!r},{float(y)!r}" for x, y in zip(t, v))
+    (tmp_path / "p.csv").write_text("t,P\n" + rows + "\n")
+    (tmp_path / "map.toml").write_text(WIDE_TOML.replace('"rack/supply_temp"', '"rack/it_power"')
+                                       .replace('"T"', '"P"').replace("degC", "W") + 'resample = "mean"\n')
+    tel = read_telemetry(import_telemetry(tmp_path / "p.csv", tmp_path / "map.toml", tmp_path / "o.h5"))
+    np.testing.assert_allclose(tel.time, np.arange(1.0, 21.0))
+    np.testing.assert_allclose(tel["rack/it_power"], interval_mean(t, v, tel.time, 1.0, 3.0), rtol=1e-12)
+    assert json.loads(tel.attrs["channel_sources"])["rack/it_power"]["resample"] == "mean"
 
 
 def test_simulated_files_still_need_the_required_channels(tmp_path):
@@ -509,6 +539,8 @@ BAD = {
                                               "output.max_gap_s", "every 10 s",
                                               'channels."rack/supply_temp".max_gap_s'),
     "mapping/missing-file": _case(WIDE, lambda d: d / "none.toml", "none.toml", "not found"),
+    "mapping/resample-unknown": _case(WIDE, _edit('unit = "degC"', 'unit = "degC"\nresample = "average"'),
+                                      "map.toml", 'channels."rack/supply_temp".resample', "'mean'"),
     "mapping/span-unknown": _case(WIDE, _edit("interval_s = 1.0", 'interval_s = 1.0\nspan_channels = ["rack/flow"]'),
                                   "map.toml", "output.span_channels.0", "not a channel"),
     # the source's time

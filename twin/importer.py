@@ -53,6 +53,7 @@ UNITS = {
     "s": ("s", 1.0, 0.0),
 }
 TIME_UNITS = ("s", "ms", "iso")
+RESAMPLE = ("interpolate", "mean")
 # What no coolant, facility water or chip temperature sensor of a running rack reads
 # [degC] (ASSUMPTION: glycol mixes freeze above -50 degC, chips shut down far below
 # 150 degC): a value outside is a broken sensor, a unit error or garbage.
@@ -91,6 +92,7 @@ class ChannelMap:
     labels: list | None
     times: list | None  # HDF5: each column's time dataset
     max_gap_s: float | None
+    resample: str = "interpolate"  # or "mean": the mean over each output interval
 
 
 @dataclass
@@ -126,7 +128,7 @@ _SPEC = {
     "output": {"interval_s": "number", "max_gap_s": "number", "start_s": "number", "end_s": "number",
                "span_channels": "texts", "drop_out_of_range": "bool"},
     "channel": {"columns": "text or texts", "unit": "text", "offset_s": "number", "labels": "texts",
-                "time": "text or texts", "max_gap_s": "number"},
+                "time": "text or texts", "max_gap_s": "number", "resample": "text"},
 }
 
 
@@ -259,12 +261,13 @@ def mapping_from_dict(data: dict, file="<mapping>", text: str | None = None) -> 
             if len(times) != len(cols):
                 raise err(m.where(name, "time"), f"{len(times)} time datasets for {len(cols)} columns")
         offset = float(spec.get("offset_s", 0.0))
+        how = choice(m.where(name, "resample"), spec.get("resample", "interpolate"), RESAMPLE)
         gap = spec.get("max_gap_s")
         if gap is not None and not gap > 0:
             raise err(m.where(name, "max_gap_s"), f"{gap:g} s: must be greater than 0")
         m.channels[name] = ChannelMap(name=name, columns=cols, per_member=per_member, unit=unit, ours=ours,
                                       scale=scale, shift=shift, offset_s=offset, labels=labels, times=times,
-                                      max_gap_s=None if gap is None else float(gap))
+                                      max_gap_s=None if gap is None else float(gap), resample=how)
     for i, name in enumerate(m.span_channels or []):
         if name not in m.channels:
             raise err(f"output.span_channels.{i}", f"{name!r} is not a channel of this mapping"
@@ -793,6 +796,35 @@ def resample(t: np.ndarray, v: np.ndarray, grid: np.ndarray, max_gap_s: float) -
     return out
 
 
+def interval_mean(t: np.ndarray, v: np.ndarray, grid: np.ndarray, width: float, max_gap_s: float) -> np.ndarray:
+    """The mean over ``(g - width, g]`` of the linear interpolant of samples ``(t, v)`` (t
+    increasing, v finite), for each ``g`` of ``grid``: how our format holds powers and
+    heats (interval means). NaN where the interval reaches past the samples or across two
+    samples further apart than ``max_gap_s``."""
+    out = np.full(grid.size, np.nan)
+    n = t.size
+    if n < 2 or grid.size == 0:
+        return out
+    seg = np.diff(t)
+    slope = np.diff(v) / seg
+    area = np.concatenate([[0.0], np.cumsum((v[:-1] + v[1:]) / 2 * seg)])  # integral from t[0] to t[i]
+    gaps = np.concatenate([[0], np.cumsum(seg > max_gap_s)])  # wide segments before sample i
+    tol = np.maximum(SNAP_GAP_FRACTION * max_gap_s, ROUND_OFF * np.abs(grid))
+    a, b = grid - width, grid
+    ok = (a >= t[0] - tol) & (b <= t[-1] + tol)
+    a, b = np.clip(a, t[0], t[-1]), np.clip(b, t[0], t[-1])
+    ia = np.clip(np.searchsorted(t, a, side="right") - 1, 0, n - 2)  # the segment a starts in
+    ib = np.clip(np.searchsorted(t, b, side="left") - 1, 0, n - 2)  # the segment b ends in
+    ok &= gaps[ib + 1] == gaps[ia]
+
+    def integral(x, i):
+        dx = x - t[i]
+        return area[i] + dx * (v[i] + 0.5 * slope[i] * dx)
+
+    out[ok] = ((integral(b, ib) - integral(a, ia)) / width)[ok]
+    return out
+
+
 @dataclass
 class _Column:
     """A source column ready to resample, with what was done to it."""
@@ -928,10 +960,13 @@ def _import(source, mapping, out) -> dict:
     data, meta = {}, {}
     for name, ch in m.channels.items():
         gap = ch.max_gap_s if ch.max_gap_s is not None else m.max_gap_s
-        block = np.column_stack([resample(c.t, c.v, grid, gap) for c in cols[name]])
+        if ch.resample == "mean":
+            block = np.column_stack([interval_mean(c.t, c.v, grid, m.interval_s, gap) for c in cols[name]])
+        else:
+            block = np.column_stack([resample(c.t, c.v, grid, gap) for c in cols[name]])
         data[name] = block if ch.per_member else block[:, 0]
         meta[name] = dict(
-            source_columns=[c.name for c in cols[name]], source_unit=ch.unit,
+            source_columns=[c.name for c in cols[name]], source_unit=ch.unit, resample=ch.resample,
             source_interval_s=[c.interval_s for c in cols[name]], offset_s=ch.offset_s, max_gap_s=gap,
             nan_samples=int(np.count_nonzero(np.isnan(block))), non_numeric=sum(c.non_numeric for c in cols[name]),
             empty_cells=sum(c.empty for c in cols[name]), out_of_range=sum(c.out_of_range for c in cols[name]),
@@ -954,7 +989,9 @@ def _grid(m: Mapping, cols: dict, source) -> np.ndarray:
     from .telemetry import REQUIRED_CHANNELS
 
     span = m.span_channels or [n for n in m.channels if n in REQUIRED_CHANNELS] or list(m.channels)
-    firsts = {(n, c.name): float(c.t[0]) for n in span for c in cols[n]}
+    # an interval mean needs the whole interval before its instant
+    firsts = {(n, c.name): float(c.t[0]) + (m.interval_s if m.channels[n].resample == "mean" else 0.0)
+              for n in span for c in cols[n]}
     lasts = {(n, c.name): float(c.t[-1]) for n in span for c in cols[n]}
     if m.start_s is not None:
         start = m.start_s
