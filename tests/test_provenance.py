@@ -103,6 +103,9 @@ NOT_PHYSICS = {
     "calibration/fit.py": {"UNIDENTIFIABLE_SE", "TRADE_OFF_CORR",  # diagnostic thresholds (cited in the module)
                            "CAL_STEP_S", "DIFF_STEP"},  # numerical method
     "calibration/spec.py": {"holdout_fraction"},  # how the data are split, not physics
+    "importer.py": {"GALLON_L", "PSI_KPA", "UNITS",  # unit conversions
+                    "GAP_INTERVALS", "SNAP_GAP_FRACTION", "ROUND_OFF",  # resampling rule; round-off tolerance
+                    "MAX_IMPORT_BYTES"},  # input size limit
     "margins.py": {"GOODPUT_RTOL"},  # round-off tolerance
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit

@@ -154,11 +154,48 @@ def inspect_cmd(telemetry):
     tel = read_telemetry(telemetry)
     click.echo(f"{telemetry}: schema {tel.attrs.get('schema')}, {tel.time.size} samples, "
                f"{tel.time[0] if tel.time.size else 0:g}-{tel.time[-1] if tel.time.size else 0:g} s")
+    if tel.attrs.get("measured"):
+        cut = " (TRUNCATED source: its complete lines)" if tel.attrs.get("truncated") else ""
+        click.echo(f"  measured: imported from {tel.attrs.get('source', '?')}{cut}")
     if "complete" in tel.attrs:
         state = "complete" if tel.attrs["complete"] else "INCOMPLETE"
         click.echo(f"  run: {state} ({tel.attrs.get('end_reason', '')}); verdict: {tel.attrs.get('verdict', 'n/a')}")
     for name in sorted(tel.channels):
         click.echo(f"  {name:<28} {str(tel.channels[name].shape):<14} {tel.units[name]}")
+
+
+@cli.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--mapping", "-m", type=click.Path(path_type=Path), required=True,
+              help="TOML mapping: the source's time column and unit, each channel's columns, unit and clock offset, "
+                   "the output interval (docs/telemetry.md, Importing measured telemetry)")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="telemetry HDF5 to write (replaced only when it is rack-twin telemetry, never when it is an input)")
+def import_cmd(source, mapping, output):
+    """Import measured telemetry (SOURCE: CSV, wide or long; Parquet; HDF5) into the
+    telemetry format: each column resampled onto one time grid, gaps kept as NaN.
+
+    Exit status: 0 when the file was written (warnings, such as a truncated CSV whose
+    complete lines were imported, go to stderr), 2 on bad input (nothing written)."""
+    from .importer import _import, load_mapping
+
+    m = load_mapping(mapping)
+    report = _import(source, m, output)
+    for text in report["warnings"]:
+        click.echo("warning: " + " ".join(text.splitlines()), err=True)
+    grid = report["grid"]
+    click.echo(f"imported {source} ({report['format']}) -> {output}: {len(report['meta'])} channels, {grid.size} "
+               f"samples every {m.interval_s:g} s, {grid[0]:g}-{grid[-1]:g} s")
+    width = max(len(n) for n in report["meta"])
+    click.echo(f"  {'channel':<{width}}  {'source':<24} {'unit':>6} {'every [s]':>10} {'offset [s]':>10} "
+               f"{'NaN out':>8} {'not num':>8}")
+    for name, info in report["meta"].items():
+        cols = info["source_columns"]
+        src = cols[0] if len(cols) == 1 else f"{cols[0]} (+{len(cols) - 1})"
+        src = src if len(src) <= 24 else "..." + src[-21:]
+        every = max((x for x in info["source_interval_s"] if x == x), default=float("nan"))
+        click.echo(f"  {name:<{width}}  {src:<24} {info['source_unit']:>6} {every:>10.4g} {info['offset_s']:>10.4g} "
+                   f"{info['nan_samples']:>8} {info['non_numeric']:>8}")
 
 
 @cli.command("scenarios")

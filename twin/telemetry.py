@@ -180,8 +180,13 @@ class Telemetry:
         return self.channels[name]
 
 
-def read_telemetry(path) -> Telemetry:
-    """Read every channel of a telemetry file; bad files raise :class:`TwinInputError`."""
+def read_telemetry(path, require=None) -> Telemetry:
+    """Read every channel of a telemetry file; bad files raise :class:`TwinInputError`.
+
+    ``require``: the channels the file must hold. ``None`` (the default): every one of
+    ``REQUIRED_CHANNELS`` for a simulated file, none for a measured one (root attribute
+    ``measured = true``, as ``twin import`` writes: it holds the channels that were
+    measured); or an explicit collection of names (``()`` accepts any set of channels)."""
     from .files import is_hdf5, regular_file
 
     path = Path(path)
@@ -194,7 +199,7 @@ def read_telemetry(path) -> Telemetry:
         raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
     with f:
         try:
-            return _read_open(f, str(path))
+            return _read_open(f, str(path), require)
         except _DAMAGED as exc:  # an attribute or link of a damaged file
             raise TwinInputError(path, "", f"corrupt HDF5 structure ({exc.__class__.__name__})") from None
 
@@ -203,7 +208,7 @@ def read_telemetry(path) -> Telemetry:
 _DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError)
 
 
-def _read_open(f, name) -> Telemetry:
+def _read_open(f, name, require=None) -> Telemetry:
     schema = f.attrs.get("schema")
     if schema is None:
         raise TwinInputError(name, "schema", "root attribute missing: not a rack-twin telemetry file")
@@ -261,12 +266,22 @@ def _read_open(f, name) -> Telemetry:
         raise
     except _DAMAGED as exc:
         raise TwinInputError(name, "", f"corrupt HDF5 structure ({exc.__class__.__name__})") from None
-    for ch in REQUIRED_CHANNELS:
+    attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    if require is None:
+        require = () if _is_true(attrs.get("measured")) else REQUIRED_CHANNELS
+    for ch in require:
         if ch not in channels:
             raise TwinInputError(name, ch, "required channel missing")
-    attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return Telemetry(path=name, attrs=attrs, time=time, channels=channels, units=units, labels=labels,
                      events=events)
+
+
+def _is_true(x) -> bool:
+    """An HDF5 boolean attribute (numpy bool, or an integer 0/1) that is set."""
+    try:
+        return isinstance(x, (bool, np.bool_, int, np.integer)) and bool(x)
+    except (TypeError, ValueError):
+        return False
 
 
 def _s(x):
