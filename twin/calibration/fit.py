@@ -381,8 +381,8 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
     def jac(x):
         return _grouped_jacobian(fun, x, fun(x), structure, groups, lo, hi)
 
-    res = least_squares(fun, x0, bounds=(lo, hi), jac=jac, x_scale=1.0, max_nfev=max_evaluations, method="trf",
-                        tr_solver="exact")
+    res = least_squares(fun, x0, bounds=(lo, hi), jac=jac, x_scale="jac", max_nfev=max_evaluations, method="trf",
+                        tr_solver="exact", verbose=0)
     jac = res.jac.toarray() if hasattr(res.jac, "toarray") else np.asarray(res.jac)
     n_res = int(np.count_nonzero(np.any(jac != 0, axis=1))) if jac.size else 0
     n_obs = sum(int((np.isfinite(meas) & prob.fit_mask[:, None]).sum()) for _, meas, _, _, _ in prob.targets)
