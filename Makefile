@@ -26,6 +26,7 @@ mutate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_training_24h.py
+	$(BIN)/python benchmarks/bench_row.py
 
 clean:
 	rm -rf $(VENV) results
