@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test mutate bench clean
+.PHONY: run test test-slow mutate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The slow tests (calibration fits, minutes): not part of `make test`, run by CI after it.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 # Plants physics errors one at a time and checks that the suite catches them
 # (docs/mutation.md); not part of `make test`: it runs the suite once per mutation.

@@ -23,6 +23,9 @@ from twin.errors import TwinInputError
 
 from .conftest import REFERENCE, ROOT
 
+# minutes of fitting: `make test-slow` (CI runs it after `make test`)
+pytestmark = pytest.mark.slow
+
 ACCEPTANCE = ROOT / "calibration" / "specs" / "nvl72-acceptance.toml"
 QUICK = ROOT / "calibration" / "specs" / "nvl72-gpu-tim.toml"  # per-GPU TIM and the return sensor only
 DURATION_S = 600.0
