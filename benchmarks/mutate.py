@@ -41,10 +41,11 @@ COOLANT_SOURCE = "twin/coolant.py"  # the only module that computes coolant tabl
 DOC_BEGIN = "<!-- mutate:begin (written by benchmarks/mutate.py: edit the script, not this table) -->"
 DOC_END = "<!-- mutate:end -->"
 
-# The gate: the share of mutations the suite must kill. Set to the score of 2026-12-01
-# (36 of 48 killed) so CI passes now; the goal is 0.90. Raise it with each test that
-# kills a survivor (docs/mutation.md).
-SCORE_GATE = 0.75
+# The gate: the share of mutations the suite must kill. The score was 36 of 48 on
+# 2026-12-01, 47 of 48 at 2b94398 and 48 of 48 on 2026-12-02 (docs/mutation.md); the
+# issue's goal is 0.90. The gate sits a mutation below today's score, so one new survivor
+# is a warning in the table, two fail CI.
+SCORE_GATE = 0.95
 
 # What "moves a result" means (the figures): a temperature or margin in kelvin by
 # more than 0.5 K, a flow, pressure drop, power or heat by more than 2 %, goodput or a
@@ -778,7 +779,8 @@ def run_baseline_tests(dest: Path, timeout: float) -> dict:
     res = judged_run(dest, timeout)
     collect = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
                              cwd=dest, env=copy_env(dest), capture_output=True, text=True, timeout=timeout)
-    m = re.search(r"(\d+) tests? collected", collect.stdout)
+    # "671/678 tests collected (7 deselected)": the marker-selected default run counts
+    m = re.search(r"(\d+)(?:/\d+)? tests? collected", collect.stdout)
     res["collected_by_default"] = int(m.group(1)) if m else -1
     return res
 
