@@ -43,8 +43,8 @@ DOC_END = "<!-- mutate:end -->"
 
 # The gate: the share of mutations the suite must kill. The score was 36 of 48 on
 # 2026-12-01, 47 of 48 at 2b94398 and 48 of 48 on 2026-12-02 (docs/mutation.md); the
-# issue's goal is 0.90. The gate sits a mutation below today's score, so one new survivor
-# is a warning in the table, two fail CI.
+# issue's goal is 0.90. The gate sits below today's score: up to two new survivors show
+# in the table, a third fails CI.
 SCORE_GATE = 0.95
 
 # What "moves a result" means (the figures): a temperature or margin in kelvin by
