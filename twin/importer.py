@@ -684,14 +684,9 @@ def _arrow_values(col, is_time: bool, m: Mapping, path):
 
 
 def _read_hdf5(path: Path, m: Mapping) -> _Read:
-    import h5py
+    from .telemetry import open_hdf5
 
-    if not is_hdf5(path):
-        raise TwinInputError(path, "", "not an HDF5 file (no HDF5 signature at its start)")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError):
-        raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
+    f = open_hdf5(path)
     damaged = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError)
     try:
         with f:

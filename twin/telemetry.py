@@ -180,6 +180,19 @@ class Telemetry:
         return self.channels[name]
 
 
+def open_hdf5(path):
+    """An HDF5 file opened for reading; a file that is not one, or is damaged past opening,
+    is a :class:`TwinInputError` naming it."""
+    from .files import is_hdf5
+
+    if not is_hdf5(path):
+        raise TwinInputError(path, "", "not an HDF5 file (no HDF5 signature at its start)")
+    try:
+        return h5py.File(path, "r")
+    except (OSError, RuntimeError, ValueError):
+        raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
+
+
 def read_telemetry(path, require=None) -> Telemetry:
     """Read every channel of a telemetry file; bad files raise :class:`TwinInputError`.
 
@@ -187,16 +200,11 @@ def read_telemetry(path, require=None) -> Telemetry:
     ``REQUIRED_CHANNELS`` for a simulated file, none for a measured one (root attribute
     ``measured = true``, as ``twin import`` writes: it holds the channels that were
     measured); or an explicit collection of names (``()`` accepts any set of channels)."""
-    from .files import is_hdf5, regular_file
+    from .files import regular_file
 
     path = Path(path)
     regular_file(path, path, "", "file")  # a FIFO or a device would block or never end
-    if not is_hdf5(path):
-        raise TwinInputError(path, "", "not an HDF5 file (no HDF5 signature at its start)")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError):
-        raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
+    f = open_hdf5(path)
     with f:
         try:
             return _read_open(f, str(path), require)
