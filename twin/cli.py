@@ -280,7 +280,7 @@ def _calibrate(telemetry, scenario, spec, overrides):
     loaded = load(resolve(scenario), list(overrides))
     try:
         return calibrate_run(loaded.scenario, telemetry, spec)
-    except __import__("twin.errors", fromlist=["TwinInputError"]).TwinInputError as err:
+    except TwinInputError as err:
         if err.file == "<spec>":
             err.file = str(spec)
         raise
@@ -288,8 +288,6 @@ def _calibrate(telemetry, scenario, spec, overrides):
 
 def _duration_s(text: str) -> float:
     """``1h``, ``30min``, ``600s`` or a number of seconds."""
-    from .errors import TwinInputError
-
     units = (("min", 60.0), ("h", 3600.0), ("s", 1.0), ("d", 86400.0))
     for suffix, scale in units:
         if text.endswith(suffix):
@@ -329,8 +327,6 @@ def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
 
 def _check_overlay_path(output: Path, *inputs) -> None:
     """An overlay may replace an earlier overlay, never an input, a directory or another file."""
-    from .errors import TwinInputError
-
     for inp in inputs:
         if Path(inp).exists() and output.exists() and output.resolve() == Path(inp).resolve():
             raise TwinInputError(output, "-o", "is an input of this calibration; refusing to overwrite it")

@@ -198,11 +198,10 @@ class Problem:
             raise FloatingPointError(f"the model run stopped: {r.end.reason}")
         out = {}
         for name, meas, cols, sd, chips in self.targets:
+            # a simulated 2-D channel's columns are in model instance order (chips of a
+            # type by chip index, trays, pumps, racks, CDUs): the order _member_paths gives
             pred = np.asarray(tel[name], dtype=float)
             pred = pred[:, None] if pred.ndim == 1 else pred
-            if pred.shape[1] > 1:
-                order = _label_order(tel, name, self.model)
-                pred = pred[:, order]
             out[name] = pred[:meas.shape[0], cols]
         for u, xi in zip(self.us, x):
             if not u.paths and u.key in out:
@@ -256,14 +255,6 @@ class Problem:
                 sp[prior_row, j] = 1
                 prior_row += 1
         return sp
-
-
-def _label_order(tel, name, model):
-    """Columns of a simulated 2-D channel in model instance order (chips by chip index,
-    trays by tray index...): the telemetry groups chips by type."""
-    group = name.split("/")[0]
-    labels = tel.labels.get(f"{group}/labels") or tel.labels.get(f"{group}/pump_labels")
-    return np.arange(len(labels))
 
 
 def setup(scenario, tel, spec) -> Problem:

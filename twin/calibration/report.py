@@ -107,7 +107,6 @@ def _evidence(f: Fit, i: int) -> str:
     """The fitted channel (and member) that responds most to unknown ``i``, and how much its
     fit moved it."""
     prob = f.problem
-    best = ("", -1.0, -1)
     for name, meas, cols, sd, chips in prob.targets:
         if prob.us[i].chips is not None and chips is not None:
             hit = np.isin(chips, prob.us[i].chips)
@@ -118,7 +117,7 @@ def _evidence(f: Fit, i: int) -> str:
             return f"{name} (offset against the physics the other channels fix)"
     if prob.us[i].trays is not None:
         return "tray/flow and tray/return_temp of " + ", ".join(prob.model.tray_names[t] for t in prob.us[i].trays)
-    return ", ".join(name for name, *_ in prob.targets) if best[1] < 0 else best[0]
+    return ", ".join(name for name, *_ in prob.targets)
 
 
 def _member(prob, name, col):
