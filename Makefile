@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow mutate bench clean
+.PHONY: run test test-slow mutate mutate-sample bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-slow: $(STAMP)
 # (docs/mutation.md); not part of `make test`: it runs the suite once per mutation.
 mutate: $(STAMP)
 	$(BIN)/python benchmarks/mutate.py
+
+# One mutation per module, each must be caught (~5 min): what CI runs after the tests.
+mutate-sample: $(STAMP)
+	$(BIN)/python benchmarks/mutate.py --sample
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

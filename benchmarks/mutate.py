@@ -15,6 +15,7 @@ working tree's caches are never read by a mutant nor written by one.
 
     python benchmarks/mutate.py                 # everything; writes docs/mutation.md
     python benchmarks/mutate.py --check         # substitutions still apply (seconds)
+    python benchmarks/mutate.py --sample        # one mutation per module, all must die (CI)
     python benchmarks/mutate.py --only hx-ua-half,pi-windup   # a few: no table, no gate
     python benchmarks/mutate.py --no-tests      # effect sizes only
 """
@@ -857,6 +858,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="only check that every substitution applies")
     ap.add_argument("--list", action="store_true", help="list the mutations")
     ap.add_argument("--only", help="comma-separated mutation names (no doc, no gate)")
+    ap.add_argument("--sample", action="store_true",
+                    help="the first mutation of every module (CI's quick step): exit 1 if any survives")
     ap.add_argument("--no-tests", action="store_true", help="measure effects only (no doc, no gate)")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/mutation.md")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="mutants at a time")
@@ -885,7 +888,12 @@ def main(argv=None) -> int:
             print(f"unknown mutation(s): {', '.join(unknown)}", file=sys.stderr)
             return 2
         chosen = [m for m in MUTATIONS if m.name in names]
-    partial = bool(args.only) or args.no_tests
+    if args.sample:
+        files = {}
+        for m in MUTATIONS:
+            files.setdefault(m.file, m)
+        chosen = list(files.values())
+    partial = bool(args.only) or args.no_tests or args.sample
 
     t_start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="rack-twin-mutate-"))
@@ -964,6 +972,9 @@ def main(argv=None) -> int:
         print("error: " + f, file=sys.stderr)
     if failures:
         return 2
+    if args.sample and killed < total:
+        print(f"error: {total - killed} of the {total} sampled mutations survive", file=sys.stderr)
+        return 1
     if not partial and total and killed / total < SCORE_GATE:
         print(f"error: score {killed / total:.3f} below the gate {SCORE_GATE:.3f}", file=sys.stderr)
         return 1
