@@ -329,15 +329,7 @@ def _foreign_h5(path: Path):
 
 def test_foreign_hdf5_with_a_time_per_signal(tmp_path):
     _foreign_h5(tmp_path / "bms.h5")
-    (tmp_path / "map.toml").write_text("""\
-[source]
-time_unit = "ms"
-[output]
-interval_s = 2.0
-[channels."rack/supply_temp"]
-columns = "bms/rack01/supply/value"
-time = "bms/rack01/supply/time"
-unit = "K"
+    (tmp_path / "map.toml").write_text(H5_TOML + """\
 [channels."cdu/pump_speed"]
 columns = ["/bms/rack01/pumps/speed"]
 time = "/bms/rack01/pumps/time"

@@ -260,9 +260,7 @@ class Problem:
 def setup(scenario, tel, spec) -> Problem:
     """The calibration problem of a measured file: the model on the measured grid, its
     unknowns, the fit and held-out samples, the compared channels and their weights."""
-    model = build_model(scenario)
-    alias = path_alias(scenario)
-    measured = Measured(tel, spec, model, alias)
+    measured = Measured(tel, spec, path_alias(scenario))
     dt = measured.dt
     if not 1e-3 <= dt <= 10.0:
         raise TwinInputError(tel.path, "time", f"sampled every {dt:g} s: calibration needs 1 ms to 10 s (resample "

@@ -44,8 +44,8 @@ class Measured:
     """A measured telemetry file on the model: channel look-up with renaming, and chip
     power by instance path."""
 
-    def __init__(self, tel, spec, model, alias):
-        self.tel, self.spec, self.m = tel, spec, model
+    def __init__(self, tel, spec, alias):
+        self.tel, self.spec = tel, spec
         self.rename = {ours: theirs for theirs, ours in spec.channels.items()}
         t = np.asarray(tel.time, dtype=float)
         if t.size < 3:
@@ -57,6 +57,14 @@ class Measured:
                                                    "`twin import` (it resamples each channel onto one)")
         self.t = t
         self.alias = alias
+        self._filled: dict = {}
+
+    def filled(self, ours: str):
+        """A channel with its NaNs filled in time (:func:`_fill`), and where they were;
+        computed once (every model run of a fit reads it)."""
+        if ours not in self._filled:
+            self._filled[ours] = _fill(self.channel(ours))
+        return self._filled[ours]
 
     def has(self, ours: str) -> bool:
         return self.rename.get(ours, ours) in self.tel.channels
@@ -102,7 +110,7 @@ class MeasuredPower(ScheduleSource):
             if not measured.has(ch):
                 continue
             cols = measured.columns(ch, model.chip_names)
-            x, bad = _fill(measured.channel(ch))
+            x, bad = measured.filled(ch)
             ok = cols >= 0
             self.power[:, cols[ok]] = x[:, ok]
             self.bad |= bad[:, ok].any(axis=1)
@@ -138,10 +146,10 @@ class MeasuredBoundary:
         self.bad = np.zeros(measured.t.size, dtype=bool)  # samples whose boundary was filled in
         self.fac = self.flow = None
         if b.facility_supply_temp:
-            self.fac, bad = _fill(measured.channel(b.facility_supply_temp))
+            self.fac, bad = measured.filled(b.facility_supply_temp)
             self.bad |= bad
         if b.flow:
-            f, bad = _fill(measured.channel(b.flow))
+            f, bad = measured.filled(b.flow)
             self.flow = f.sum(axis=1) if f.ndim == 2 else f  # a row: the racks' flows together
             self.bad |= bad.any(axis=1) if bad.ndim == 2 else bad
 
