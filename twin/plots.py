@@ -176,6 +176,8 @@ def _plot_channel(ax, run: Run, t, name: str, label: str, scale: float = 1.0, me
 
 
 def _legend(ax) -> None:
+    """A legend where there are lines, and the values on the axis as they are (no offset)."""
+    ax.ticklabel_format(axis="y", useOffset=False)
     handles, _ = ax.get_legend_handles_labels()
     if handles:
         ax.legend(fontsize=7, ncol=max(1, min(4, len(handles) // 6 + 1)), loc="best")
