@@ -156,7 +156,8 @@ def _mark_events(axes, run: Run, scale: float) -> None:
             ax.axvline(t / scale, color="0.3", linestyle=":", linewidth=1)
     for t, kind, target in marks:
         axes[0].annotate(f"{kind} {target}".strip(), (t / scale, 1.0), xycoords=("data", "axes fraction"),
-                         rotation=90, va="top", ha="right", fontsize=7, color="0.3")
+                         rotation=90, va="top", ha="right", fontsize=7, color="0.2",
+                         bbox=dict(facecolor="white", alpha=0.7, linewidth=0, pad=1))
 
 
 def _plot_channel(ax, run: Run, t, name: str, label: str, scale: float = 1.0, members: str | None = None,
@@ -322,7 +323,7 @@ def fig_junction(run: Run):
     ax2.set_xlabel(f"time [{unit}]")
     ax2.grid(alpha=0.3)
     _legend(ax2)
-    _mark_events([ax, ax2], run, scale)
+    _mark_events([ax2], run, scale)  # on the map they would hide what they mark
     _title(fig, run, "GPU junction temperatures")
     return fig
 
