@@ -202,43 +202,48 @@ def _need(run: Run, kind: str) -> None:
 
 # --------------------------------------------------------------------------- the figures
 
-def fig_rack(run: Run):
-    _need(run, "rack")
-    tel = run.tel
-    t, unit, scale = _time(tel.time)
-    row = run.has("row/liquid_heat") or run.has("row/it_power")
-    power = ("row/it_power", "row/liquid_heat", "row/air_heat") if row else \
-        ("rack/it_power", "rack/liquid_heat", "rack/air_heat")
-    panels = [p for p, chans in (("power", power), ("temp", ("rack/supply_temp", "rack/return_temp")),
-                                 ("flow", ("rack/flow",))) if any(run.has(c) for c in chans)]
-    fig, axes = _figure(len(panels), 2.6, sharex=True)
-    for ax, panel in zip(axes, panels):
-        if panel == "power":
-            for name, label in zip(power, ("IT power", "liquid heat", "air heat")):
-                _plot_channel(ax, run, t, name, label, 1e-3, "rack/labels")
-            ax.set_ylabel("power [kW]")
-            ax.set_title(("row totals" if row else "rack") + ": IT power and heat into the coolant", fontsize=9)
-        elif panel == "temp":
-            _plot_channel(ax, run, t, "rack/supply_temp", "supply", members="rack/labels", linestyle="--")
-            _plot_channel(ax, run, t, "rack/return_temp", "return", members="rack/labels")
-            _plot_channel(ax, run, t, "facility/supply_temp", "facility supply", color="0.5", linestyle="-.")
-            limit = _return_limit(run)
-            if limit is not None:
-                ax.axhline(limit, color="tab:red", linestyle="--", linewidth=1.2,
-                           label=f"return limit {limit:g} degC")
-            ax.set_ylabel("temperature [degC]")
-            ax.set_title("coolant at the rack manifolds" + ("" if limit is not None else
-                                                             " (return limit: not in the file)"), fontsize=9)
-        else:
-            _plot_channel(ax, run, t, "rack/flow", "rack flow", members="rack/labels")
-            ax.set_ylabel("flow [L/min]")
-            ax.set_title("rack flow", fontsize=9)
+def _time_panels(run: Run, what: str, panels: list, height: float = 2.5):
+    """Stacked time-series panels on one time axis. ``panels``: (channels, y label, title,
+    draw(ax, t)); a panel with none of its channels in the file is left out."""
+    t, unit, scale = _time(run.tel.time)
+    shown = [p for p in panels if any(run.has(c) for c in p[0])]
+    fig, axes = _figure(len(shown), height, sharex=True)
+    for ax, (_, ylabel, title, draw) in zip(axes, shown):
+        draw(ax, t)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
         _legend(ax)
         ax.grid(alpha=0.3)
         ax.set_xlabel(f"time [{unit}]")
     _mark_events(axes, run, scale)
-    _title(fig, run, "Rack power and temperatures")
+    _title(fig, run, what)
     return fig
+
+
+def fig_rack(run: Run):
+    _need(run, "rack")
+    row = run.has("row/liquid_heat") or run.has("row/it_power")
+    power = ("row/it_power", "row/liquid_heat", "row/air_heat") if row else \
+        ("rack/it_power", "rack/liquid_heat", "rack/air_heat")
+    limit = _return_limit(run)
+
+    def draw_power(ax, t):
+        for name, label in zip(power, ("IT power", "liquid heat", "air heat")):
+            _plot_channel(ax, run, t, name, label, 1e-3, "rack/labels")
+
+    def draw_temp(ax, t):
+        _plot_channel(ax, run, t, "rack/supply_temp", "supply", members="rack/labels", linestyle="--")
+        _plot_channel(ax, run, t, "rack/return_temp", "return", members="rack/labels")
+        _plot_channel(ax, run, t, "facility/supply_temp", "facility supply", color="0.5", linestyle="-.")
+        if limit is not None:
+            ax.axhline(limit, color="tab:red", linestyle="--", linewidth=1.2, label=f"return limit {limit:g} degC")
+
+    return _time_panels(run, "Rack power and temperatures", [
+        (power, "power [kW]", ("row totals" if row else "rack") + ": IT power and heat into the coolant", draw_power),
+        (("rack/supply_temp", "rack/return_temp"), "temperature [degC]", "coolant at the rack manifolds"
+         + ("" if limit is not None else " (return limit: not in the file)"), draw_temp),
+        (("rack/flow",), "flow [L/min]", "rack flow",
+         lambda ax, t: _plot_channel(ax, run, t, "rack/flow", "rack flow", members="rack/labels"))], 2.6)
 
 
 def _return_limit(run: Run) -> float | None:
@@ -405,42 +410,27 @@ def fig_trays(run: Run):
 
 def fig_cdu(run: Run):
     _need(run, "cdu")
-    t, unit, scale = _time(run.tel.time)
-    sets = (("speed", ("cdu/pump_speed",)), ("power", ("cdu/pump_power",)),
-            ("temp", ("cdu/supply_temp", "cdu/return_temp", "facility/supply_temp", "facility/return_temp")),
-            ("flow", ("cdu/flow", "row/flow", "rack/flow", "facility/flow")))
-    panels = [p for p, chans in sets if any(run.has(c) for c in chans)]
-    fig, axes = _figure(len(panels), 2.3, sharex=True)
-    for ax, panel in zip(axes, panels):
-        if panel == "speed":
-            _plot_channel(ax, run, t, "cdu/pump_speed", "speed", 100.0, "cdu/pump_labels")
-            ax.set_ylabel("pump speed [%]")
-            ax.set_title("pump speeds (0 = stopped)", fontsize=9)
-        elif panel == "power":
-            _plot_channel(ax, run, t, "cdu/pump_power", "power", 1e-3, "cdu/pump_labels")
-            ax.set_ylabel("pump power [kW]")
-            ax.set_title("pump electrical power", fontsize=9)
-        elif panel == "temp":
-            _plot_channel(ax, run, t, "cdu/supply_temp", "CDU supply", members="cdu/labels")
-            _plot_channel(ax, run, t, "cdu/return_temp", "CDU return", members="cdu/labels")
-            _plot_channel(ax, run, t, "facility/supply_temp", "facility supply", linestyle="--")
-            _plot_channel(ax, run, t, "facility/return_temp", "facility return", members="cdu/labels",
-                          linestyle="--")
-            ax.set_ylabel("temperature [degC]")
-            ax.set_title("CDU secondary (coolant) and facility water", fontsize=9)
-        else:
-            _plot_channel(ax, run, t, "cdu/flow", "CDU", members="cdu/labels")
-            if not _plot_channel(ax, run, t, "row/flow", "row"):
-                _plot_channel(ax, run, t, "rack/flow", "secondary (rack)", members="rack/labels")
-            _plot_channel(ax, run, t, "facility/flow", "facility", linestyle="--")
-            ax.set_ylabel("flow [L/min]")
-            ax.set_title("flows", fontsize=9)
-        _legend(ax)
-        ax.grid(alpha=0.3)
-        ax.set_xlabel(f"time [{unit}]")
-    _mark_events(axes, run, scale)
-    _title(fig, run, "Pumps and CDU")
-    return fig
+
+    def draw_temp(ax, t):
+        _plot_channel(ax, run, t, "cdu/supply_temp", "CDU supply", members="cdu/labels")
+        _plot_channel(ax, run, t, "cdu/return_temp", "CDU return", members="cdu/labels")
+        _plot_channel(ax, run, t, "facility/supply_temp", "facility supply", linestyle="--")
+        _plot_channel(ax, run, t, "facility/return_temp", "facility return", members="cdu/labels", linestyle="--")
+
+    def draw_flow(ax, t):
+        _plot_channel(ax, run, t, "cdu/flow", "CDU", members="cdu/labels")
+        if not _plot_channel(ax, run, t, "row/flow", "row"):
+            _plot_channel(ax, run, t, "rack/flow", "secondary (rack)", members="rack/labels")
+        _plot_channel(ax, run, t, "facility/flow", "facility", linestyle="--")
+
+    return _time_panels(run, "Pumps and CDU", [
+        (("cdu/pump_speed",), "pump speed [%]", "pump speeds (0 = stopped)",
+         lambda ax, t: _plot_channel(ax, run, t, "cdu/pump_speed", "speed", 100.0, "cdu/pump_labels")),
+        (("cdu/pump_power",), "pump power [kW]", "pump electrical power",
+         lambda ax, t: _plot_channel(ax, run, t, "cdu/pump_power", "power", 1e-3, "cdu/pump_labels")),
+        (("cdu/supply_temp", "cdu/return_temp", "facility/supply_temp", "facility/return_temp"), "temperature [degC]",
+         "CDU secondary (coolant) and facility water", draw_temp),
+        (("cdu/flow", "row/flow", "rack/flow", "facility/flow"), "flow [L/min]", "flows", draw_flow)], 2.3)
 
 
 def fig_margins(run: Run):
