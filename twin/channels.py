@@ -57,6 +57,29 @@ def channel_table(chip_counts: dict, n_tray: int, n_pump: int, n_jobs: int = 0, 
 
 
 def row_bytes(channels: dict) -> int:
-    """Bytes of one row of those channels, the time stamp included."""
+    """Bytes of one row of those channels, the time stamps included (the root's and each
+    group's copy: docs/telemetry.md)."""
     size = {"f4": 4, "f8": 8}
-    return 8 + sum(size[dtype] * (1 if width is None else width) for _, width, dtype in channels.values())
+    return 8 * (1 + len({name.split("/")[0] for name in channels})) + sum(size[dtype] * (1 if width is None else width) for _, width, dtype in channels.values())
+
+
+def member_dimension(channel: str) -> str:
+    """The dimension of a 2-D channel's members: ``pump`` for ``cdu/pump_*``, ``cdu`` for
+    ``facility/return_temp`` (a row's CDUs), else the channel's group (``gpu``, ``tray``,
+    ``rack``, ``cdu``, ``job``)."""
+    if channel.startswith("cdu/pump_"):
+        return "pump"
+    if channel == "facility/return_temp":
+        return "cdu"
+    return channel.split("/")[0]
+
+
+def labels_key(dim: str) -> str:
+    """Where a member dimension's labels are named in :attr:`Telemetry.labels` (and were
+    stored by schema /1): ``cdu/pump_labels`` for the pumps, else ``DIM/labels``."""
+    return "cdu/pump_labels" if dim == "pump" else f"{dim}/labels"
+
+
+def dim_of_labels(key: str) -> str:
+    """The member dimension a labels key names (the inverse of :func:`labels_key`)."""
+    return "pump" if key == "cdu/pump_labels" else key.split("/")[0]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .channels import labels_key, member_dimension
 from .errors import TwinInputError, did_you_mean
 from .files import MAX_TOML_BYTES, is_hdf5, regular_file
 
@@ -297,12 +298,9 @@ def _our_channels() -> tuple[dict, dict]:
 
 
 def labels_dataset(channel: str) -> str:
-    """The ``*/labels`` dataset naming a 2-D channel's members (docs/telemetry.md)."""
-    if channel.startswith("cdu/pump_"):
-        return "cdu/pump_labels"
-    if channel == "facility/return_temp":
-        return "cdu/labels"  # one column per CDU in a row
-    return channel.split("/")[0] + "/labels"
+    """Where a 2-D channel's members are named (``gpu/labels``, ``cdu/pump_labels``:
+    :attr:`twin.telemetry.Telemetry.labels`; docs/telemetry.md)."""
+    return labels_key(member_dimension(channel))
 
 
 def _labels_agree(m: Mapping, found: dict | None):
@@ -700,6 +698,8 @@ def _read_hdf5(path: Path, m: Mapping) -> _Read:
 def _read_hdf5_open(f, path: Path, m: Mapping) -> _Read:
     import h5py
 
+    from .telemetry import member_labels
+
     names: list = []
     f.visititems(lambda k, obj: names.append(k) if isinstance(obj, h5py.Dataset) else None)
     out = _Read(series={})
@@ -751,9 +751,9 @@ def _read_hdf5_open(f, path: Path, m: Mapping) -> _Read:
                 members.append(Series(t, v, _index_rows("sample", 0, f" of {label}"), int(np.count_nonzero(bad)), 0,
                                       units, label))
             if data.ndim == 2 and ch.labels is None and len(ch.columns) == 1:
-                lab = f.get(labels_dataset(col.lstrip("/")))
-                if isinstance(lab, h5py.Dataset) and lab.shape == (data.shape[1],):
-                    out.labels[name] = [x.decode() if isinstance(x, bytes) else str(x) for x in lab[()]]
+                lab = member_labels(f, col.lstrip("/"))
+                if lab is not None:
+                    out.labels[name] = lab
         if not ch.per_member and len(members) != 1:
             raise TwinInputError(m.file, m.where(name, "columns"), f"{ch.columns[0]!r} of {path} has "
                                                                    f"{len(members)} columns: give a list, and labels")

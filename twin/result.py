@@ -30,14 +30,11 @@ class Result:
     def to_hdf5(self, path) -> None:
         """Write the run's telemetry to ``path`` (copied if it was streamed elsewhere)."""
         import shutil
+        from pathlib import Path
 
-        import h5py
-        if self._memfile is not None:
-            with h5py.File(path, "w") as dst:
-                for k, v in self._memfile.attrs.items():
-                    dst.attrs[k] = v
-                for key in self._memfile:
-                    self._memfile.copy(self._memfile[key], dst, name=key)
+        if self._memfile is not None:  # the file's image: its dimension scales' references stay whole
+            self._memfile.flush()
+            Path(path).write_bytes(self._memfile.id.get_file_image())
         elif self.telemetry_path is not None and str(path) != str(self.telemetry_path):
             shutil.copyfile(self.telemetry_path, path)
 

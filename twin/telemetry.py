@@ -2,7 +2,9 @@
 
 Layout: a ``time`` dataset [s]; one dataset per channel, named ``group/quantity``
 (``gpu/junction_temp``), shape (time,) or (time, member), each with a ``units`` attribute;
-optional ``labels`` datasets (``gpu/labels``) naming the members; root attributes
+HDF5 dimension scales, as netCDF-4 has them (so ``xarray`` opens a group with its
+coordinates): each group's own copy of ``time`` (``gpu/time``) and its members' labels
+(``gpu/gpu``, ``cdu/pump``: instance paths); root attributes
 ``schema``, ``scenario`` (resolved scenario TOML), ``software_version``, ``coolant``,
 ``rack``, ``time_step_s``, what was asked (``source``, ``overrides``, ``duration_s``) and
 how the run ended (``complete``, ``end_time_s``, ``end_reason``, ``verdict``); the group
@@ -23,9 +25,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .channels import dim_of_labels, labels_key, member_dimension
 from .errors import TwinInputError
 
-SCHEMA = "rack-twin-telemetry/1"
+# /2: time and the members' labels are HDF5 dimension scales (netCDF-4: xarray reads the
+# file); /1 wrote the labels as ``*/labels`` datasets, still read
+SCHEMA = "rack-twin-telemetry/2"
 # Channels every telemetry file must carry (docs/telemetry.md), with their units.
 REQUIRED_CHANNELS = {
     "gpu/power": "W",
@@ -42,12 +47,25 @@ REQUIRED_CHANNELS = {
     "facility/return_temp": "degC",
     "facility/flow": "L/min",
 }
+# The columns of ``margins/verdicts`` (docs/telemetry.md), in order.
+MARGIN_COLUMNS = ("name", "value", "unit", "limit", "sense", "status", "instance", "note")
+# netCDF-4's mark of a dimension scale that is not a variable (netCDF-C writes it with the
+# size, as here); readers of netCDF (h5netcdf) hide such a dataset
+NOT_A_VARIABLE = "This is a netCDF dimension but not a netCDF variable."
 CHUNK_ROWS = 1024  # rows per HDF5 chunk
 # Rows queued before a write (memory: ~2 KB a row for the reference rack). Writes cover
 # whole chunks only (the rest waits for the next batch), so HDF5 never re-reads a chunk
 # and needs no chunk cache: with its default cache (1 MB per dataset) the process grew by
 # ~100 MB over a 24 h run (docs/performance.md); without it, memory stays flat.
 BATCH_ROWS = 4096
+
+
+def margin_records(margins) -> list:
+    """The rows of ``margins/verdicts`` as written (:data:`MARGIN_COLUMNS`): NaN for an
+    absent number, an empty string for an absent text."""
+    return [dict(name=d["name"], value=r.value, unit=d["unit"], limit=np.nan if d["limit"] is None else d["limit"],
+                 sense=d["sense"] or "", status=d["status"] or "", instance=d["instance"] or "", note=d["note"])
+            for r, d in zip(margins.rows, margins.to_dicts())]
 
 
 class TelemetryWriter:
@@ -72,21 +90,62 @@ class TelemetryWriter:
         self.rows = 0  # rows in the file
         self.n = 0  # rows in the buffers
         cap = BATCH_ROWS + CHUNK_ROWS
-        time_ds = self.f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK_ROWS,))
-        time_ds.attrs["units"] = "s"
         self.channels = channels
-        # keep the handles: a lookup by path costs more than the write
-        self._ds = {"time": time_ds}
+        # keep the handles: a lookup by path costs more than the write; each dataset
+        # is written from the buffer of its name (a group's copy of time: from "time")
+        self._ds = {"time": self._time_scale("time")}
+        self._src = {"time": "time"}
         self._bufs = {"time": np.empty(cap)}
+        members = {dim_of_labels(key): list(values) for key, values in (labels or {}).items()}
+        scales: dict = {}  # (group, dimension) -> its scale dataset
+
+        def scale(group, dim, size):
+            if (group, dim) not in scales:
+                scales[group, dim] = self._member_scale(f"{group}/{dim}", members.get(dim), size)
+            return scales[group, dim]
+
         for name, (units, width, dtype) in channels.items():
+            group, quantity = name.rsplit("/", 1) if "/" in name else ("", name)
+            if quantity == "time" or (width is not None and quantity == member_dimension(name)):
+                raise ValueError(f"channel {name!r}: the name of a dimension scale")
             shape, maxshape, chunks = ((0,), (None,), (CHUNK_ROWS,)) if width is None else \
                 ((0, width), (None, width), (CHUNK_ROWS, width))
             ds = self.f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
             ds.attrs["units"] = units
             self._ds[name] = ds
+            self._src[name] = name
             self._bufs[name] = np.empty((cap,) + shape[1:], dtype=dtype)
-        for name, values in (labels or {}).items():
-            self.f.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
+            tname = f"{group}/time" if group else "time"
+            if tname not in self._ds:  # each group its own time axis: opened alone, it has its times
+                self._ds[tname] = self._time_scale(tname)
+                self._src[tname] = "time"
+            ds.dims[0].attach_scale(self._ds[tname])
+            if width is not None:
+                ds.dims[1].attach_scale(scale(group, member_dimension(name), width))
+        for dim, values in members.items():  # labels of members no channel here has (kept for the reader)
+            group = labels_key(dim).split("/")[0]
+            scale(group, dim, len(values))
+
+    def _time_scale(self, name):
+        """A growing ``time`` dataset [s], made the dimension scale ``time``."""
+        ds = self.f.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK_ROWS,))
+        ds.attrs["units"] = "s"
+        ds.make_scale("time")
+        return ds
+
+    def _member_scale(self, name, values, size):
+        """The dimension scale of a member dimension: the members' labels (netCDF: the
+        coordinate variable of the dimension), or, without labels, a dimension that is not
+        a variable (the netCDF-4 convention's name for it)."""
+        if values is not None:
+            if len(values) != size:
+                raise ValueError(f"{name}: {len(values)} labels for {size} columns")
+            ds = self.f.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
+            ds.make_scale(name.rsplit("/", 1)[-1])
+        else:
+            ds = self.f.create_dataset(name, shape=(size,), dtype="f4")
+            ds.make_scale(f"{NOT_A_VARIABLE}{size:10d}")
+        return ds
 
     def append(self, time: np.ndarray, data: dict) -> None:
         """Queue rows (copied: the caller may reuse its arrays); they reach the file in
@@ -110,11 +169,12 @@ class TelemetryWriter:
             return
         new = self.rows + n
         for name, ds in self._ds.items():
-            buf = self._bufs[name]
+            buf = self._bufs[self._src[name]]
             ds.id.set_extent((new,) + buf.shape[1:])
             file_space = ds.id.get_space()
             file_space.select_hyperslab((self.rows,) + (0,) * (buf.ndim - 1), (n,) + buf.shape[1:])
             ds.id.write(h5py.h5s.create_simple((n,) + buf.shape[1:]), file_space, buf[:n])
+        for buf in self._bufs.values():
             buf[:self.n - n] = buf[n:self.n]  # the part-chunk left over
         self.rows = new
         self.n -= n
@@ -125,6 +185,7 @@ class TelemetryWriter:
         arr = np.array([(t, k, str(g)) for t, k, g in events], dtype=dtype)
         ds = self.f.create_dataset("events", data=arr)
         ds.attrs["units"] = "s"
+        ds.dims[0].attach_scale(self._member_scale("event", None, len(arr)))
 
     def set_attrs(self, **attrs) -> None:
         for k, v in attrs.items():
@@ -133,17 +194,16 @@ class TelemetryWriter:
     def write_margins(self, margins) -> None:
         """The margins: group ``margins`` with each value as an attribute (name -> value),
         and the verdicts as a table ``margins/verdicts`` (one row per margin: name, value,
-        unit, limit, sense, status, instance, note; NaN where a number is absent) and
-        the root attribute ``verdict``."""
+        unit, limit, sense, status, instance, note; NaN where a number is absent; its
+        dimension ``margin``, the names) and the root attribute ``verdict``."""
         grp = self.f.require_group("margins")
         for r in margins.rows:
             grp.attrs[r.name] = r.value
         text = h5py.string_dtype()
-        dtype = np.dtype([("name", text), ("value", "f8"), ("unit", text), ("limit", "f8"), ("sense", text),
-                          ("status", text), ("instance", text), ("note", text)])
-        rows = [(d["name"], r.value, d["unit"], np.nan if d["limit"] is None else d["limit"], d["sense"] or "",
-                 d["status"] or "", d["instance"] or "", d["note"]) for r, d in zip(margins.rows, margins.to_dicts())]
-        grp.create_dataset("verdicts", data=np.array(rows, dtype=dtype))
+        dtype = np.dtype([(k, "f8" if k in ("value", "limit") else text) for k in MARGIN_COLUMNS])
+        rows = [tuple(d[k] for k in MARGIN_COLUMNS) for d in margin_records(margins)]
+        ds = grp.create_dataset("verdicts", data=np.array(rows, dtype=dtype))
+        ds.dims[0].attach_scale(self._member_scale("margins/margin", [row[0] for row in rows], len(rows)))
         self.f.attrs["verdict"] = margins.verdict
 
     def finish(self):
@@ -191,6 +251,18 @@ def open_hdf5(path):
         return h5py.File(path, "r")
     except (OSError, RuntimeError, ValueError):
         raise TwinInputError(path, "", "not a readable HDF5 file (corrupt or truncated)") from None
+
+
+def member_labels(f, channel: str) -> list | None:
+    """The labels of a 2-D channel's members in an open file: the dimension scale of its
+    member axis (schema /2), else its group's ``*/labels`` dataset (/1); None without."""
+    ds = f.get(channel)
+    if not isinstance(ds, h5py.Dataset) or ds.ndim != 2:
+        return None
+    for lab in [*ds.dims[1].values(), f.get(labels_key(member_dimension(channel)))]:
+        if isinstance(lab, h5py.Dataset) and lab.shape == (ds.shape[1],) and h5py.check_string_dtype(lab.dtype):
+            return [_s(x) for x in lab[()]]
+    return None
 
 
 def read_telemetry(path, require=None) -> Telemetry:
@@ -254,7 +326,16 @@ def _read_open(f, name, require=None) -> Telemetry:
             except _DAMAGED:
                 raise TwinInputError(name, key, "expected records of (time, kind, target)") from None
             return
-        if key.endswith("labels"):
+        if obj.attrs.get("CLASS") == b"DIMENSION_SCALE":  # schema /2: time (a group's copy), members
+            dim = key.rsplit("/", 1)[-1]
+            if dim == "time" or NOT_A_VARIABLE in _s(obj.attrs.get("NAME", b"")):
+                return
+            try:
+                labels.setdefault(labels_key(dim), [_s(x) for x in read(key, obj)])
+            except _DAMAGED:
+                raise TwinInputError(name, key, "unreadable labels") from None
+            return
+        if key.endswith("labels"):  # schema /1
             try:
                 labels[key] = [x.decode() if isinstance(x, bytes) else str(x) for x in read(key, obj)]
             except _DAMAGED:

@@ -52,11 +52,8 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
     simulate(s, output=raw)
     rng = np.random.default_rng(seed)
     tmp = out.with_name(out.name + ".partial")
-    with h5py.File(raw, "r") as src, h5py.File(tmp, "w") as dst:
-        for k, v in src.attrs.items():
-            dst.attrs[k] = v
-        for key in src:
-            src.copy(src[key], dst, name=key)
+    raw.replace(tmp)  # the whole file: its dimension scales' references stay whole
+    with h5py.File(tmp, "r+") as dst:
         for name in _channels(dst):
             ds = dst[name]
             units = ds.attrs.get("units", "")
@@ -76,7 +73,6 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
                                              noise=dict(temp_k=TEMP_NOISE_K, temp_quantum_k=TEMP_QUANTUM_K,
                                                         flow_rel=FLOW_NOISE_REL) if noise else None, seed=seed),
                                         default=str)
-    raw.unlink()
     tmp.replace(out)
     return out
 
@@ -88,6 +84,7 @@ def _channels(f) -> list:
         if hasattr(g, "keys") and group not in ("margins",):
             for name in g:
                 ds = g[name]
-                if not name.endswith("labels") and hasattr(ds, "dtype") and ds.dtype.kind == "f":
+                if (not name.endswith("labels") and hasattr(ds, "dtype") and ds.dtype.kind == "f"
+                        and ds.attrs.get("CLASS") != b"DIMENSION_SCALE"):  # time and members: no sensor
                     out.append(f"{group}/{name}")
     return out
