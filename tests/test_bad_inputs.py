@@ -902,7 +902,7 @@ def test_compare_keeps_scenarios_that_share_a_rack(tmp_path):
 
 
 @pytest.mark.parametrize("args, absent", [
-    (["--help"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
+    (["--help"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp", "xarray", "pandas", "h5netcdf")),
     (["run", "nope.toml"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
     (["run", "{bad}"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),
     (["run", "/dev/null"], ("pydantic", "numpy", "numba", "h5py", "scipy", "CoolProp")),

@@ -7,9 +7,12 @@ Python API::
     result = twin.simulate(scenario)
     result.margins            # name -> value
     result.to_hdf5("out.h5")
+    result.to_xarray()        # xarray.Dataset; twin.open_results("out.h5") for a file
+    result.margins_frame()    # pandas.DataFrame; twin.margins_frame("out.h5")
 
 ``Scenario`` and ``load_scenario`` are imported on first use (the schema needs pydantic),
-so ``import twin.cli`` stays light.
+xarray and pandas only by ``open_results`` and ``margins_frame``, so ``import twin.cli``
+stays light.
 """
 __version__ = "0.1.0"
 
@@ -23,6 +26,21 @@ def simulate(scenario, output=None, **kwargs):
     return _simulate(scenario, output=output, **kwargs)
 
 
+def open_results(path):
+    """A results file as an :class:`xarray.Dataset`; see :func:`twin.pydata.open_results`."""
+    from .pydata import open_results as _open
+
+    return _open(path)
+
+
+def margins_frame(source):
+    """Margins of a result or a results file as a :class:`pandas.DataFrame`; see
+    :func:`twin.pydata.margins_frame`."""
+    from .pydata import margins_frame as _frame
+
+    return _frame(source)
+
+
 def __getattr__(name):
     if name in ("Scenario", "load_scenario"):
         from . import scenario
@@ -31,4 +49,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'twin' has no attribute {name!r}")
 
 
-__all__ = ["Scenario", "TwinInputError", "load_scenario", "simulate", "__version__"]
+__all__ = ["Scenario", "TwinInputError", "load_scenario", "margins_frame", "open_results", "simulate",
+           "__version__"]

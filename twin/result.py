@@ -45,3 +45,16 @@ class Result:
             return _read_open(self._memfile, "<memory>", require)
         from .telemetry import read_telemetry
         return read_telemetry(self.telemetry_path, require)
+
+    def to_xarray(self):
+        """The telemetry as an :class:`xarray.Dataset` (:func:`twin.pydata.to_dataset`:
+        labelled member dimensions, ``units`` attributes, the file's root attributes)."""
+        from .pydata import to_dataset
+
+        return to_dataset(self.telemetry(require=()))
+
+    def margins_frame(self):
+        """The margins as a :class:`pandas.DataFrame` (:func:`twin.pydata.margins_frame`)."""
+        from .pydata import margins_frame
+
+        return margins_frame(self)
