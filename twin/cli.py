@@ -218,6 +218,33 @@ def scenarios_cmd(folder):
         click.echo(f"{name:<{width}}  {desc}".rstrip())
 
 
+@cli.command("schema")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="the JSON file to write (default: standard output)")
+@click.option("--resolved", is_flag=True,
+              help="the scenario after its includes are merged, with its required keys (default: a file as written)")
+def schema_cmd(output, resolved):
+    """The JSON Schema of the scenario format, for editor completion and validation.
+
+    Default: a scenario file as written (include allowed, every key optional, unknown keys
+    refused, types, ranges and units); the repository keeps it as
+    schemas/scenario.schema.json. --resolved: the merged scenario, its required keys
+    included."""
+    import json
+
+    from .scenario import json_schema
+
+    text = json.dumps(json_schema(resolved), indent=2, allow_nan=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.is_dir():
+        raise TwinInputError(output, "-o", "a directory, not a file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    click.echo(f"schema: {output}")
+
+
 KINDS = ("rack", "junction", "trays", "cdu", "margins")  # twin.plots.KINDS, without importing it
 
 

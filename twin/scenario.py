@@ -53,6 +53,18 @@ class Bounds:
         typed = core_schema.no_info_before_validator_function(self._typed(inner.get("type")), inner)
         return core_schema.no_info_after_validator_function(self.check, typed)
 
+    def __get_pydantic_json_schema__(self, core, handler):
+        """The JSON Schema of the field (``twin schema``): its range, and its unit as ``units``
+        (infinity, where it means "never", has no JSON spelling: no maximum then)."""
+        js = handler(core)
+        if math.isfinite(self.lo):
+            js["exclusiveMinimum" if self.lo_open else "minimum"] = self.lo
+        if math.isfinite(self.hi) and not self.inf_ok:
+            js["exclusiveMaximum" if self.hi_open else "maximum"] = self.hi
+        if self.unit:
+            js["units"] = self.unit
+        return js
+
     @staticmethod
     def _typed(kind):
         """TOML values are typed: a number takes a number, not text or true/false (pydantic
@@ -1164,6 +1176,70 @@ def load(path, overrides: Optional[dict | list] = None, options: Optional[dict] 
     ``options``: dotted key -> (value, option name), overrides given by an option other
     than ``--set`` (``--duration``); errors in them name the option."""
     return validate(gather(path, overrides, options))
+
+
+def json_schema(resolved: bool = False) -> dict:
+    """The JSON Schema of the scenario format (``twin schema``; schemas/scenario.schema.json).
+
+    Default: a scenario file *as written*, for editors: ``include`` allowed (at the top and
+    in a row position), every key optional (a file may leave a table to the files it
+    includes), each known key typed, ranged (``minimum``, ``maximum``) and described, with
+    its unit as ``units``, unknown keys refused. ``resolved``: the scenario after its
+    includes are merged (what ``twin run`` validates, the ``scenario`` attribute of a
+    results file), with the keys it requires. Rules across fields (a row's racks, a
+    pump curve's points, ...) are checked by ``twin run`` alone."""
+    schema = Scenario.model_json_schema()
+    _json_clean(schema)
+    for model in schema["$defs"].values():  # a temperature whose range is checked across fields
+        for name, prop in model.get("properties", {}).items():
+            if name.endswith("_c") and "units" not in prop:
+                prop["units"] = "degC"
+    include = {"description": "files merged under this one (paths relative to it); this file wins on conflicts",
+               "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    if not resolved:
+        schema["properties"] = {"include": include, **schema["properties"]}
+        row_rack = schema["$defs"]["RowRack"]["properties"]
+        row_rack["include"] = {"type": "string", "description": "a rack file whose [rack] this position takes"}
+        _json_as_written(schema)
+    what = "after its includes are merged" if resolved else "as written (includes not merged)"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            **schema, "title": "rack-twin scenario",
+            "description": f"A rack-twin scenario (TOML), {what}: units in the field names and in 'units' "
+                           f"(docs/model.md; README.md, Scenarios)."}
+
+
+def _json_clean(node) -> None:
+    """Drop what JSON cannot hold: a default that is or holds infinity ("never", as the
+    field's description says)."""
+    if isinstance(node, dict):
+        if "default" in node and not _json_finite(node["default"]):
+            del node["default"]
+        for v in node.values():
+            _json_clean(v)
+    elif isinstance(node, list):
+        for v in node:
+            _json_clean(v)
+
+
+def _json_finite(x) -> bool:
+    if isinstance(x, dict):
+        return all(_json_finite(v) for v in x.values())
+    if isinstance(x, list):
+        return all(_json_finite(v) for v in x)
+    return not isinstance(x, float) or math.isfinite(x)
+
+
+def _json_as_written(node) -> None:
+    """Every key optional; a union by ``kind`` matched by any branch (one per ``kind``)."""
+    if isinstance(node, dict):
+        node.pop("required", None)
+        if "oneOf" in node:
+            node["anyOf"] = node.pop("oneOf")
+        for v in node.values():
+            _json_as_written(v)
+    elif isinstance(node, list):
+        for v in node:
+            _json_as_written(v)
 
 
 def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
