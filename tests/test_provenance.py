@@ -46,8 +46,9 @@ Citations
 (c) Every tag written in scenarios/ (TOML and Markdown), in docs/ and README.md and in twin/
   and tests/ (comments and string literals of Python) is defined in docs/sources.md.
 
-(d) Every ``*.md`` path mentioned in README.md, docs/, scenarios/, twin/, tests/ or
-  benchmarks/ (URLs aside) names a file of the repository, relative to the mentioning
+(d) Every ``*.md`` path mentioned in README.md, docs/, scenarios/ (comments and
+  descriptions: the whole text), twin/, tests/, benchmarks/, calibration/ or schemas/
+  (URLs aside) names a file of the repository, relative to the mentioning
   file or to the repository root; and none of those files points into the ``shared``
   directory that sits beside the repository (as ``shared/...`` or a ``..``-relative path
   into it) or at an absolute path under ``/work``. This file is left out of (c) and (d):
@@ -395,7 +396,8 @@ def test_every_tag_used_is_defined():
 def test_no_reference_to_a_document_outside_the_repository():
     files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
     for sub, patterns in (("scenarios", ("*.toml", "*.md")), ("twin", ("*.py",)), ("tests", ("*.py",)),
-                          ("benchmarks", ("*.py",))):
+                          ("benchmarks", ("*.py", "*.md")), ("calibration", ("*.toml", "*.md", "*.py")),
+                          ("schemas", ("*.json",))):
         files += [p for pat in patterns for p in (ROOT / sub).rglob(pat)]
     bad = [f"{p.relative_to(ROOT)}: {ref}" for p in sorted(set(files)) if p.resolve() != THIS
            for ref in dangling_references(p.read_text(), p)]
@@ -506,3 +508,13 @@ def test_checker_finds_dangling_document_references(tmp_path):
             "https://example.org/README.md, ../shared/NOTES.txt, shared/x, /work/shared/y")
     assert dangling_references(text, where, tmp_path) == ["NOTES.md", "docs/gone.md", "../shared/", "shared/",
                                                           "/work/"]
+
+
+def test_checker_reads_a_scenario_files_comments_and_strings(tmp_path):
+    """A reference in a TOML comment or description counts as much as one in prose."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "model.md").write_text("x")
+    where = tmp_path / "scenarios" / "racks" / "x.toml"
+    text = ('# values from docs/model.md and DESIGN.md\ndescription = "see docs/plan.md"\n'
+            'flow_lpm = 5.0  # ASSUMPTION (docs/sources.md)\n')
+    assert dangling_references(text, where, tmp_path) == ["DESIGN.md", "docs/plan.md", "docs/sources.md"]
