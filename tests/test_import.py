@@ -361,12 +361,24 @@ unit = "degC"
 [channels."rack/it_power"]
 columns = "rack/it_power"
 unit = "W"
+[channels."cdu/pump_speed"]
+columns = ["cdu/pump_speed"]
+unit = "1"
 """)
     out = import_telemetry(sim, tmp_path / "map.toml", tmp_path / "o.h5")
     a, b = read_telemetry(sim), read_telemetry(out)
     np.testing.assert_allclose(b.time, [2.0, 4.0, 6.0])  # on multiples of the interval
     np.testing.assert_allclose(b["gpu/junction_temp"], a["gpu/junction_temp"][[1, 3, 5]], rtol=1e-6)
     assert b.labels["gpu/labels"] == a.labels["gpu/labels"]
+    assert b.labels["cdu/pump_labels"] == a.labels["cdu/pump_labels"] == ["cdu1/pump0", "cdu1/pump1"]
+    # the measured file has the dimension scales a run's has: xarray opens it labelled
+    import xarray as xr
+    for group, quantity, dim, key in (("gpu", "junction_temp", "gpu", "gpu/labels"),
+                                      ("cdu", "pump_speed", "pump", "cdu/pump_labels")):
+        with xr.open_dataset(out, engine="h5netcdf", group=group) as ds:
+            assert ds[quantity].dims == ("time", dim) and list(ds[dim].values) == b.labels[key]
+            np.testing.assert_array_equal(ds["time"].values, b.time)
+            np.testing.assert_array_equal(ds[quantity].values, b[f"{group}/{quantity}"])
     # a measured file with rack/it_power replays as a power trace
     from twin.traces import read_trace
     t, w = read_trace(out, "")

@@ -207,33 +207,6 @@ def test_a_schema_1_file_is_still_read_and_opened(tmp_path):
     g.close()
 
 
-def test_measured_telemetry_from_twin_import_has_the_same_scales(run, tmp_path):
-    path, _ = run
-    (tmp_path / "map.toml").write_text("""\
-[source]
-time_unit = "s"
-[output]
-interval_s = 2.0
-[channels."gpu/junction_temp"]
-columns = ["gpu/junction_temp"]
-unit = "degC"
-[channels."cdu/pump_speed"]
-columns = ["cdu/pump_speed"]
-unit = "1"
-labels = ["cdu1/pump0", "cdu1/pump1"]
-[channels."rack/supply_temp"]
-columns = "rack/supply_temp"
-unit = "degC"
-""")
-    out = import_telemetry(path, tmp_path / "map.toml", tmp_path / "m.h5")
-    tel = read_telemetry(out)
-    assert tel.attrs["measured"]
-    _check_group(out, "gpu", "gpu/junction_temp", "gpu", tel)
-    _check_group(out, "cdu", "cdu/pump_speed", "pump", tel)
-    assert tel.labels["gpu/labels"] == read_telemetry(path).labels["gpu/labels"]
-    assert len(twin.margins_frame(out)) == 0
-
-
 def test_synthetic_measurements_keep_the_scales(tmp_path):
     from twin.calibration.synthetic import make
 
