@@ -83,3 +83,11 @@ def labels_key(dim: str) -> str:
 def dim_of_labels(key: str) -> str:
     """The member dimension a labels key names (the inverse of :func:`labels_key`)."""
     return "pump" if key == "cdu/pump_labels" else key.split("/")[0]
+
+
+def is_scale_name(name: str) -> bool:
+    """Whether ``group/quantity`` is where the format keeps a dimension scale (a group's
+    ``time``, its members' labels: ``gpu/gpu``, ``cdu/pump``, ``facility/cdu``), so no
+    channel may have that name."""
+    group, _, quantity = name.rpartition("/")
+    return quantity == "time" or quantity == group or name in ("cdu/pump", "facility/cdu")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import labels_key, member_dimension
+from .channels import is_scale_name, labels_key, member_dimension
 from .errors import TwinInputError, did_you_mean
 from .files import MAX_TOML_BYTES, is_hdf5, regular_file
 
@@ -225,6 +225,8 @@ def mapping_from_dict(data: dict, file="<mapping>", text: str | None = None) -> 
         if not _CHANNEL_NAME.match(name) or name.endswith("labels"):
             raise err(where, "not a channel name: expected group/quantity in lower case (rack/supply_temp, "
                              "gpu/junction_temp)" + did_you_mean(name, known))
+        if is_scale_name(name):
+            raise err(where, "the name of the format's time or member labels (docs/telemetry.md), not a channel")
         check(spec, _SPEC["channel"], where + ".")
         for key in ("columns", "unit"):
             if key not in spec:

@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .channels import dim_of_labels, labels_key, member_dimension
+from .channels import dim_of_labels, is_scale_name, labels_key, member_dimension
 from .errors import TwinInputError
 
 # /2: time and the members' labels are HDF5 dimension scales (netCDF-4: xarray reads the
@@ -106,8 +106,8 @@ class TelemetryWriter:
 
         for name, (units, width, dtype) in channels.items():
             group, quantity = name.rsplit("/", 1) if "/" in name else ("", name)
-            if quantity == "time" or (width is not None and quantity == member_dimension(name)):
-                raise ValueError(f"channel {name!r}: the name of a dimension scale")
+            if is_scale_name(name) or not group:
+                raise ValueError(f"channel {name!r}: not group/quantity, or the name of a dimension scale")
             shape, maxshape, chunks = ((0,), (None,), (CHUNK_ROWS,)) if width is None else \
                 ((0, width), (None, width), (CHUNK_ROWS, width))
             ds = self.f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
