@@ -105,7 +105,7 @@ class TelemetryWriter:
             return scales[group, dim]
 
         for name, (units, width, dtype) in channels.items():
-            group, quantity = name.rsplit("/", 1) if "/" in name else ("", name)
+            group = name.rpartition("/")[0]
             if is_scale_name(name) or not group:
                 raise ValueError(f"channel {name!r}: not group/quantity, or the name of a dimension scale")
             shape, maxshape, chunks = ((0,), (None,), (CHUNK_ROWS,)) if width is None else \
@@ -115,7 +115,7 @@ class TelemetryWriter:
             self._ds[name] = ds
             self._src[name] = name
             self._bufs[name] = np.empty((cap,) + shape[1:], dtype=dtype)
-            tname = f"{group}/time" if group else "time"
+            tname = f"{group}/time"
             if tname not in self._ds:  # each group its own time axis: opened alone, it has its times
                 self._ds[tname] = self._time_scale(tname)
                 self._src[tname] = "time"
