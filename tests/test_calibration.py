@@ -72,6 +72,33 @@ def test_acceptance_flags_the_planted_faults_and_only_them(faulty_fit):
     assert 1.5 < v["tray_loss[rack01/tray22]"] < 4.0
 
 
+def test_one_tray_return_sensor_off_is_told_from_its_trays_flow(tmp_path):
+    """One tray's return sensor 1 K high and another tray's coupling at four times its
+    loss, each tray's return sensor and branch loss fitted: the sensor and the branch are
+    suspect and nothing else. A constant offset and a loss (whose effect on the return
+    grows with the tray's power over its flow) are told apart by the load plateaus."""
+    path = syn.make(_base(), tmp_path / "sensor.h5", overrides=FAULTS, seed=2,
+                    sensor_offsets={"tray/return_temp": {"rack01/tray07": 1.0}})
+    spec = Spec.model_validate(dict(
+        name="tray-sensors", fit=[dict(channel="gpu/junction_temp", noise=0.1),
+                                  dict(channel="tray/return_temp", noise=0.1)],
+        parameter=[dict(name="sensor", sensor="tray/return_temp", instances="rack01/tray*", per_instance=True,
+                        bounds=[-5.0, 5.0], tolerance=0.5),
+                   dict(name="loss", instances="rack01/tray*", parameter="loss_scale", per_instance=True,
+                        reference="peers", bounds_relative=[0.2, 20.0], tolerance_relative=0.5),
+                   dict(name="tim", instances="rack01/tray*/gpu*", parameter="r_tim_k_per_w", per_instance=True,
+                        reference="peers", bounds_relative=[0.2, 5.0], tolerance_relative=0.3)]))
+    f = run(_base(), path, spec)
+    assert {j.label for j in judge(f) if j.status == SUSPECT} == {
+        "sensor[rack01/tray07]", "loss[rack01/tray22]", "tim[rack01/tray05/gpu2]"}
+    assert f.values()["sensor[rack01/tray07]"] == pytest.approx(1.0, abs=2 * f.se[
+        [u.label for u in f.problem.us].index("sensor[rack01/tray07]")] + 0.03)
+    # the overlay names the one sensor, as a fault the scenario format takes
+    faults = [x for x in overlay(f)["faults"] if abs(x["value"]) > 0.5]
+    assert faults == [dict(kind="sensor_offset", target="tray/return_temp", member="rack01/tray07", start_s=0.0,
+                           value=pytest.approx(1.0, abs=0.1))]
+
+
 def test_the_held_out_window_is_predicted_within_guideline_figures(faulty_fit):
     for name, st in faulty_fit.stats.items():
         h = st["holdout"]

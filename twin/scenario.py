@@ -616,6 +616,8 @@ class Fault(_Model):
         default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units; "
                                  "plate_fouling: the convective-resistance multiplier reached at end_s")
     pumps_run: StrictBool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
+    member: str = Field(default="", description="sensor_offset: the one member of a per-instance channel that reads "
+                                                "off (rack01/tray05 of tray/return_temp); default: every member")
 
     @model_validator(mode="after")
     def _check(self):
@@ -627,6 +629,8 @@ class Fault(_Model):
         lo, hi = FACILITY_SUPPLY_C
         if self.kind == "facility_supply_temp" and not lo <= self.value <= hi:
             raise ValueError(f"value: {_num(self.value)} degC outside the facility supply range {lo:g}-{hi:g} degC")
+        if self.member and self.kind != "sensor_offset":
+            raise ValueError(f"member: only a sensor_offset names a member, not a {self.kind}")
         if self.kind == "sensor_offset":
             quantity = self.target.rsplit("/", 1)[-1]
             limit, unit = next((m, u) for key, m, u in SENSOR_OFFSET_MAX if key in quantity)

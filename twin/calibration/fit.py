@@ -69,6 +69,7 @@ class Unknown:
     chips: np.ndarray | None = None  # the chips it alone acts on (sparse column), None: all
     prior_sd: float | None = None
     trays: np.ndarray | None = None  # the trays it acts on first (a tray's loss: sparse column)
+    members: np.ndarray | None = None  # a sensor offset: the channel's columns it adds to (None: all)
 
     def value(self, x: float) -> float:
         return self.design * math.exp(x) if self.log else x
@@ -80,7 +81,22 @@ def unknowns(spec, model) -> list:
     alias = path_alias(model.scenario)
     for p in spec.parameter:
         if p.sensor is not None:
-            out.append(Unknown(p.name, p.name, p.sensor, [], 0.0, False, p.bounds[0], p.bounds[1]))
+            members = model.channel_members(p.sensor)
+            if p.instances is None:
+                out.append(Unknown(p.name, p.name, p.sensor, [], 0.0, False, p.bounds[0], p.bounds[1]))
+                continue
+            if members is None:
+                raise TwinInputError("<spec>", f"parameter.{p.name}.instances",
+                                     f"{p.sensor!r} has one value a sample, no members to choose from")
+            pattern = alias(p.instances)
+            hit = [i for i, path in enumerate(members) if _matches(pattern, path)]
+            if not hit:
+                raise TwinInputError("<spec>", f"parameter.{p.name}.instances",
+                                     f"no member of {p.sensor!r} matches {p.instances!r}")
+            for g in ([[i] for i in hit] if p.per_instance else [hit]):
+                label = f"{p.name}[{members[g[0]]}]" if p.per_instance else p.name
+                out.append(Unknown(label, p.name, p.sensor, [], 0.0, False, p.bounds[0], p.bounds[1],
+                                   members=np.array(g, dtype=np.int64)))
             continue
         pattern = alias(p.instances)
         paths = [path for path in model.instances if _matches(pattern, path)]
@@ -98,13 +114,12 @@ def unknowns(spec, model) -> list:
             chips = trays = None
             if p.parameter in LOCAL:
                 chips = np.array([model.chip_names.index(q) for q in g if q in model.chip_names], dtype=np.int64)
-            elif p.parameter == "loss_scale" and all(q in model.tray_names for q in g) and len(g) < len(
-                    model.tray_names):
-                # a tray's loss moves its own flow first; the others share what it gives up
-                # (1/26 of it each in a 27-tray rack): left out of the Jacobian's pattern, which
-                # only slows the iterations, never moves the solution
+            elif p.parameter == "loss_scale" and all(q in model.tray_names for q in g):
+                # a tray's loss moves its own flow first, but the others share what it gives
+                # up (1/26 of it each in a 27-tray rack): its column is dense (perturbing
+                # several trays' losses in one run under a held rack flow would cancel
+                # most of what each does alone); the trays name the evidence
                 trays = np.array([model.tray_names.index(q) for q in g], dtype=np.int64)
-                chips = np.nonzero(np.isin(model.chip_tray, trays))[0]
             label = f"{p.name}[{g[0]}]" if p.per_instance else p.name
             out.append(Unknown(label, p.name, p.parameter, g, design, True, math.log(p.bounds_relative[0]),
                                math.log(p.bounds_relative[1]), chips, p.prior_sd_relative, trays))
@@ -208,9 +223,11 @@ class Problem:
             pred = np.asarray(tel[name], dtype=float)
             pred = pred[:, None] if pred.ndim == 1 else pred
             out[name] = pred[:meas.shape[0], cols]
+        cols_of = {t[0]: t[2] for t in self.targets}
         for u, xi in zip(self.us, x):
             if not u.paths and u.key in out:
-                out[u.key] = out[u.key] + xi
+                hit = 1.0 if u.members is None else np.isin(cols_of[u.key], u.members)
+                out[u.key] = out[u.key] + xi * hit
         self.evaluations += 1
         self.seconds += time.perf_counter() - t0
         self._last = (key, out)
@@ -242,8 +259,13 @@ class Problem:
         sp = lil_matrix((n_res, len(self.us)), dtype=int)
         for j, u in enumerate(self.us):
             start = 0
-            for n, k, chips, trays in rows:
-                if u.chips is None:
+            for (name, meas, cols, _, _), (n, k, chips, trays) in zip(self.targets, rows):
+                if not u.paths:  # a sensor offset: its own channel, its members
+                    if name == u.key:
+                        hit = np.ones(k, dtype=bool) if u.members is None else np.isin(cols, u.members)
+                        for c in np.nonzero(hit)[0]:
+                            sp[np.arange(start + c, start + n * k, k), j] = 1
+                elif u.chips is None:
                     sp[start:start + n * k, j] = 1
                 else:
                     if chips is not None:
@@ -312,19 +334,8 @@ def setup(scenario, tel, spec) -> Problem:
 
 
 def _member_paths(model, channel) -> list:
-    group = channel.split("/")[0]
-    if group in set(model.chip_type):
-        chips = model.chips_of_type(group)
-        return [model.chip_names[k] for k in chips]
-    if group == "tray":
-        return list(model.tray_names)
-    if group == "rack" and model.is_row:
-        return list(model.rack_names)
-    if group == "cdu" and channel.startswith("cdu/pump"):
-        return [model.edge_names[e] for e in model.pump_edges]
-    if group == "cdu" and model.is_row:
-        return list(model.cdu_names)
-    return [channel]
+    """The model's instance paths of a channel's columns; a 1-D channel: its name."""
+    return model.channel_members(channel) or [channel]
 
 
 @dataclass
