@@ -80,15 +80,16 @@ class Measured:
         """Indices into ``paths`` (model instance paths) of the members of a 2-D channel,
         by its labels (short paths of a one-rack file resolved); -1 where a member is not
         in the model."""
+        from ..channels import labels_key, member_dimension
+
         name = self.rename.get(ours, ours)
-        group = name.split("/")[0]
-        labels = self.tel.labels.get(f"{group}/labels") or self.tel.labels.get(f"{group}/pump_labels")
+        key = labels_key(member_dimension(name))  # cdu/pump_* -> cdu/pump_labels, gpu/* -> gpu/labels
+        labels = self.tel.labels.get(key)
         x = self.channel(ours)
         if x.ndim == 1:
             return np.array([0])
         if labels is None or len(labels) != x.shape[1]:
-            raise TwinInputError(self.tel.path, f"{group}/labels", f"{name} has {x.shape[1]} members and no labels "
-                                                                   "naming them")
+            raise TwinInputError(self.tel.path, key, f"{name} has {x.shape[1]} members and no labels naming them")
         index = {p: i for i, p in enumerate(paths)}
         return np.array([index.get(self.alias(str(lab)), -1) for lab in labels])
 

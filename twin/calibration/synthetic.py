@@ -46,6 +46,7 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
     import h5py
 
     from ..engine import simulate
+    from ..telemetry import member_labels
 
     s = scenario.with_overrides(overrides or {}) if overrides else scenario
     out = Path(out)
@@ -66,8 +67,7 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
                 x = x * (1.0 + rng.normal(0.0, FLOW_NOISE_REL, x.shape))
             off = (sensor_offsets or {}).get(name, 0.0)
             if isinstance(off, dict):  # member path -> offset: one sensor of a 2-D channel
-                key = "cdu/pump_labels" if name.startswith("cdu/pump") else name.split("/")[0] + "/labels"
-                labels = [v.decode() if isinstance(v, bytes) else str(v) for v in dst[key][...]]
+                labels = member_labels(dst, name)
                 per = np.zeros(x.shape[1])
                 for member, v in off.items():
                     per[labels.index(member)] += v
