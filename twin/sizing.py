@@ -165,12 +165,18 @@ def knob(path, sets, key: str, option: str) -> Knob:
     if parts[0] == "overrides":
         return _instance_knob(path, sets, key, parts, loaded, label)
     value = loaded.scenario.model_dump(mode="python")
-    try:
-        for p in parts:
-            value = value[int(p)] if isinstance(value, list) else value[p]
-    except (KeyError, IndexError, ValueError, TypeError):
-        load(path, list(sets), {key: (0.0, label)})  # the schema names an unknown key, with near matches
-        raise TwinInputError(option, "", f"{key}: not a field of this scenario") from None
+    for i, p in enumerate(parts):
+        here = ".".join(parts[:i]) or "the scenario"
+        if isinstance(value, list):
+            if not (p.lstrip("-").isdigit() and -len(value) <= int(p) < len(value)):
+                raise TwinInputError(option, "", f"{key}: no list element {p!r} ({here} has {len(value)})")
+            value = value[int(p)]
+        elif isinstance(value, dict):
+            if p not in value:
+                raise TwinInputError(option, "", f"{key}: {here} has no key {p!r}" + did_you_mean(p, value))
+            value = value[p]
+        else:
+            raise TwinInputError(option, "", f"{key}: {here} is a value, not a table")
     info = field_at(key, loaded.sources.data)
     bounds = field_bounds(info)
     _check_number(key, value, info.annotation if info is not None else None, option)
@@ -393,6 +399,9 @@ def _from_ends(runs, target, ftol, lo, hi) -> Answer:
         if abs(p.value - target) <= ftol:
             return Answer("found", p, a, b, rising=rising, notes=notes)
     if (a.value - target) * (b.value - target) > 0:
+        if a.value == b.value:
+            notes.append(f"the margin is the same at both ends: {runs.key} changes nothing in this scenario "
+                         "(is it used? e.g. controls.pump_speed_fraction acts only with controls.pump_mode = speed)")
         return Answer("unreachable", lo=a, hi=b, rising=rising, notes=notes)
     ans = _brent(runs, target, ftol, a, b)
     ans.lo, ans.hi, ans.rising, ans.notes = a, b, rising, notes + ans.notes
@@ -729,8 +738,8 @@ def write_plot(sz: Sizing, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if found:
         ax.plot(*zip(*found), "o-", label=f"{sz.margin} = {sz.target:g} {sz.unit}")
+    y = ax.get_ylim()[0] if found else 0.0
     for v, status in missing:
-        y = ax.get_ylim()[0]
         ax.plot([v], [y], "x", color="red", markersize=10, clip_on=False)
         ax.annotate(status, (v, y), textcoords="offset points", xytext=(0, 8), ha="center", color="red", fontsize=8)
     if missing:
