@@ -399,7 +399,7 @@ def _from_ends(runs, target, ftol, lo, hi) -> Answer:
         if abs(p.value - target) <= ftol:
             return Answer("found", p, a, b, rising=rising, notes=notes)
     if (a.value - target) * (b.value - target) > 0:
-        if a.value == b.value:
+        if abs(a.value - b.value) <= ftol / 10:
             notes.append(f"the margin is the same at both ends: {runs.key} changes nothing in this scenario "
                          "(is it used? e.g. controls.pump_speed_fraction acts only with controls.pump_mode = speed)")
         return Answer("unreachable", lo=a, hi=b, rising=rising, notes=notes)
