@@ -56,7 +56,7 @@ MAX_ITER = 100  # Brent iterations (each a run)
 # An end of the range where the run stops at a model limit (boiling) moves this share of
 # the way to the other end, at most END_TRIES times.
 END_STEP = 0.25
-END_TRIES = 4
+END_TRIES = 4  # (as END_STEP)
 # A sweep point's walk from the previous answer: first step this share of it, doubling.
 WALK_STEP = 0.1
 MAX_SWEEP_POINTS = 200  # a sweep's points (run-size limit)
