@@ -188,3 +188,22 @@ def test_parsers():
     key, values = sizing.parse_sweep(f"{SUPPLY}=17:45:8")
     assert key == SUPPLY and values[0] == 17 and values[-1] == 45 and len(values) == 8
     assert all(math.isclose(b - a, 4.0) for a, b in zip(values, values[1:]))
+
+
+@pytest.mark.parametrize("args, absent", [
+    (["--target", "bad"], ("pydantic", "numpy", "numba", "h5py", "scipy", "matplotlib")),
+    (["--range", "9"], ("pydantic", "numpy", "numba", "h5py", "scipy", "matplotlib")),
+    (["--vary", "foo.bar"], ("numba", "h5py", "scipy", "matplotlib")),
+    (["--sweep", f"{SUPPLY}=17:99:3"], ("numba", "h5py", "scipy", "matplotlib")),
+])
+def test_bad_input_stays_off_the_heavy_imports(args, absent):
+    import subprocess
+    import sys
+
+    opts = {"--vary": FLOW, "--target": TARGET}
+    opts.update(dict(zip(args[::2], args[1::2])))
+    argv = ["size", str(REFERENCE), *[x for kv in opts.items() for x in kv]]
+    code = ("import sys\nfrom twin.cli import cli\ntry:\n    cli.main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('loaded:', *(m for m in %r if m in sys.modules))" % (argv, absent))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.splitlines()[-1] == "loaded:", p.stdout[-300:]

@@ -523,13 +523,13 @@ class Sizing:
 def size(path, sets, vary: str, target: str, range_text=None, sweep_text=None, duration_s=None, tol=None,
          allow_large=False, flag="--allow-large") -> Sizing:
     """Answer ``twin size``: parse the options, read the key(s), search (per sweep value)."""
-    from .scenario import load
-
     name, goal = parse_target(target)
     given = parse_range(range_text) if range_text is not None else None
     sweep_key, sweep_values = parse_sweep(sweep_text) if sweep_text is not None else (None, [None])
     if tol is not None and not (math.isfinite(tol) and tol > 0):
         raise TwinInputError("--tol", "", f"must be a positive number, got {tol:g}")
+    from .scenario import load  # the schema (pydantic) once the options are read
+
     k = knob(path, sets, vary, "--vary")
     sk = None
     if sweep_key is not None:
