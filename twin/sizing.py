@@ -575,7 +575,12 @@ def _side(sz: Sizing, ans: Answer) -> str:
     # a "min" margin must stay at or above its target, a "max" margin at or below it
     above = (sz.sense == "min") == ans.rising
     return f"{line}: {'at least' if above else 'at most'} {k.show(ans.point.x)} keeps it " \
-           f"{'>=' if sz.sense == 'min' else '<='} {sz.target:g} {sz.unit}".rstrip()
+           f"{'>=' if sz.sense == 'min' else '<='} {sz.target:g}{_u(sz.unit)}"
+
+
+def _u(unit: str) -> str:
+    """A unit after a number: none for a ratio (unit ``1``)."""
+    return f" {unit}" if unit and unit != "1" else ""
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -585,13 +590,13 @@ def _fmt(x, spec=".3f") -> str:
 def report(sz: Sizing) -> str:
     """The answer as text: one block, or a table for a sweep."""
     k = sz.key
-    head = (f"twin size {sz.scenario}: {k.key} for {sz.margin} = {sz.target:g} {sz.unit}".rstrip()
+    head = (f"twin size {sz.scenario}: {k.key} for {sz.margin} = {sz.target:g}{_u(sz.unit)}"
             + (f", swept over {sz.sweep.key}" if sz.sweep else ""))
     lines = [head]
     if sz.sets:
         lines.append("  with " + " ".join(f"--set {s}" for s in sz.sets))
     lines.append(f"  searched {k.show(sz.lo)} to {k.show(sz.hi)} ({sz.range_note}); runs of {sz.duration_s:g} s "
-                 f"from the steady start; Brent's method, stopped at |margin - target| <= {sz.ftol:g} {sz.unit}".rstrip())
+                 f"from the steady start; Brent's method, stopped at |margin - target| <= {sz.ftol:g}{_u(sz.unit)}")
     if k.note:
         lines.append(f"  {k.key}: {k.note}")
     if sz.sweep is None:
@@ -613,11 +618,12 @@ def _single(sz: Sizing, ans: Answer) -> list:
         p = ans.point
         word = "found" if ans.found else "NOT MET (a step)"
         out.append(f"{word}: {k.key} = {k.show(p.x)}")
-        u = f" {sz.unit}" if sz.unit else ""
+        u = _u(sz.unit)
         out.append(f"  {sz.margin} there: {p.value:.3f}{u} (target {sz.target:g}{u}, tolerance {sz.ftol:g}{u})")
         if ans.bracket:
             a, b = ans.bracket
-            slope = (b.value - a.value) / (b.x - a.x)
+            q = min((a, b), key=lambda r: abs(r.x - p.x))  # the slope next to the answer
+            slope = (q.value - p.value) / (q.x - p.x) if q.x != p.x else (b.value - a.value) / (b.x - a.x)
             out.append(f"  bracket: {k.show(a.x)} ({a.value:.3f}) to {k.show(b.x)} ({b.value:.3f}); local slope "
                        f"{slope:.3g} {sz.unit} per {k.unit or 'unit'}: the value is good to about "
                        f"+-{sz.ftol / abs(slope) if slope else math.inf:.2g} {k.unit}".rstrip())
@@ -632,7 +638,7 @@ def _single(sz: Sizing, ans: Answer) -> list:
         sets = " ".join(f"--set {s}" for s in sz.sets)
         out.append(f"check: twin run {sz.scenario} {sets + ' ' if sets else ''}--set {k.key}={p.x:.6g}")
     elif ans.status == "unreachable":
-        u = f" {sz.unit}" if sz.unit else ""
+        u = _u(sz.unit)
         out.append(f"unreachable: {sz.margin} is {ans.lo.value:.3f}{u} at {k.show(ans.lo.x)} and "
                    f"{ans.hi.value:.3f}{u} at {k.show(ans.hi.x)}: both {'below' if ans.lo.value < sz.target else 'above'} "
                    f"the target {sz.target:g}{u} in the range searched")
