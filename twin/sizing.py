@@ -452,30 +452,27 @@ def _walk(runs, target, ftol, x0, lo, hi, rising) -> Optional[Answer]:
     """From a previous answer ``x0``, step outward (doubling) toward where the target
     lies until the margin crosses it; None when it does not within the range (the caller
     then searches from both ends)."""
-    p0 = runs.at(x0)
-    if not p0.ok:
-        return None
-    d0 = p0.value - target
-    if abs(d0) <= ftol:
-        return Answer("found", p0, rising=rising)
-    up = (d0 < 0) == rising
+    a, x, up = None, x0, None
     step = WALK_STEP * (abs(x0) if x0 != 0 else hi - lo)
-    a = p0
     while True:
-        x = min(a.x + step, hi) if up else max(a.x - step, lo)
-        if x == a.x:
-            return None
         b = runs.at(x)
         if not b.ok:
             return None
         db = b.value - target
         if abs(db) <= ftol:
             return Answer("found", b, rising=rising)
-        if db * d0 < 0:
+        if a is None:  # the start: which side of it the target lies
+            up = (db < 0) == rising
+        elif db * (a.value - target) < 0:
             ans = _brent(runs, target, ftol, a, b) if up else _brent(runs, target, ftol, b, a)
             ans.rising = rising
             return ans
-        a, step = b, 2 * step
+        else:
+            step *= 2
+        a = b
+        x = min(a.x + step, hi) if up else max(a.x - step, lo)
+        if x == a.x:
+            return None
 
 
 def _bracket(runs, target, x) -> Optional[tuple]:
