@@ -64,7 +64,8 @@ class _Recorder:
             rec = {k: v[a:b] for k, v in self.buf.items()}
             data = _record_rows(self.m, snap, rec, b - a, self.type_slices)
             self.writer.append(self.times[a:b].copy(), data)
-            self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost)
+            if self.tracker is not None:
+                self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost)
         self._new(self.times.size)
 
 

@@ -294,3 +294,33 @@ def _is_true(x) -> bool:
 
 def _s(x):
     return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def read_margins(path) -> list | None:
+    """The ``margins/verdicts`` table of a telemetry file as a list of dicts (name, value,
+    unit, limit (None for a figure), sense, status, instance, note; a NaN value stays NaN),
+    or None when the file holds no margins (measured telemetry, a foreign file)."""
+    from .files import regular_file
+
+    path = Path(path)
+    regular_file(path, path, "", "file")
+    with open_hdf5(path) as f:
+        ds = f.get("margins/verdicts")
+        if ds is None:
+            return None
+        if not isinstance(ds, h5py.Dataset):
+            raise TwinInputError(path, "margins/verdicts", "not a dataset")
+        try:
+            rows = ds[()]
+            names = rows.dtype.names or ()
+            out = [{k: (_s(r[k]) if rows.dtype[k].kind in "OSU" else float(r[k])) for k in names} for r in rows]
+        except _DAMAGED as exc:
+            raise TwinInputError(path, "margins/verdicts", f"unreadable ({exc.__class__.__name__})") from None
+    need = ("name", "value", "unit", "limit", "status")
+    if any(k not in names for k in need):
+        raise TwinInputError(path, "margins/verdicts", f"expected the columns {', '.join(need)}")
+    for r in out:
+        r["limit"] = None if not np.isfinite(r["limit"]) else r["limit"]
+        for k in ("sense", "instance", "note"):
+            r.setdefault(k, "")
+    return out
