@@ -16,6 +16,7 @@ error leaves no file behind.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import h5py
 import numpy as np
 
 from .errors import TwinInputError
+
+_mem_ids = itertools.count()  # names of in-memory telemetry files (TelemetryWriter)
 
 SCHEMA = "rack-twin-telemetry/1"
 # Channels every telemetry file must carry (docs/telemetry.md), with their units.
@@ -66,7 +69,9 @@ class TelemetryWriter:
             self.f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
         else:
             self.tmp = None
-            self.f = h5py.File(f"mem-{id(self)}.h5", "w", driver="core", backing_store=False)
+            # a name no open in-memory file has: id(self) is reused once a writer is freed while
+            # its file lives on in a Result, and HDF5 refuses to truncate an open file
+            self.f = h5py.File(f"mem-{os.getpid()}-{next(_mem_ids)}.h5", "w", driver="core", backing_store=False)
         for k, v in attrs.items():
             self.f.attrs[k] = v
         self.rows = 0  # rows in the file
