@@ -368,6 +368,59 @@ def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
         click.echo(f"{row:<{w0}}  " + "  ".join(f"{cols[k][row]:>{w}.2f}" for k, w in zip(keys, ws)))
 
 
+@cli.command("size")
+@click.argument("scenario")
+@click.option("--vary", required=True, metavar="KEY",
+              help="the scenario key to size (dotted, as --set): controls.flow_setpoint_lpm, facility.supply_temp_c, "
+                   "controls.pump_speed_fraction, 'overrides.\"rack01/tray09/gpu1\".r_tim_k_per_w', ...")
+@click.option("--target", required=True, metavar="MARGIN=VALUE",
+              help="the margin and the value it must reach, e.g. gpu_junction_margin_k=5")
+@click.option("--range", "range_text", metavar="LO:HI", default=None,
+              help="range of KEY searched (default: per key, e.g. a tenth to four times the scenario's value)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field (dotted key)")
+@click.option("--sweep", "sweep_text", metavar="KEY2=A:B:N", default=None,
+              help="answer at N values of a second key from A to B, e.g. facility.supply_temp_c=17:45:8")
+@click.option("--duration", type=float, default=None,
+              help="length of each run [s] (default: the scenario's simulation.duration_s)")
+@click.option("--tol", type=float, default=None,
+              help="stop when the margin is this close to its target, in its unit (default 1e-3 of the target, "
+                   "at least 1e-3)")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="write the answers as CSV")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="with --sweep: a PNG of the answer against the swept key")
+@click.option("--json", "as_json", is_flag=True, help="print the answers as JSON instead of text")
+@click.option(ALLOW_LARGE, "allow_large", is_flag=True, help="run even when a run's estimate passes the limits")
+def size_cmd(scenario, vary, target, range_text, overrides, sweep_text, duration, tol, csv_path, plot_path, as_json,
+             allow_large):
+    """Find the value of KEY at which a margin of SCENARIO reaches its target (a root
+    search over runs of the scenario), optionally at each value of a second key.
+
+    Each run is the scenario's own (its steady start and its duration, or --duration), so
+    the answer is what `twin run --set KEY=VALUE` gives. Exit status: 0 when every answer
+    was found, 1 when the target is unreachable in the range (the margin at both ends is
+    printed) at any point, 2 on bad input."""
+    from .catalogue import resolve
+    from .sizing import check_outputs, report, size, to_json, write_csv, write_plot
+
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise TwinInputError("--duration", "", f"must be a positive number of seconds, got {duration:g}")
+    check_outputs(csv_path, plot_path, sweep_text is not None)
+    sz = size(resolve(scenario), list(overrides), vary, target, range_text, sweep_text, duration, tol,
+              allow_large, ALLOW_LARGE)
+    sz.scenario = str(scenario)
+    if csv_path is not None:
+        write_csv(sz, csv_path)
+    if plot_path is not None:
+        write_plot(sz, plot_path)
+    if as_json:
+        import json
+        click.echo(json.dumps(to_json(sz), indent=2, allow_nan=False))
+    else:
+        click.echo(report(sz))
+    if not sz.all_found:
+        sys.exit(1)
+
+
 def _calibrate(telemetry, scenario, spec, overrides):
     from .calibration.report import run as calibrate_run
     from .catalogue import resolve

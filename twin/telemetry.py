@@ -18,6 +18,7 @@ error leaves no file behind.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ import numpy as np
 
 from .channels import dim_of_labels, is_scale_name, labels_key, member_dimension
 from .errors import TwinInputError
+
+_mem_ids = itertools.count()  # names of in-memory telemetry files (TelemetryWriter)
 
 # /2: time and the members' labels are HDF5 dimension scales (netCDF-4: xarray reads the
 # file); /1 wrote the labels as ``*/labels`` datasets, still read
@@ -84,7 +87,9 @@ class TelemetryWriter:
             self.f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
         else:
             self.tmp = None
-            self.f = h5py.File(f"mem-{id(self)}.h5", "w", driver="core", backing_store=False)
+            # a name no open in-memory file has: id(self) is reused once a writer is freed while
+            # its file lives on in a Result, and HDF5 refuses to truncate an open file
+            self.f = h5py.File(f"mem-{os.getpid()}-{next(_mem_ids)}.h5", "w", driver="core", backing_store=False)
         for k, v in attrs.items():
             self.f.attrs[k] = v
         self.rows = 0  # rows in the file
