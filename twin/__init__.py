@@ -3,20 +3,41 @@
 Python API::
 
     import twin
-    scenario = twin.load_scenario("scenarios/reference-w32.toml")
+    scenario = twin.load_scenario("reference-w32")     # a file, or a catalogue name
     result = twin.simulate(scenario)
     result.margins            # name -> value
     result.to_hdf5("out.h5")
     result.to_xarray()        # xarray.Dataset; twin.open_results("out.h5") for a file
     result.margins_frame()    # pandas.DataFrame; twin.margins_frame("out.h5")
+    fig = twin.plot(result, "junction")                # matplotlib Figure (twin plot's kinds)
 
-``Scenario`` and ``load_scenario`` are imported on first use (the schema needs pydantic),
-xarray and pandas only by ``open_results`` and ``margins_frame``, so ``import twin.cli``
-stays light.
+Calibration and acceptance (docs/calibration.md)::
+
+    twin.synthetic_telemetry(scenario, "rack.h5", overrides=..., sensor_offsets=...)
+    fit = twin.calibrate(scenario, "rack.h5", "calibration/specs/nvl72-acceptance.toml")
+    twin.accept(fit)          # pandas.DataFrame, one row per component, status pass / suspect
+    twin.residuals_frame(fit) # pandas.DataFrame: residual statistics per channel, fit and held out
+    print(twin.overlay_toml(fit))                      # the calibrated scenario fragment
+
+Every name is imported on first use: the schema (pydantic) by ``load_scenario``, xarray and
+pandas by ``open_results``, ``margins_frame``, ``accept`` and ``residuals_frame``,
+matplotlib by ``plot``, so ``import twin.cli`` stays light.
 """
 __version__ = "0.1.0"
 
 from .errors import TwinInputError  # noqa: E402
+
+
+def load_scenario(path, overrides=None):
+    """Load a scenario: a TOML file, or a catalogue name as ``twin run`` takes it
+    (``"reference-w32"``, ``"catalogue/gb300-nvl72-class"``, ``"faults/cdu-trip"``: an
+    existing file of that name wins; :func:`twin.catalogue.resolve`), from any working
+    directory. ``overrides``: dotted keys, ``{"facility.supply_temp_c": 45}`` or ``--set``
+    strings; see :func:`twin.scenario.load_scenario`. Raises :class:`TwinInputError`."""
+    from .catalogue import resolve
+    from .scenario import load_scenario as _load
+
+    return _load(resolve(path, "scenario"), overrides)
 
 
 def simulate(scenario, output=None, **kwargs):
@@ -41,13 +62,100 @@ def margins_frame(source):
     return _frame(source)
 
 
+def plot(source, kind="junction"):
+    """One of ``twin plot``'s figures (``kind``: ``rack``, ``junction``, ``trays``, ``cdu``,
+    ``margins``; :mod:`twin.plots`) of a :class:`twin.result.Result` or a results file, as
+    a :class:`matplotlib.figure.Figure` (Agg, no pyplot state: a notebook shows it as the
+    cell's value, ``fig.savefig(...)`` writes it). A kind the source has no data for
+    raises :class:`TwinInputError` naming the channel."""
+    from .plots import KINDS, figures, load_run, run_of_result
+    from .result import Result
+
+    if kind not in KINDS:
+        raise TwinInputError("twin.plot", "kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+    run = run_of_result(source) if isinstance(source, Result) else load_run(source)
+    [(_, fig, _)] = figures(run, [kind], strict=True)
+    return fig
+
+
+def synthetic_telemetry(scenario, out, overrides=None, sensor_offsets=None, seed=0, noise=True):
+    """Synthetic measured telemetry with a known truth, for trying calibration: the
+    scenario run with ``overrides`` planted (dotted keys, ``{"overrides": {PATH: {param:
+    value}}}``), sensor noise, quantisation and ``sensor_offsets`` (channel -> offset)
+    added, written to ``out`` marked synthetic; returns its path. See
+    :func:`twin.calibration.synthetic.make`."""
+    from .calibration.synthetic import make
+
+    return make(scenario, out, overrides=overrides, sensor_offsets=sensor_offsets, seed=seed, noise=noise)
+
+
+def calibrate(scenario, telemetry, spec, max_evaluations=400):
+    """Fit a spec's parameters of ``scenario`` (a loaded Scenario, a file or a catalogue
+    name) to measured ``telemetry`` (a results file): ``twin calibrate``'s fit, a
+    :class:`twin.calibration.fit.Fit` (``values()``, ``interval(i)``, ``stats``,
+    ``chi2_red``, ``status``). ``spec``: a spec file, or the name of one of the
+    repository's ``calibration/specs/`` (``"nvl72-acceptance"``, ``"nvl72-gpu-tim"``: an
+    existing file of that name wins)."""
+    from .calibration.report import run
+
+    if not hasattr(scenario, "model_dump"):
+        scenario = load_scenario(scenario)
+    return run(scenario, telemetry, _spec_path(spec), max_evaluations)
+
+
+def _spec_path(spec):
+    """A calibration spec by path, or by name among the repository's ``calibration/specs/``."""
+    from pathlib import Path
+
+    if not isinstance(spec, (str, Path)) or Path(spec).exists() or len(Path(spec).parts) != 1:
+        return spec
+    named = Path(__file__).resolve().parent.parent / "calibration" / "specs" / f"{Path(spec).name.removesuffix('.toml')}.toml"
+    return named if named.is_file() else spec
+
+
+def accept(fit):
+    """``twin accept``'s judgement of a :func:`calibrate` fit as a
+    :class:`pandas.DataFrame`, one row per component: component, status (``pass``,
+    ``suspect``, ``not judged``), fitted, low, high (its 95 % interval), reference,
+    tolerance, evidence. The rack is accepted when no row is ``suspect``
+    (:func:`twin.calibration.report.judge`)."""
+    import pandas as pd
+
+    from .calibration.report import judge
+
+    rows = [dict(component=j.label, status=j.status, fitted=j.value, low=j.low, high=j.high, reference=j.reference,
+                 tolerance=j.tolerance, evidence=j.evidence) for j in judge(fit)]
+    return pd.DataFrame(rows, columns=["component", "status", "fitted", "low", "high", "reference", "tolerance",
+                                       "evidence"])
+
+
+def residuals_frame(fit):
+    """A :func:`calibrate` fit's residual statistics as a :class:`pandas.DataFrame`, one
+    row per fitted channel and window (``fit``: the part fitted, ``holdout``: the part held
+    out), columns channel, window, n, rmse, bias, cv_rmse_pct, nmbe_pct (ASHRAE
+    Guideline 14's statistics; docs/calibration.md)."""
+    import pandas as pd
+
+    rows = [dict(channel=name, window=w, **s) for name, st in fit.stats.items() for w, s in st.items()]
+    return pd.DataFrame(rows)
+
+
+def overlay_toml(fit, source=""):
+    """A :func:`calibrate` fit's values as the TOML scenario fragment ``twin calibrate -o``
+    writes (``[overrides]`` per instance, sensor offsets as faults): include it after the
+    scenario it was fitted on."""
+    from .calibration.report import overlay_toml as _toml
+
+    return _toml(fit, source)
+
+
 def __getattr__(name):
-    if name in ("Scenario", "load_scenario"):
+    if name == "Scenario":
         from . import scenario
 
-        return getattr(scenario, name)
+        return scenario.Scenario
     raise AttributeError(f"module 'twin' has no attribute {name!r}")
 
 
-__all__ = ["Scenario", "TwinInputError", "load_scenario", "margins_frame", "open_results", "simulate",
-           "__version__"]
+__all__ = ["Scenario", "TwinInputError", "accept", "calibrate", "load_scenario", "margins_frame", "open_results",
+           "overlay_toml", "plot", "residuals_frame", "simulate", "synthetic_telemetry", "__version__"]

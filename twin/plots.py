@@ -120,6 +120,15 @@ def load_run(path) -> Run:
     return Run(path, tel, read_margins(path))
 
 
+def run_of_result(result) -> Run:
+    """A run in memory (:class:`twin.result.Result`) for drawing, as its file would be read;
+    named by its telemetry file, else by its scenario."""
+    from .telemetry import margin_records
+
+    path = Path(result.telemetry_path) if result.telemetry_path else Path(f"{result.scenario.name}.h5")
+    return Run(path, result.telemetry(require=()), margin_records(result.margin_table))
+
+
 # --------------------------------------------------------------------------- helpers
 
 def _time(t: np.ndarray, span: float | None = None) -> tuple:
