@@ -1,0 +1,131 @@
+"""The public Python API the notebooks use (``import twin`` and the names it exports):
+catalogue names in ``load_scenario``, ``plot`` of a Result or a file, and the calibration
+wrappers ``synthetic_telemetry``, ``calibrate``, ``accept``, ``residuals_frame``,
+``overlay_toml``; and that importing twin loads none of the heavy libraries."""
+import os
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+
+import twin
+
+from .conftest import REFERENCE, ROOT
+
+# A quick line test: 4 load plateaus of 60 s; the quick spec's 120 s warm-up leaves 120 s.
+PLATEAU_S = 60.0
+LINE_TEST_S = 240.0
+TIM = {"overrides": {"rack01/tray05/gpu2": {"r_tim_k_per_w": 0.008}}}  # twice its TIM
+
+
+def test_every_exported_name_exists():
+    for name in twin.__all__:
+        assert getattr(twin, name) is not None, name
+
+
+def test_load_scenario_takes_catalogue_names_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = twin.load_scenario("reference-w32", {"facility.supply_temp_c": 45})
+    assert s.name == "reference-w32" and s.facility.supply_temp_c == 45
+    assert twin.load_scenario("catalogue/gb300-nvl72-class.toml").name == "catalogue-gb300-nvl72-class"
+    assert twin.load_scenario(REFERENCE).name == "reference-w32"  # a path as before
+    with pytest.raises(twin.TwinInputError, match="did you mean 'reference-w32'"):
+        twin.load_scenario("referenc-w32")
+    (tmp_path / "reference-w32.toml").write_text('include = ["%s"]\nname = "mine"\n' % REFERENCE.as_posix())
+    assert twin.load_scenario("reference-w32.toml").name == "mine"  # an existing file wins
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "ref.h5"
+    r = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 10.0}))
+    r.to_hdf5(out)
+    return r, out
+
+
+@pytest.mark.parametrize("kind", ["rack", "junction", "trays", "cdu", "margins"])
+def test_plot_draws_a_result_as_its_file(short_run, kind):
+    from matplotlib.figure import Figure
+
+    r, path = short_run
+    a, b = twin.plot(r, kind), twin.plot(path, kind)
+    assert isinstance(a, Figure) and isinstance(b, Figure)
+    assert len(a.axes) == len(b.axes) > 0
+    for x, y in zip(a.axes, b.axes):  # the same lines, the same data
+        assert len(x.lines) == len(y.lines)
+        for lx, ly in zip(x.lines, y.lines):
+            np.testing.assert_array_equal(lx.get_ydata(), ly.get_ydata())
+    assert "reference-w32" in a._suptitle.get_text()
+
+
+def test_plot_refuses_an_unknown_kind_and_a_kind_without_data(short_run, tmp_path):
+    r, _ = short_run
+    with pytest.raises(twin.TwinInputError, match="not one of rack, junction"):
+        twin.plot(r, "heatmap")
+    # a run that kept no tray flow has nothing for the trays figure
+    lean = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 5.0}), channels=["rack/it_power"])
+    with pytest.raises(twin.TwinInputError, match="tray/flow"):
+        twin.plot(lean, "trays")
+
+
+def _staircase():
+    levels = (1.0, 0.4, 0.9, 0.3)
+    gpu = [dict(chips="gpu", kind="constant", start_s=i * PLATEAU_S, end_s=(i + 1) * PLATEAU_S,
+                fraction_of_tdp=lv) for i, lv in enumerate(levels)]
+    return gpu + [dict(chips="cpu", fraction_of_tdp=0.7), dict(chips="nvswitch", fraction_of_tdp=0.8)]
+
+
+@pytest.fixture(scope="module")
+def line_test(tmp_path_factory):
+    base = twin.load_scenario("reference-w32", {"workload.schedule": _staircase(), "simulation.duration_s": LINE_TEST_S})
+    path = twin.synthetic_telemetry(base, tmp_path_factory.mktemp("line") / "rack.h5", overrides=TIM,
+                                    sensor_offsets={"rack/return_temp": 1.0}, seed=4)
+    return base, path
+
+
+def test_synthetic_telemetry_is_marked_and_carries_its_truth(line_test):
+    _, path = line_test
+    ds = twin.open_results(path)
+    assert ds.attrs["measured"] == 1 and ds.attrs["synthetic"] == 1
+    assert '"rack01/tray05/gpu2"' in ds.attrs["truth"]
+    assert ds["gpu_junction_temp"].sizes["time"] == int(LINE_TEST_S)
+
+
+def test_calibrate_accept_residuals_and_overlay_find_the_planted_faults(line_test, tmp_path, monkeypatch):
+    base, path = line_test
+    monkeypatch.chdir(tmp_path)  # the spec by name, from any directory
+    fit = twin.calibrate(base, path, "nvl72-gpu-tim")
+    verdicts = twin.accept(fit)
+    assert list(verdicts.columns) == ["component", "status", "fitted", "low", "high", "reference", "tolerance",
+                                      "evidence"]
+    assert len(verdicts) == 73 and set(verdicts.status) <= {"pass", "suspect", "not judged"}
+    suspects = set(verdicts.component[verdicts.status == "suspect"])
+    assert suspects == {"tim[rack01/tray05/gpu2]", "rack_return_sensor"}
+    row = verdicts.set_index("component").loc["tim[rack01/tray05/gpu2]"]
+    assert row.low <= row.fitted <= row.high and row.fitted == pytest.approx(0.008, rel=0.05)
+    res = twin.residuals_frame(fit)
+    assert set(res.window) == {"fit", "holdout"}
+    assert set(res.channel) == {"gpu/junction_temp", "rack/return_temp", "tray/return_temp"}
+    assert {"n", "rmse", "bias", "cv_rmse_pct", "nmbe_pct"} <= set(res.columns)
+    overlay = tomllib.loads(twin.overlay_toml(fit))
+    assert overlay["overrides"]["rack01/tray05/gpu2"]["r_tim_k_per_w"] == pytest.approx(0.008, rel=0.05)
+    assert overlay["faults"][0]["target"] == "rack/return_temp"
+    # a scenario by name and a spec by path give the same fit
+    again = twin.calibrate("reference-w32", path, ROOT / "calibration" / "specs" / "nvl72-gpu-tim.toml")
+    assert again.problem.spec.name == "nvl72-gpu-tim"
+
+
+def test_a_spec_that_is_neither_a_file_nor_a_name_is_an_input_error(line_test):
+    base, path = line_test
+    with pytest.raises(twin.TwinInputError):
+        twin.calibrate(base, path, "no-such-spec")
+
+
+def test_import_twin_loads_no_heavy_library():
+    heavy = ("matplotlib", "pandas", "xarray", "nbclient", "pydantic", "scipy", "numba")
+    code = "import sys, twin\nprint('loaded:', *(m for m in %r if m in sys.modules))" % (heavy,)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ))
+    assert p.stdout.splitlines()[-1] == "loaded:", p.stdout + p.stderr
