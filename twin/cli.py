@@ -502,7 +502,12 @@ def _check_overlay_path(output: Path, *inputs) -> None:
 @click.option("--windows", "window", default=None, metavar="DURATION",
               help="fit successive windows (e.g. 1h, 30min, 600s) and report each parameter's trend")
 @click.option("--plot", "plot", type=click.Path(path_type=Path), default=None, help="with --windows: a PNG of the trends")
-def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window, plot):
+@click.option("--predict", "predict", default=None, metavar="SCENARIO",
+              help="then run SCENARIO (the same rack: a hot day, a pump failed) with the fitted parameters and "
+                   "report each margin's spread and probability of failing over the fit's uncertainty")
+@click.option("--samples", type=click.IntRange(1, 10000), default=50, show_default=True,
+              help="with --predict: draws from the fit's posterior approximation")
+def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window, plot, predict, samples):
     """Fit the spec's parameters of SCENARIO to measured TELEMETRY (docs/calibration.md):
     the model driven by the measured chip power, facility supply and CDU flow, least
     squares on the spec's channels; prints fitted values with 95 % intervals, residual
@@ -515,6 +520,12 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
     if window is not None:
         _drift(telemetry, scenario, spec, overrides, window, plot, as_json)
         return
+    target = None
+    if predict is not None:  # read before the fit: a bad name is exit 2 at once
+        from .catalogue import resolve
+        from .scenario import load
+
+        target = load(resolve(predict), list(overrides)).scenario
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
         _check_overlay_path(output, telemetry, spec)
@@ -522,7 +533,20 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(overlay_toml(f, str(telemetry)))
         tmp.replace(output)
-    click.echo(json.dumps(to_dict(f), indent=2) if as_json else table(f))
+    out = to_dict(f)
+    if target is not None:
+        from .calibration.report import predict_margins, predict_table
+
+        rows = predict_margins(f, target, samples)
+        out["prediction"] = dict(scenario=target.name, margins=[
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows])
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(table(f))
+        if target is not None:
+            click.echo("")
+            click.echo(predict_table(rows, target.name))
 
 
 @cli.command("accept")
