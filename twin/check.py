@@ -101,10 +101,7 @@ def collect(args, overrides, duration, base: bl.Baseline | None) -> list[Target]
     """The scenarios named by ``args`` (files, catalogue names, directories; none: the
     catalogue), each loaded and validated with the overrides and the duration it will run
     (``--duration``, else the baseline's, else its own). Bad input raises TwinInputError."""
-    from .budget import check as budget_check
-    from .budget import estimate
     from .catalogue import ENV, entries, folders, resolve
-    from .scenario import load
 
     paths = []
     if not args:
@@ -121,6 +118,10 @@ def collect(args, overrides, duration, base: bl.Baseline | None) -> list[Target]
             paths += found
         else:
             paths.append(resolve(arg))
+    from .budget import check as budget_check  # the schema (pydantic) once every file is found
+    from .budget import estimate
+    from .scenario import load
+
     seen, targets = {}, []
     for path in paths:
         real = Path(path).resolve()
