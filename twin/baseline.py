@@ -69,6 +69,8 @@ TOLERANCES = {
     "kW": (0.05, 0.02),
     "GPU*s": (1.0, 0.02),
 }
+# Margins whose default tolerance is not their unit's (ASSUMPTION, as above): a count of
+# shutdowns has no slack, training steps 1 % of the count.
 TOLERANCE_BY_NAME = {
     "gpu_shutdowns": (0.0, 0.0),
     "job_*_steps": (0.0, 0.01),
