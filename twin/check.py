@@ -97,10 +97,9 @@ def scenario_key(path: Path, name: str) -> str:
     return name
 
 
-def collect(args, overrides, duration, base: bl.Baseline | None) -> list[Target]:
-    """The scenarios named by ``args`` (files, catalogue names, directories; none: the
-    catalogue), each loaded and validated with the overrides and the duration it will run
-    (``--duration``, else the baseline's, else its own). Bad input raises TwinInputError."""
+def find(args) -> list[Path]:
+    """The scenario files named by ``args`` (files, catalogue names, directories: their
+    runnable scenarios; none: the catalogue). Standard library only."""
     from .catalogue import ENV, entries, folders, resolve
 
     paths = []
@@ -118,6 +117,13 @@ def collect(args, overrides, duration, base: bl.Baseline | None) -> list[Target]
             paths += found
         else:
             paths.append(resolve(arg))
+    return paths
+
+
+def collect(paths, overrides, duration, base: bl.Baseline | None) -> list[Target]:
+    """The scenarios of ``paths`` (:func:`find`), each loaded and validated with the
+    overrides and the duration it will run (``--duration``, else the baseline's, else its
+    own). Bad input raises TwinInputError."""
     from .budget import check as budget_check  # the schema (pydantic) once every file is found
     from .budget import estimate
     from .scenario import load
@@ -197,6 +203,15 @@ def _context():
         ctx.set_forkserver_preload(["twin.engine"])
         return ctx
     return mp.get_context("spawn")
+
+
+def _start_server() -> None:
+    """Start the forkserver now (it does not wait for the server's imports)."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def run_all(targets: list[Target], overrides: tuple, jobs: int, progress) -> dict:
@@ -549,9 +564,12 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         junit_path = Path(junit_path)
         if junit_path.is_dir():
             raise TwinInputError(junit_path, "--junit", "is a directory; give a file path for the report")
-    targets = collect(args, overrides, duration, base)
+    paths = find(args)
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if jobs > 1 and len(paths) > 1:
+        _start_server()  # it imports the engine while this process reads the scenarios
+    targets = collect(paths, overrides, duration, base)
     jobs = max(1, min(jobs, len(targets)))
     progress = Progress(len(targets), jobs)
     try:
