@@ -316,3 +316,21 @@ def test_check_help_and_bad_input_stay_off_the_heavy_imports(args):
             "print('loaded:', *(m for m in ('numba', 'scipy', 'h5py', 'rich', 'pydantic') if m in sys.modules))" % args)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.splitlines()[-1] == "loaded:", p.stdout[-300:]
+
+
+def test_the_live_progress_display_runs_and_reports_each_scenario(capsys):
+    """The rich display is used on a terminal only, which the other tests never are.
+    Catches: a rich API misuse (a column, a console argument) that would crash
+    `twin check` in a developer's terminal."""
+    from twin.check import Progress
+
+    p = Progress(2, 2, live=True)
+    for key in ("a", "b"):
+        p.start(key)
+    p.done(dict(key="a", rows=[dict(status="ok"), dict(status="fail"), dict(status="")], elapsed_s=0.5))
+    p.done(dict(key="b", rows=[], error="broken.toml: faults.0.target: no such chip", elapsed_s=0.1))
+    p.close()
+    err = capsys.readouterr().err
+    assert "[1/2] a: 2 margins, 1 outside their limits (0.5 s)" in err
+    assert "[2/2] b: ERROR: broken.toml: faults.0.target: no such chip" in err
+    assert "ran 2 scenarios" in err

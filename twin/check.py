@@ -362,8 +362,7 @@ def table(rows: list[Row]) -> str:
     head = ("scenario", "margin", "value", "unit", "limit", "baseline", "change", "verdict")
     cells = [head] + [(r.key, r.name, _fmt(r.value, r.integer) if r.verdict not in (ERROR, GONE) else "", r.unit,
                        _limit(r), _fmt(r.base.value, r.integer) if r.base else "",
-                       "" if r.change is None else ("n/a" if not math.isfinite(r.change) else
-                                                    (f"{r.change:+.0f}" if r.integer else f"{r.change:+.3f}")),
+                       _change(r),
                        r.verdict) for r in rows]
     w = [max(len(c[i]) for c in cells) for i in range(len(head))]
     right = {2, 4, 5, 6}
@@ -371,10 +370,20 @@ def table(rows: list[Row]) -> str:
                      for c in cells)
 
 
+def _change(r: Row) -> str:
+    if r.change is None:
+        return ""
+    if not math.isfinite(r.change):
+        return "n/a"
+    c = round(r.change, 0 if r.integer else 3) + 0.0  # no "-0.000"
+    return f"{c:+.0f}" if r.integer else f"{c:+.3f}"
+
+
 def summary(rows: list[Row], n_scenarios: int) -> str:
     bad = [r for r in rows if r.bad]
     count = lambda word: sum(1 for r in rows if word in r.verdict.split(","))  # noqa: E731
-    tail = (f"{n_scenarios} scenarios, {sum(1 for r in rows if r.verdict != ERROR)} margins; "
+    tail = (f"{n_scenarios} scenario{'s' if n_scenarios != 1 else ''}, "
+            f"{sum(1 for r in rows if r.verdict != ERROR)} margins; "
             f"{count('accepted')} accepted, {count('improved')} improved, {count('new')} new"
             + (f", {count('not compared')} not compared" if count("not compared") else ""))
     if not bad:
@@ -611,6 +620,7 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         tmp.replace(junit_path)
         out(f"junit: {junit_path}")
     if update:
+        out("against the baseline before the update: " + summary(rows, len(targets)))
         text, changes = new_baseline_text(base, rows, targets, answers, reason)
         old = base.text
         if text != old:
@@ -619,11 +629,11 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(path)
             out(bl.diff(old, text, path).rstrip("\n"))
-        out(f"baseline {path}: " + (f"{len(changes)} entries changed" if changes else "unchanged"))
         for line in changes:
             out(f"  {line}")
         errors = [r for r in rows if r.verdict == ERROR]
-        out(summary(rows, len(targets)))
+        out(f"baseline {path}: " + (f"{len(changes)} entries changed" if changes else "unchanged")
+            + (f"; {len(errors)} scenarios did not run, their entries kept" if errors else ""))
         return 1 if errors else 0
     out(summary(rows, len(targets)))
     return 1 if problems else 0
