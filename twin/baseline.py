@@ -146,10 +146,11 @@ def _field(kind: str, key: str, name: str = "", sub: str = "") -> str:
     return out + (f".{sub}" if sub else "")
 
 
-def _check_fields(path, where: str, table, allowed: dict, required) -> None:
+def _check_fields(path, where: str, table, allowed: dict | None = None, required=()) -> None:
+    """``table`` is a table whose keys are among ``allowed`` (None: any) and include ``required``."""
     if not isinstance(table, dict):
         raise TwinInputError(path, where, f"must be a table, got {type(table).__name__}")
-    for k in table:
+    for k in table if allowed is not None else ():
         if k not in allowed:
             raise TwinInputError(path, f"{where}.{k}", "unknown field" + did_you_mean(k, allowed)
                                  + f" (fields: {', '.join(allowed)})")
@@ -192,22 +193,23 @@ def load(path) -> Baseline:
 
 
 def parse(data: dict, path, text: str = "") -> Baseline:
+    """A baseline from its parsed TOML (``text``: the file as written, kept for updates)."""
     b = Baseline(Path(path), text)
     for k in data:
         if k not in ("scenario", "margin"):
             raise TwinInputError(path, k, "unknown table" + did_you_mean(k, ("scenario", "margin"))
                                  + " (a baseline has [scenario.\"NAME\"] and [margin.\"NAME\".MARGIN] tables)")
     scen = data.get("scenario", {})
-    _check_fields(path, "scenario", scen, {k: "" for k in scen}, ())
+    _check_fields(path, "scenario", scen)
     for key, t in scen.items():
         where = _field("scenario", key)
         _check_fields(path, where, t, SCENARIO_FIELDS, tuple(SCENARIO_FIELDS))
         b.scenarios[key] = ScenarioEntry(_number(path, where + ".duration_s", t["duration_s"], positive=True),
                                          _string(path, where + ".reason", t["reason"]))
     margins = data.get("margin", {})
-    _check_fields(path, "margin", margins, {k: "" for k in margins}, ())
+    _check_fields(path, "margin", margins)
     for key, table in margins.items():
-        _check_fields(path, _field("margin", key), table, {k: "" for k in table}, ())
+        _check_fields(path, _field("margin", key), table)
         for name, t in table.items():
             where = _field("margin", key, name)
             _check_fields(path, where, t, ENTRY_FIELDS, REQUIRED)
