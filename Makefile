@@ -24,7 +24,7 @@ test-slow: $(STAMP)
 
 # Every runnable scenario of the catalogue against its limits and the committed baseline
 # (.twin/baseline.toml, docs/check.md); exit 1 on a violation or a regression. JUnit report
-# in results/margins.xml. About 20 s on two cores with the numba cache warm.
+# in results/margins.xml. 20-30 s on the shared two-core machine, numba cache warm.
 check: $(STAMP)
 	$(BIN)/twin check --junit results/margins.xml
 
