@@ -14,6 +14,12 @@ processes, in every repeat (``spin``): its 1-process/2-process ratio is the best
 any two-job run could show then (2 on an idle 2-core machine; other jobs on the shared
 cores take it down).
 
+From each ``jobs1`` run the benchmark also predicts what two free cores would give: its
+scenarios' times (the progress lines) handed to two workers longest first, plus the
+run's time outside the scenarios (startup, reading, the table): ``predicted`` is the
+jobs1 wall time over that. It uses only the one-process run, so it holds whatever the
+other jobs on the machine do to a second process (compare it with the control).
+
 Reported: each case's wall time per repeat, the median and min-max, the jobs1/jobs2
 ratio of each repeat and its median (the speed-up), the exit status (0: the catalogue
 passes its baseline), the slowest scenarios of the last repeat (from the progress lines),
@@ -80,6 +86,16 @@ def _control(n: int = 5_000_000) -> float:
     return serial / parallel
 
 
+def _predicted(run: dict) -> float:
+    """jobs1 wall time over the wall time two free workers would need (see the docstring)."""
+    times = sorted((s for _, s in run["scenarios"]), reverse=True)
+    bins = [0.0, 0.0]
+    for s in times:
+        bins[bins.index(min(bins))] += s
+    serial = max(run["wall_s"] - sum(times), 0.0)
+    return run["wall_s"] / (serial + max(bins))
+
+
 def _check(jobs: int) -> dict:
     t = time.perf_counter()
     p = subprocess.run([str(TWIN), "check", "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True)
@@ -100,7 +116,7 @@ def main() -> int:
     warm = _check(2)
     print(f"warm-up (untimed): {warm['wall_s']:.1f} s, exit {warm['code']}", flush=True)
     runs = {"jobs1": [], "jobs2": []}
-    ratios, controls = [], []
+    ratios, controls, predicted = [], [], []
     last = {}
     for i in range(a.repeats):
         order = ("jobs1", "jobs2") if i % 2 == 0 else ("jobs2", "jobs1")
@@ -112,13 +128,17 @@ def main() -> int:
                 print(f"  {case} exit {got[case]['code']}: {got[case]['tail']}", flush=True)
         ratios.append(got["jobs1"]["wall_s"] / got["jobs2"]["wall_s"])
         controls.append(_control())
+        predicted.append(_predicted(got["jobs1"]))
         last = got
         print(f"repeat {i + 1}: jobs1 {got['jobs1']['wall_s']:.1f} s, jobs2 {got['jobs2']['wall_s']:.1f} s, "
-              f"ratio {ratios[-1]:.2f}; control (two processes) {controls[-1]:.2f} (load {_load()})", flush=True)
+              f"ratio {ratios[-1]:.2f}; control (two processes) {controls[-1]:.2f}; predicted on two free cores "
+              f"{predicted[-1]:.2f} (load {_load()})", flush=True)
     load1 = _load()
     summary = {case: dict(median_s=statistics.median(v), min_s=min(v), max_s=max(v), runs_s=v)
                for case, v in runs.items()}
     summary["ratio"] = dict(median=statistics.median(ratios), min=min(ratios), max=max(ratios), runs=ratios)
+    summary["predicted"] = dict(median=statistics.median(predicted), min=min(predicted), max=max(predicted),
+                                runs=predicted)
     summary["control"] = dict(median=statistics.median(controls), min=min(controls), max=max(controls), runs=controls)
     print(f"\n{'case':<8} {'median [s]':>11} {'min-max [s]':>14}")
     for case in ("jobs1", "jobs2"):
@@ -129,6 +149,9 @@ def main() -> int:
           f"ratio of medians {summary['jobs1']['median_s'] / summary['jobs2']['median_s']:.2f}")
     c = summary["control"]
     print(f"control, two processes of a pure loop against one: median {c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f})")
+    p = summary["predicted"]
+    print(f"predicted jobs1/jobs2 on two free cores (from the jobs1 runs): median {p['median']:.2f} "
+          f"({p['min']:.2f}-{p['max']:.2f})")
     print(f"load average before {load0}, after {load1}")
     slow = sorted(last["jobs1"]["scenarios"], key=lambda x: -x[1])[:5]
     print("slowest scenarios (jobs1, last repeat): " + ", ".join(f"{k} {s:.1f} s" for k, s in slow))
