@@ -36,12 +36,13 @@ def _rows(stdout: str) -> dict:
     """(scenario, margin) -> the table's cells (value, unit, limit, baseline, change, verdict)."""
     lines = stdout.splitlines()
     head = next(i for i, ln in enumerate(lines) if ln.startswith("scenario "))
+    at = lines[head].index("verdict")
     out = {}
     for ln in lines[head + 1:]:
         if not ln or ln.split()[0] in ("FAIL", "REGRESSED", "GONE", "ERROR", "junit:", "check:", "baseline"):
             break
-        cells = ln.split()
-        out[(cells[0], cells[1])] = cells[2:]
+        cells = ln[:at].split()
+        out[(cells[0], cells[1])] = cells[2:] + [ln[at:].strip()]
     return out
 
 
@@ -334,3 +335,26 @@ def test_the_live_progress_display_runs_and_reports_each_scenario(capsys):
     assert "[1/2] a: 2 margins, 1 outside their limits (0.5 s)" in err
     assert "[2/2] b: ERROR: broken.toml: faults.0.target: no such chip" in err
     assert "ran 2 scenarios" in err
+
+
+def test_a_margin_gone_from_the_scenario_fails(tmp_path):
+    """Catches: a baseline entry that no margin matches passing silently (a renamed or
+    dropped margin would otherwise stop being checked without anyone noticing)."""
+    base = tmp_path / "gone.toml"
+    base.write_text(_entry_text("catalogue/h100-hgx-liquid", "old_margin_k", 1.0))
+    code, out, err = _run("catalogue/h100-hgx-liquid", "--baseline", base, "--jobs", "1")
+    assert code == 1, out + err
+    assert _rows(out)[("catalogue/h100-hgx-liquid", "old_margin_k")][-1] == "GONE"
+
+
+def test_another_duration_is_not_compared_with_the_baseline():
+    """Catches: values over 30 s judged against a baseline taken over 60 s (a change of
+    duration is not a regression), or the limits not judged any more."""
+    code, out, err = _run("catalogue/nvl72-class", "--duration", "30", "--jobs", "1")
+    assert code == 0, out + err
+    assert "catalogue/nvl72-class: baseline taken over 60 s, run over 30 s: not compared" in out
+    assert "catalogue/nvl72-class: checked over 30 s of its 60 s (--duration)" in out
+    assert {v[-1] for v in _rows(out).values()} == {"not compared"}
+    code, out, err = _run("catalogue/nvl72-class", "--duration", "30", "--set", "controls.flow_setpoint_lpm=100",
+                          "--jobs", "1")
+    assert code == 1 and _rows(out)[("catalogue/nvl72-class", "tray_flow_ratio_min")][-1] == "FAIL", out
