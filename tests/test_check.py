@@ -358,3 +358,18 @@ def test_another_duration_is_not_compared_with_the_baseline():
     code, out, err = _run("catalogue/nvl72-class", "--duration", "30", "--set", "controls.flow_setpoint_lpm=100",
                           "--jobs", "1")
     assert code == 1 and _rows(out)[("catalogue/nvl72-class", "tray_flow_ratio_min")][-1] == "FAIL", out
+
+
+def test_a_violation_is_accepted_only_with_the_status_the_baseline_accepted(tmp_path):
+    """The isolated tray's flow ratio at its baseline value, the entry saying it was ok:
+    the violation is new, and fails even though the value did not move. Catches: a limit
+    violation accepted because the value matches the baseline, whatever status was accepted."""
+    e = bl.load(BASELINE).margins[("faults/isolated-tray", "tray_flow_ratio_min")]
+    assert e.status == "fail"
+    base = tmp_path / "ok.toml"
+    base.write_text(bl.margin_block("faults/isolated-tray", "tray_flow_ratio_min",
+                                    bl.Entry(e.value, e.unit, e.tolerance, e.regression, "said ok", "ok")))
+    code, out, err = _run("faults/isolated-tray", "--baseline", base, "--jobs", "1")
+    assert code == 1, out + err
+    row = _rows(out)[("faults/isolated-tray", "tray_flow_ratio_min")]
+    assert row[-1] == "FAIL" and row[-2] == "+0.000", row
