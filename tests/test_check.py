@@ -254,6 +254,7 @@ def test_a_malformed_baseline_exits_2_naming_file_and_field(tmp_path, text, fiel
     (["catalogue/nvl72-class", "--baseline", "{tmp}/missing.toml"], "error: {tmp}/missing.toml: --baseline: "),
     (["catalogue/nvl72-class", "--set", "facility.supply_temp_c=150"], "error: "),
     (["catalogue/nvl72-class", "--junit", "{tmp}"], "error: {tmp}: --junit: is a directory"),
+    (["catalogue/nvl72-class", "--reason", "why"], "error: --reason: is the reason of the entries"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, start):
     """Catches: a missing scenario or baseline run as if absent, a traceback."""

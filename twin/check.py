@@ -561,8 +561,19 @@ def new_baseline_text(base: bl.Baseline, rows: list[Row], targets: list[Target],
 # --------------------------------------------------------------------------- the command
 
 
+def _shown(path: Path) -> str:
+    """A path as short as it is clear: relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def main(args, baseline_path, update, reason, junit_path, jobs, overrides, duration, out=print) -> int:
     """The command: returns the exit status (bad input raises TwinInputError)."""
+    if reason is not None and not update:
+        raise TwinInputError("--reason", "", "is the reason of the entries --update-baseline writes; "
+                                             "given without --update-baseline")
     explicit = baseline_path is not None
     path = Path(baseline_path) if explicit else bl.DEFAULT_PATH
     if path.exists() or explicit and not update:
@@ -593,10 +604,11 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         comparable = recorded is None or recorded.duration_s == ran
         rows += judge(t.key, answer, base if base.margins or base.scenarios else None, comparable)
     targets = sorted(targets, key=lambda t: t.key)
+    shown = _shown(path)
     if not path.exists() and not update:
-        out(f"baseline: none at {path} (margins judged against their limits only)")
+        out(f"baseline: none at {shown} (margins judged against their limits only)")
     else:
-        out(f"baseline: {path}")
+        out(f"baseline: {shown}")
     for t in targets:
         answer = answers[t.key]
         ran = answer.get("duration_s") or t.own_duration_s
