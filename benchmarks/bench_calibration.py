@@ -2,7 +2,9 @@
 per-GPU TIM resistances plus 18 tray loss coefficients, on synthetic line-test
 telemetry of the reference rack (load plateaus, the issue's noise). Each case in a fresh
 subprocess pinned to one core (``taskset -c 0`` where available), after an untimed run
-that warms the numba cache. Reports wall time, model runs, and what was recovered.
+that warms the numba cache. Reports wall and CPU time (the CPU time of the pinned
+process is what one core costs; the wall time also holds what other work on the machine
+took from that core), model runs, and what was recovered.
 
     python benchmarks/bench_calibration.py [--repeats N] [--hours H]
 """
@@ -58,10 +60,10 @@ else:
            dict(channel="rack/return_temp", noise=0.1)]
 syn.make(base, path, overrides=truth, seed=7)
 spec = Spec.model_validate(dict(name=case, fit=fit, parameter=params, windows=dict(warmup_s=120.0)))
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 f = run(base, path, spec)
-wall = time.perf_counter() - t0
-out = dict(case=case, parameters=len(f.problem.us), wall_s=wall, model_runs=f.problem.evaluations,
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+out = dict(case=case, parameters=len(f.problem.us), wall_s=wall, cpu_s=cpu, model_runs=f.problem.evaluations,
            chi2=f.chi2_red, suspects=[j.label for j in judge(f) if j.status == "suspect"],
            values={k: v for k, v in f.values().items() if not k.startswith("tim[") or k == "tim[rack01/tray05/gpu2]"},
            warnings=f.warnings[:6])

@@ -72,6 +72,33 @@ def test_acceptance_flags_the_planted_faults_and_only_them(faulty_fit):
     assert 1.5 < v["tray_loss[rack01/tray22]"] < 4.0
 
 
+def test_one_tray_return_sensor_off_is_told_from_its_trays_flow(tmp_path):
+    """One tray's return sensor 1 K high and another tray's coupling at four times its
+    loss, each tray's return sensor and branch loss fitted: the sensor and the branch are
+    suspect and nothing else. A constant offset and a loss (whose effect on the return
+    grows with the tray's power over its flow) are told apart by the load plateaus."""
+    path = syn.make(_base(), tmp_path / "sensor.h5", overrides=FAULTS, seed=2,
+                    sensor_offsets={"tray/return_temp": {"rack01/tray07": 1.0}})
+    spec = Spec.model_validate(dict(
+        name="tray-sensors", fit=[dict(channel="gpu/junction_temp", noise=0.1),
+                                  dict(channel="tray/return_temp", noise=0.1)],
+        parameter=[dict(name="sensor", sensor="tray/return_temp", instances="rack01/tray*", per_instance=True,
+                        bounds=[-5.0, 5.0], tolerance=0.5),
+                   dict(name="loss", instances="rack01/tray*", parameter="loss_scale", per_instance=True,
+                        reference="peers", bounds_relative=[0.2, 20.0], tolerance_relative=0.5),
+                   dict(name="tim", instances="rack01/tray*/gpu*", parameter="r_tim_k_per_w", per_instance=True,
+                        reference="peers", bounds_relative=[0.2, 5.0], tolerance_relative=0.3)]))
+    f = run(_base(), path, spec)
+    assert {j.label for j in judge(f) if j.status == SUSPECT} == {
+        "sensor[rack01/tray07]", "loss[rack01/tray22]", "tim[rack01/tray05/gpu2]"}
+    assert f.values()["sensor[rack01/tray07]"] == pytest.approx(1.0, abs=2 * f.se[
+        [u.label for u in f.problem.us].index("sensor[rack01/tray07]")] + 0.03)
+    # the overlay names the one sensor, as a fault the scenario format takes
+    faults = [x for x in overlay(f)["faults"] if abs(x["value"]) > 0.5]
+    assert faults == [dict(kind="sensor_offset", target="tray/return_temp", member="rack01/tray07", start_s=0.0,
+                           value=pytest.approx(1.0, abs=0.1))]
+
+
 def test_the_held_out_window_is_predicted_within_guideline_figures(faulty_fit):
     for name, st in faulty_fit.stats.items():
         h = st["holdout"]
@@ -179,11 +206,12 @@ def test_messy_telemetry_is_handled_or_a_clean_error(faulty_rack, tmp_path):
 
 
 def test_drift_windows_follow_a_plate_fouling_that_grows_linearly(tmp_path):
-    """Every GPU plate's convective resistance grows linearly by 20 % over 90 min
-    (``plate_fouling``); fits of three 30 min windows find a value whose 95 % interval
-    meets the truth's range over its window (the truth is not one number within a
-    window), and the trend's slope is the truth's (0.2 per 1.5 h) within 10 %."""
-    dur = 5400.0
+    """The issue's drift case: a 6 h file (10 s samples) in which every GPU plate's
+    convective resistance grows linearly by 20 % (``plate_fouling``); fits of six 1 h
+    windows each find a value whose 95 % interval meets the truth's range over its window
+    (the truth is not one number within a window), and the trend's slope is the truth's
+    (0.2 per 6 h) within 10 %."""
+    dur = 6 * 3600.0
     base = _base(**{"workload.schedule": syn.staircase(dur, 300.0), "simulation.duration_s": dur,
                     "simulation.output_interval_s": 10.0})
     path = syn.make(base, tmp_path / "drift.h5", seed=4, overrides={
@@ -193,11 +221,11 @@ def test_drift_windows_follow_a_plate_fouling_that_grows_linearly(tmp_path):
         windows=dict(warmup_s=300.0)))
     from twin.calibration.report import trend, windows
 
-    fits = windows(base, path, spec, 1800.0)
-    assert len(fits) == 3
+    fits = windows(base, path, spec, 3600.0)
+    assert len(fits) == 6
     for (a, b, f) in fits:
         lo, hi = f.interval(0)
         truth_lo, truth_hi = 1.0 + 0.2 * a / dur, 1.0 + 0.2 * b / dur
         assert lo <= truth_hi + 1e-3 and hi >= truth_lo - 1e-3, (a, b, lo, hi, truth_lo, truth_hi)
     (row,) = trend(fits)
-    assert row["slope_per_h"] == pytest.approx(0.2 / 1.5, rel=0.1)
+    assert row["slope_per_h"] == pytest.approx(0.2 / 6.0, rel=0.1)

@@ -115,6 +115,32 @@ def test_sensor_offset_shifts_the_channel_only():
     np.testing.assert_array_equal(a["gpu/junction_temp"], b["gpu/junction_temp"])
 
 
+def test_a_member_sensor_offset_shifts_that_member_only():
+    """One tray's return sensor reads 2 K high: that column moves by 2 K, every other
+    tray's and every other channel stays as it was."""
+    fault = {"kind": "sensor_offset", "target": "tray/return_temp", "member": "tray05", "start_s": 0.0, "value": 2.0}
+    s = twin.load_scenario(FAULTS / "clogged-plate.toml", {"faults": [], "simulation.duration_s": 30.0})
+    a = twin.simulate(s).telemetry()
+    b = twin.simulate(s.with_overrides({"faults": [fault]})).telemetry()
+    col = b.labels["tray/labels"].index("rack01/tray05")
+    d = b["tray/return_temp"] - a["tray/return_temp"]
+    np.testing.assert_allclose(d[:, col], 2.0, atol=1e-9)
+    np.testing.assert_allclose(np.delete(d, col, axis=1), 0.0, atol=0.0)
+    np.testing.assert_array_equal(a["rack/return_temp"], b["rack/return_temp"])
+
+
+@pytest.mark.parametrize("member, message", [("tray99", "no member 'tray99'"),
+                                             ("rack01/tray05", "one value a sample")])
+def test_a_member_that_is_not_one_is_a_clean_error(member, message):
+    target = "tray/return_temp" if member == "tray99" else "rack/supply_temp"
+    s = twin.load_scenario(FAULTS / "clogged-plate.toml", {"faults": [
+        {"kind": "sensor_offset", "target": target, "member": member, "start_s": 0.0, "value": 1.0}],
+        "simulation.duration_s": 10.0})
+    with pytest.raises(twin.TwinInputError, match="faults.0.member") as exc:
+        twin.simulate(s)
+    assert message in exc.value.message
+
+
 def test_bad_fault_target_is_a_clean_error():
     s = twin.load_scenario(FAULTS / "clogged-plate.toml", {"faults.0.target": "tray99/gpu0"})
     with pytest.raises(twin.TwinInputError, match="faults.0.target"):

@@ -99,6 +99,8 @@ NOT_PHYSICS = {
     "network.py": {"HYDRAULIC_TOL_PA", "HYDRAULIC_FAIL_PA", "FLOW_CONTROL_RTOL",  # solver tolerances
                    "REUSE_TOL_K"},  # numerical method
     "steady.py": {"STEADY_DT_S", "STEADY_TOL_K", "STEADY_GAIN_SCALE", "WARMUP_S"},  # numerical method
+    "sizing.py": {"FTOL_REL", "XTOL_REL", "MAX_ITER", "END_STEP", "END_TRIES", "WALK_STEP",  # root search
+                  "MAX_SWEEP_POINTS"},  # run-size limit
     "files.py": {"MAX_TOML_BYTES"},  # input size limit
     "calibration/fit.py": {"UNIDENTIFIABLE_SE", "TRADE_OFF_CORR",  # diagnostic thresholds (cited in the module)
                            "CAL_STEP_S", "DIFF_STEP"},  # numerical method
@@ -110,6 +112,7 @@ NOT_PHYSICS = {
     # twin check's default regression tolerances (judgement, stated in the module) and round-off slack
     "baseline.py": {"TOLERANCES", "TOLERANCE_BY_NAME", "FALLBACK_TOLERANCE"},
     "check.py": {"ROUND_OFF"},
+    "plots.py": {"DPI", "MAX_EVENT_MARKS", "MAX_HEATMAP_COLUMNS", "MAX_GPU_TICKS"},  # image size and legibility
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit
     "kernels/hydraulics.py": {"MIN_SLOPE"},  # Newton safeguard

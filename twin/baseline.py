@@ -14,7 +14,7 @@ catalogue name: ``faults/cdu-trip``) and one per scenario and margin::
     tolerance = 0.2              # absolute, in unit: a change within it is no change
     regression = "smaller"       # the direction that counts as worse: "smaller" or "larger"
     status = "ok"                # pass/fail margins: the status accepted ("fail": a known violation)
-    reason = "initial baseline 2026-12-03"
+    reason = "initial baseline 2026-12-02"
 
 Entries are compared, never silently rewritten: ``--update-baseline`` replaces only the
 entries whose value moved beyond their tolerance (or whose status, unit or direction

@@ -219,14 +219,83 @@ def scenarios_cmd(folder):
         click.echo(f"{name:<{width}}  {desc}".rstrip())
 
 
+KINDS = ("rack", "junction", "trays", "cdu", "margins")  # twin.plots.KINDS, without importing it
+
+
+@cli.command("plot")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS),
+              help="figure to draw (repeatable; default: every one the file has data for)")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="a .png file (one --kind) or a directory for STEM-KIND.png (default: beside RESULTS)")
+def plot_cmd(results, kinds, output):
+    """Draw the figures of a results file (docs/plots.md): rack power and temperatures,
+    GPU junction heat map, tray flow against requirement, pumps and CDU, margins.
+
+    Without --kind a figure the file has no data for is skipped, and said so; a --kind the
+    file has no data for exits 2 naming the channel."""
+    from .plots import plot
+
+    for kind, path, why in plot(results, kinds, output):
+        click.echo(f"{kind}: {path}" if path is not None else f"{kind}: skipped ({why})")
+
+
+@cli.command("report")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="the HTML page to write (default: beside RESULTS, STEM.html)")
+def report_cmd(results, output):
+    """One self-contained HTML page of a results file: verdict, margins table, figures
+    (embedded PNG), scenario and overrides."""
+    from .report_html import write
+
+    click.echo(f"report: {write(results, output)}")
+
+
+def _is_results(arg: str) -> bool:
+    return Path(arg).suffix.lower() in (".h5", ".hdf5")
+
+
+def _compare_results(files, plot):
+    from .plots import compare_keys, compare_table, fig_compare, load_run, write_png
+
+    if len(files) < 2:
+        raise TwinInputError(files[0], "", "compare needs two results files or more")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise TwinInputError(plot, "--plot", "must name a .png file")
+    runs = [load_run(f) for f in files]
+    keys = compare_keys(files)
+    click.echo(compare_table(runs, keys))
+    if plot is not None:
+        write_png(fig_compare(runs, keys), plot)
+        click.echo(f"plot: {plot}")
+
+
 @cli.command("compare")
 @click.argument("scenarios", nargs=-1, required=True)
 @click.option("--facility", "facilities", multiple=True, type=float, default=(32.0, 45.0), show_default=True,
-              help="facility supply temperatures to compare at [degC]")
+              help="facility supply temperatures to compare at [degC] (scenarios only)")
 @click.option(ALLOW_LARGE, "allow_large", is_flag=True, help="run even when a run's estimate passes the limits")
-def compare_cmd(scenarios, facilities, allow_large):
+@click.option("--plot", "plot", type=click.Path(path_type=Path), default=None,
+              help="results files only: a PNG of their rack temperatures, hottest GPU and heat on shared axes")
+@click.pass_context
+def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
     """Steady figures of several scenarios (files or catalogue names) side by side, one
-    column per scenario (its name, or its path where names repeat)."""
+    column per scenario (its name, or its path where names repeat).
+
+    Given results files (.h5) instead, their margins side by side (value and status, the
+    difference from the first file), and with --plot their time series on shared axes."""
+    results = [_is_results(a) for a in scenarios]
+    if any(results):
+        if not all(results):
+            bad = scenarios[results.index(False)]
+            raise TwinInputError(bad, "", "compare takes scenarios or results files (.h5), not both")
+        if ctx.get_parameter_source("facilities") != click.core.ParameterSource.DEFAULT:
+            raise TwinInputError(scenarios[0], "--facility", "applies to scenarios, not to results files")
+        _compare_results(scenarios, plot)
+        return
+    if plot is not None:
+        raise TwinInputError(scenarios[0], "--plot", "only with results files (.h5)")
     import numpy as np
 
     from .budget import check
@@ -299,6 +368,57 @@ def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overri
 
     sys.exit(check_main(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration,
                         out=click.echo))
+@cli.command("size")
+@click.argument("scenario")
+@click.option("--vary", required=True, metavar="KEY",
+              help="the scenario key to size (dotted, as --set): controls.flow_setpoint_lpm, facility.supply_temp_c, "
+                   "controls.pump_speed_fraction, 'overrides.\"rack01/tray09/gpu1\".r_tim_k_per_w', ...")
+@click.option("--target", required=True, metavar="MARGIN=VALUE",
+              help="the margin and the value it must reach, e.g. gpu_junction_margin_k=5")
+@click.option("--range", "range_text", metavar="LO:HI", default=None,
+              help="range of KEY searched (default: per key, e.g. a tenth to four times the scenario's value)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario field (dotted key)")
+@click.option("--sweep", "sweep_text", metavar="KEY2=A:B:N", default=None,
+              help="answer at N values of a second key from A to B, e.g. facility.supply_temp_c=17:45:8")
+@click.option("--duration", type=float, default=None,
+              help="length of each run [s] (default: the scenario's simulation.duration_s)")
+@click.option("--tol", type=float, default=None,
+              help="stop when the margin is this close to its target, in its unit (default 1e-3 of the target, "
+                   "at least 1e-3)")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="write the answers as CSV")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="with --sweep: a PNG of the answer against the swept key")
+@click.option("--json", "as_json", is_flag=True, help="print the answers as JSON instead of text")
+@click.option(ALLOW_LARGE, "allow_large", is_flag=True, help="run even when a run's estimate passes the limits")
+def size_cmd(scenario, vary, target, range_text, overrides, sweep_text, duration, tol, csv_path, plot_path, as_json,
+             allow_large):
+    """Find the value of KEY at which a margin of SCENARIO reaches its target (a root
+    search over runs of the scenario), optionally at each value of a second key.
+
+    Each run is the scenario's own (its steady start and its duration, or --duration), so
+    the answer is what `twin run --set KEY=VALUE` gives. Exit status: 0 when every answer
+    was found, 1 when the target is unreachable in the range (the margin at both ends is
+    printed) at any point, 2 on bad input."""
+    from .catalogue import resolve
+    from .sizing import check_outputs, report, size, to_json, write_csv, write_plot
+
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise TwinInputError("--duration", "", f"must be a positive number of seconds, got {duration:g}")
+    check_outputs(csv_path, plot_path, sweep_text is not None)
+    sz = size(resolve(scenario), list(overrides), vary, target, range_text, sweep_text, duration, tol,
+              allow_large, ALLOW_LARGE)
+    sz.scenario = str(scenario)
+    if csv_path is not None:
+        write_csv(sz, csv_path)
+    if plot_path is not None:
+        write_plot(sz, plot_path)
+    if as_json:
+        import json
+        click.echo(json.dumps(to_json(sz), indent=2, allow_nan=False))
+    else:
+        click.echo(report(sz))
+    if not sz.all_found:
+        sys.exit(1)
 
 
 def _calibrate(telemetry, scenario, spec, overrides):

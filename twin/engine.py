@@ -40,7 +40,7 @@ from .kernels import thermal as tk
 from .kernels import workload as kw
 from .controls import CduControls
 from .faults import FaultSchedule
-from .margins import MarginTracker
+from .margins import Margins, MarginTracker
 from .network import (FLOW_CONTROL_RTOL, HYDRAULIC_TOL_PA, REUSE_TOL_K, Hydraulics, ModelLimit, Network,
                       NetworkState, _empty_records)
 from .recorder import _channels, _Recorder, _snapshot, _snapshot_changed
@@ -58,7 +58,7 @@ __all__ = ["simulate", "Result", "RunEnd", "CoolantLimits", "ModelLimit", "Hydra
 
 def simulate(scenario: Scenario, output=None, power=None,
              duration_s: float | None = None, model: Model | None = None,
-             provenance: dict | None = None, boundary=None) -> Result:
+             provenance: dict | None = None, boundary=None, channels=None) -> Result:
     """Run a scenario. ``output``: HDF5 path to stream telemetry to (else kept in memory).
 
     ``power`` replaces the scenario's power source (see :mod:`twin.workload`: the DES of
@@ -68,6 +68,8 @@ def simulate(scenario: Scenario, output=None, power=None,
     ``boundary``: an object whose ``apply(net, t0, t1)`` sets the network's boundary for
     the block ``[t0, t1)`` before it runs (facility supply, flow setpoint: a measured
     boundary, :mod:`twin.calibration`), and marks the network dirty when it moved it.
+    ``channels``: keep only these telemetry channels and track no margins (the result's
+    margins are empty): a calibration's run, which reads a few channels many times.
 
     The run ends early, with the file whole and marked incomplete (root attributes
     ``complete``, ``end_time_s``, ``end_reason``), when it is interrupted (SIGINT,
@@ -92,7 +94,7 @@ def simulate(scenario: Scenario, output=None, power=None,
     wl = source.kernel
     n_jobs = wl.jp.shape[0]
     net = Network(model)
-    channels = _channels(model, n_jobs)
+    keep, channels = channels, _channels(model, n_jobs)
     faults = FaultSchedule(model, net, dt, channels)
     for _, fn in faults.take_cuts(1):  # faults from t = 0 shape the steady start
         fn()
@@ -135,8 +137,9 @@ def simulate(scenario: Scenario, output=None, power=None,
                      instance_parameters=json.dumps({p: inst.changed for p, inst in model.instances.items()
                                                      if inst.changed}))
         attrs.update({k: str(v) for k, v in prov.items()})
-        writer = TelemetryWriter(output, attrs, channels, labels)
-        tracker = MarginTracker(model)
+        kept = channels if keep is None else {k: v for k, v in channels.items() if k in keep}
+        writer = TelemetryWriter(output, attrs, kept, labels)
+        tracker = MarginTracker(model) if keep is None else None
         recorder = _Recorder(model, n_jobs, net.rec_slices, writer, tracker)
         e0 = net.stored_energy(state, dt) if net.hyd is not None else 0.0
         snap = None
@@ -192,8 +195,8 @@ def simulate(scenario: Scenario, output=None, power=None,
             jobs = _job_summary(source, s)
             events = sorted([e for e in source.events + faults.events if e[0] <= end.time_s + 1e-9] + end.events,
                             key=lambda e: e[0])
-            margins = tracker.finish(state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, end.time_s),
-                                     coolant=limits, end=end)
+            margins = Margins() if tracker is None else tracker.finish(
+                state, wl, jobs, ride_through=_ride_through(s, wl, model, dt, end.time_s), coolant=limits, end=end)
             writer.write_margins(margins)
             writer.write_events(events)
             if not end.stopped:

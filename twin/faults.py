@@ -19,8 +19,8 @@ before the next step. Each fault leaves ``events`` (time, kind, target) for the 
   pressure-drop coefficients rise as 1/(1-f) (laminar) and 1/(1-f)^2 (quadratic) and its
   convective conductance falls as a plate with fewer channels.
 - ``tray_isolation``: the target tray's quick disconnects closed.
-- ``sensor_offset``: telemetry channel ``target`` reads ``value`` high (the physics is
-  untouched: for testing calibration).
+- ``sensor_offset``: telemetry channel ``target`` reads ``value`` high, every member or
+  the one named by ``member`` (the physics is untouched: for testing calibration).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .errors import TwinInputError
+from .errors import TwinInputError, did_you_mean
 
 # A closed quick-disconnect pair: quadratic resistance [Pa/(m3/s)^2] passing ~0.02 L/min
 # at 100 kPa (ASSUMPTION: a closed UQD seals; the value only keeps the Newton system regular).
@@ -216,15 +216,25 @@ class FaultSchedule:
         elif f.kind == "sensor_offset":
             if f.target not in channels:
                 raise TwinInputError(file, where, f"no telemetry channel {f.target!r}")
+            key, label = (f.target, -1), f.target
+            if f.member:
+                members = m.channel_members(f.target)
+                if members is None:
+                    raise TwinInputError(file, f"faults.{i}.member", f"{f.target!r} has one value a sample, no members")
+                member = self.alias(f.member)
+                if member not in members:
+                    raise TwinInputError(file, f"faults.{i}.member", f"{f.target!r} has no member {f.member!r}"
+                                         + did_you_mean(member, members))
+                key, label = (f.target, members.index(member)), f"{f.target} of {member}"
 
             def on():
-                net.sensor_offsets[f.target] = f.value
+                net.sensor_offsets[key] = f.value
 
             def off():
-                net.sensor_offsets.pop(f.target, None)
-            self._at(f.start_s, on, "sensor_offset", f.target)
+                net.sensor_offsets.pop(key, None)
+            self._at(f.start_s, on, "sensor_offset", label)
             if end:
-                self._at(end, off, "sensor_offset_end", f.target)
+                self._at(end, off, "sensor_offset_end", label)
 
     def _path_coefficients(self, e):
         """Re-sum a path's pressure-drop coefficients from its plates' clogging."""
@@ -238,3 +248,18 @@ class FaultSchedule:
         due = [(s, fn) for s, _, fn in self.cuts if s < step_end]
         self.cuts = [c for c in self.cuts if c[0] >= step_end]
         return due
+
+
+def sensor_offset(offsets: dict, channel: str, member_shape=()):
+    """What the faulty sensors of ``channel`` add to it: a number for a 1-D channel, one
+    per member for a 2-D one (``offsets``: (channel, member column or -1) -> value, as
+    ``twin.faults`` sets them)."""
+    total = np.zeros(member_shape)
+    for (c, col), v in offsets.items():
+        if c != channel:
+            continue
+        if col < 0:
+            total = total + v
+        else:
+            total[col] += v
+    return total

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .build import LPM
+from .faults import sensor_offset
 from .kernels import workload as kw
 
 OK, FAIL, NOT_JUDGED = "ok", "fail", "not judged"
@@ -151,7 +152,8 @@ class MarginTracker:
         true value; ``hx_lost``: which CDUs reject no heat (tripped)."""
         m = self.m
         # each tray against its requirement at its rack's supply temperature of every sample
-        supply = np.asarray(data["rack/supply_temp"], dtype=float) - (offsets or {}).get("rack/supply_temp", 0.0)
+        supply = np.asarray(data["rack/supply_temp"], dtype=float)
+        supply = supply - sensor_offset(offsets or {}, "rack/supply_temp", supply.shape[1:])
         flow = hyd.flow_m3s[m.tray_supply_edge] / LPM
         required = (m.tray_required_at(supply[:, m.tray_rack], per_tray=True) if supply.ndim == 2
                     else m.tray_required_at(supply))  # (rows, tray)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .build import LPM, Model
 from .channels import channel_table
+from .faults import sensor_offset
 from .network import REC_NODES, Hydraulics, Network, _empty_records
 
 
@@ -64,7 +65,8 @@ class _Recorder:
             rec = {k: v[a:b] for k, v in self.buf.items()}
             data = _record_rows(self.m, snap, rec, b - a, self.type_slices)
             self.writer.append(self.times[a:b].copy(), data)
-            self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost)
+            if self.tracker is not None:
+                self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost)
         self._new(self.times.size)
 
 
@@ -168,6 +170,7 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
         out["cdu/dp"] = np.broadcast_to((p[m.cdu_discharge_node] - p[m.cdu_suction_node]) / 1e3, (rows, nc))
         out["facility/return_temp"] = fac_t + rec["cdu_heat"][:rows] / m_fac_cp
         out["facility/flow"] = np.full(rows, nc * snap.fac_flow_m3s / LPM)
-    for channel, offset in snap.offsets.items():  # a faulty sensor reads off
-        out[channel] = out[channel] + offset
+    for channel in {c for c, _ in snap.offsets}:  # a faulty sensor reads off
+        out[channel] = out[channel] + sensor_offset(snap.offsets, channel, np.shape(out[channel])[1:])
     return out
+

@@ -41,9 +41,10 @@ class Result:
         elif self.telemetry_path is not None and str(path) != str(self.telemetry_path):
             shutil.copyfile(self.telemetry_path, path)
 
-    def telemetry(self):
-        """The telemetry as a :class:`twin.telemetry.Telemetry`."""
+    def telemetry(self, require=None):
+        """The telemetry as a :class:`twin.telemetry.Telemetry` (``require``: as
+        :func:`twin.telemetry.read_telemetry`'s; ``()`` for a run that kept a few channels)."""
         if self._memfile is not None:
-            return _read_open(self._memfile, "<memory>")
+            return _read_open(self._memfile, "<memory>", require)
         from .telemetry import read_telemetry
-        return read_telemetry(self.telemetry_path)
+        return read_telemetry(self.telemetry_path, require)

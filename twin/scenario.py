@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import TwinInputError, did_you_mean
 from .files import regular_file
-from .sources import Sources, gather, parse_override, set_dotted, show, where  # noqa: F401 (parse_override: API)
+from .sources import Sources, gather, key_parts, parse_override, set_dotted, show, where  # noqa: F401 (parse_override: API)
 
 
 @dataclass(frozen=True)
@@ -604,6 +604,8 @@ class Fault(_Model):
         default=0.0, description="facility_supply_temp: supply [degC]; sensor_offset: offset in the channel's units; "
                                  "plate_fouling: the convective-resistance multiplier reached at end_s")
     pumps_run: StrictBool = Field(default=True, description="cdu_trip: pumps keep circulating (on UPS) while heat rejection is lost")
+    member: str = Field(default="", description="sensor_offset: the one member of a per-instance channel that reads "
+                                                "off (rack01/tray05 of tray/return_temp); default: every member")
 
     @model_validator(mode="after")
     def _check(self):
@@ -615,6 +617,8 @@ class Fault(_Model):
         lo, hi = FACILITY_SUPPLY_C
         if self.kind == "facility_supply_temp" and not lo <= self.value <= hi:
             raise ValueError(f"value: {_num(self.value)} degC outside the facility supply range {lo:g}-{hi:g} degC")
+        if self.member and self.kind != "sensor_offset":
+            raise ValueError(f"member: only a sensor_offset names a member, not a {self.kind}")
         if self.kind == "sensor_offset":
             quantity = self.target.rsplit("/", 1)[-1]
             limit, unit = next((m, u) for key, m, u in SENSOR_OFFSET_MAX if key in quantity)
@@ -954,22 +958,50 @@ def _child(node, key):
     return None
 
 
-def _fields_at(parts, data) -> list:
-    """The field names of the table at ``parts`` (for near matches of an unknown key)."""
+def _table_at(parts, data):
+    """The model class of the table at ``parts`` of the raw data (None where there is no
+    table there: a value, an unknown key)."""
     ann, node = Scenario, data
     for p in parts:
         ann = _unwrap(ann, node)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             if p not in ann.model_fields:
-                return []
+                return None
             ann = ann.model_fields[p].annotation
         elif typing.get_origin(ann) in (list, dict):
             ann = typing.get_args(ann)[-1]
         else:
-            return []
+            return None
         node = _child(node, p)
     ann = _unwrap(ann, node)
-    return list(ann.model_fields) if isinstance(ann, type) and issubclass(ann, BaseModel) else []
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def _fields_at(parts, data) -> list:
+    """The field names of the table at ``parts`` (for near matches of an unknown key)."""
+    table = _table_at(parts, data)
+    return list(table.model_fields) if table is not None else []
+
+
+def field_at(key: str, data: dict):
+    """The schema field (pydantic ``FieldInfo``) of a dotted key in the raw data
+    ``data``, or None where the key names no field (a list element, a table of
+    per-instance overrides, an unknown key)."""
+    parts = [int(p) if p.lstrip("-").isdigit() else p for p in key_parts(key)]
+    table = _table_at(parts[:-1], data)
+    return table.model_fields.get(parts[-1]) if table is not None else None
+
+
+def field_bounds(info) -> Optional[Bounds]:
+    """The :class:`Bounds` of a schema field (``FieldInfo``), also inside ``Optional``."""
+    todo = list(getattr(info, "metadata", ())) + [getattr(info, "annotation", None)]
+    while todo:
+        x = todo.pop(0)
+        if isinstance(x, Bounds):
+            return x
+        if typing.get_origin(x) in (Annotated, Union):
+            todo += list(typing.get_args(x)[1:] if typing.get_origin(x) is Annotated else typing.get_args(x))
+    return None
 
 
 def _explain(err: dict, data) -> tuple[tuple, str]:

@@ -16,6 +16,7 @@ error leaves no file behind.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import h5py
 import numpy as np
 
 from .errors import TwinInputError
+
+_mem_ids = itertools.count()  # names of in-memory telemetry files (TelemetryWriter)
 
 SCHEMA = "rack-twin-telemetry/1"
 # Channels every telemetry file must carry (docs/telemetry.md), with their units.
@@ -66,7 +69,9 @@ class TelemetryWriter:
             self.f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
         else:
             self.tmp = None
-            self.f = h5py.File(f"mem-{id(self)}.h5", "w", driver="core", backing_store=False)
+            # a name no open in-memory file has: id(self) is reused once a writer is freed while
+            # its file lives on in a Result, and HDF5 refuses to truncate an open file
+            self.f = h5py.File(f"mem-{os.getpid()}-{next(_mem_ids)}.h5", "w", driver="core", backing_store=False)
         for k, v in attrs.items():
             self.f.attrs[k] = v
         self.rows = 0  # rows in the file
@@ -294,3 +299,33 @@ def _is_true(x) -> bool:
 
 def _s(x):
     return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def read_margins(path) -> list | None:
+    """The ``margins/verdicts`` table of a telemetry file as a list of dicts (name, value,
+    unit, limit (None for a figure), sense, status, instance, note; a NaN value stays NaN),
+    or None when the file holds no margins (measured telemetry, a foreign file)."""
+    from .files import regular_file
+
+    path = Path(path)
+    regular_file(path, path, "", "file")
+    with open_hdf5(path) as f:
+        ds = f.get("margins/verdicts")
+        if ds is None:
+            return None
+        if not isinstance(ds, h5py.Dataset):
+            raise TwinInputError(path, "margins/verdicts", "not a dataset")
+        try:
+            rows = ds[()]
+            names = rows.dtype.names or ()
+            out = [{k: (_s(r[k]) if rows.dtype[k].kind in "OSU" else float(r[k])) for k in names} for r in rows]
+        except _DAMAGED as exc:
+            raise TwinInputError(path, "margins/verdicts", f"unreadable ({exc.__class__.__name__})") from None
+    need = ("name", "value", "unit", "limit", "status")
+    if any(k not in names for k in need):
+        raise TwinInputError(path, "margins/verdicts", f"expected the columns {', '.join(need)}")
+    for r in out:
+        r["limit"] = None if not np.isfinite(r["limit"]) else r["limit"]
+        for k in ("sense", "instance", "note"):
+            r.setdefault(k, "")
+    return out

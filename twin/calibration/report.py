@@ -33,8 +33,12 @@ def overlay(f: Fit) -> dict:
     patterns = {p.name: p.instances for p in spec.parameter}
     for u, xi in zip(f.problem.us, f.x):
         v = float(u.value(xi))
-        if not u.paths:
+        if not u.paths and u.members is None:
             faults.append(dict(kind="sensor_offset", target=u.key, start_s=0.0, value=v))
+        elif not u.paths:
+            members = f.problem.model.channel_members(u.key)
+            faults += [dict(kind="sensor_offset", target=u.key, member=members[i], start_s=0.0, value=v)
+                       for i in u.members]
         elif len(u.paths) == 1:
             over.setdefault(u.paths[0], {})[u.key] = v
         else:
@@ -114,7 +118,10 @@ def _evidence(f: Fit, i: int) -> str:
                 k = int(np.nonzero(hit)[0][0])
                 return f"{name} of {_member(prob, name, cols[k])}"
         if not prob.us[i].paths and name == prob.us[i].key:
-            return f"{name} (offset against the physics the other channels fix)"
+            u = prob.us[i]
+            which = "" if u.members is None else " of " + ", ".join(
+                prob.model.channel_members(name)[k] for k in u.members)
+            return f"{name}{which} (offset against the physics the other channels fix)"
     if prob.us[i].trays is not None:
         return "tray/flow and tray/return_temp of " + ", ".join(prob.model.tray_names[t] for t in prob.us[i].trays)
     return ", ".join(name for name, *_ in prob.targets)

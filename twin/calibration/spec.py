@@ -33,6 +33,14 @@ over which windows, and how the measured file's channels map onto the model's.
     bounds = [-5.0, 5.0]
     tolerance = 0.5
 
+    [[parameter]]
+    name = "tray_return_sensor"
+    sensor = "tray/return_temp"     # one offset per tray's return sensor
+    instances = "rack01/tray*"
+    per_instance = true
+    bounds = [-5.0, 5.0]
+    tolerance = 0.5
+
     [windows]
     warmup_s = 120.0                # samples before this are not fitted (the steady start)
     holdout_fraction = 0.2          # the last fifth is predicted, not fitted
@@ -78,7 +86,9 @@ class FitChannel(_Model):
 
 class Parameter(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
-    instances: Optional[str] = Field(default=None, description="instance path pattern (twin.components)")
+    instances: Optional[str] = Field(default=None, description="instance path pattern (twin.components); with "
+                                                               "sensor: the members of a 2-D channel whose sensors "
+                                                               "read off")
     parameter: Optional[str] = Field(default=None, description="the instances' parameter, e.g. r_tim_k_per_w")
     sensor: Optional[str] = Field(default=None, description="an additive offset of this measured channel")
     per_instance: bool = Field(default=False, description="one value per instance (else one shared)")
@@ -96,8 +106,10 @@ class Parameter(_Model):
 
     @model_validator(mode="after")
     def _what(self):
-        if (self.sensor is None) == (self.instances is None or self.parameter is None):
-            raise ValueError("sensor: give instances and parameter, or sensor")
+        if self.sensor is not None and self.parameter is not None:
+            raise ValueError("sensor: give instances and parameter, or sensor (and instances: its members)")
+        if self.sensor is None and (self.instances is None or self.parameter is None):
+            raise ValueError("sensor: give instances and parameter, or sensor (and instances: its members)")
         if self.sensor is not None and self.bounds is None:
             raise ValueError("bounds: a sensor offset needs bounds in the channel's unit")
         if self.bounds is not None and not self.bounds[0] < self.bounds[1]:

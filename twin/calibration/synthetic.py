@@ -40,7 +40,8 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
     ``{"overrides": {...}, "rack.manifold.layout": "direct_return"}``), then write its
     telemetry to ``out`` with sensor noise (normal, ``TEMP_NOISE_K`` on temperatures,
     ``FLOW_NOISE_REL`` of flows), temperatures quantised to ``TEMP_QUANTUM_K`` and
-    ``sensor_offsets`` (channel -> offset in its unit) added. ``truth`` (JSON-able) is
+    ``sensor_offsets`` (channel -> offset in its unit, or -> {member path: offset} for
+    single sensors of a 2-D channel) added. ``truth`` (JSON-able) is
     stored in the file with ``overrides``."""
     import h5py
 
@@ -66,7 +67,15 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
                 x = x + rng.normal(0.0, TEMP_NOISE_K, x.shape)
             elif noise and units == "L/min":
                 x = x * (1.0 + rng.normal(0.0, FLOW_NOISE_REL, x.shape))
-            x = x + (sensor_offsets or {}).get(name, 0.0)
+            off = (sensor_offsets or {}).get(name, 0.0)
+            if isinstance(off, dict):  # member path -> offset: one sensor of a 2-D channel
+                key = "cdu/pump_labels" if name.startswith("cdu/pump") else name.split("/")[0] + "/labels"
+                labels = [v.decode() if isinstance(v, bytes) else str(v) for v in dst[key][...]]
+                per = np.zeros(x.shape[1])
+                for member, v in off.items():
+                    per[labels.index(member)] += v
+                off = per
+            x = x + off
             if noise and units == "degC":
                 x = np.round(x / TEMP_QUANTUM_K) * TEMP_QUANTUM_K
             ds[...] = x.astype(ds.dtype)
