@@ -1,5 +1,6 @@
 """The `twin` command line: ``run`` a scenario (telemetry, margins and a verdict), ``inspect``
-a telemetry file, list the catalogue (``scenarios``) and ``compare`` racks.
+a telemetry file, list the catalogue (``scenarios``), ``compare`` racks and ``check`` many
+scenarios' margins against their limits and a baseline.
 
 Bad input exits 2 with one line ``error: FILE: FIELD: MESSAGE`` on stderr and no
 traceback; nothing is left half-written and no input is modified. Usage errors (an
@@ -368,6 +369,32 @@ def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
         click.echo(f"{row:<{w0}}  " + "  ".join(f"{cols[k][row]:>{w}.2f}" for k, w in zip(keys, ws)))
 
 
+@cli.command("check")
+@click.argument("scenarios", nargs=-1)
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path), default=None,
+              help="baseline TOML to compare with (default: .twin/baseline.toml of the repository)")
+@click.option("--update-baseline", "update", is_flag=True,
+              help="rewrite the baseline's entries that changed (and add new ones), print the diff")
+@click.option("--reason", default=None, metavar="TEXT", help="with --update-baseline: the reason of the changed entries")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None,
+              help="write a JUnit XML report (one testsuite per scenario, one testcase per margin)")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="scenarios run at once (default: the CPUs)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a field of every scenario")
+@click.option("--duration", type=float, default=None,
+              help="simulate every scenario this long [s] (baselines taken over another duration are not compared)")
+def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration):
+    """Run scenarios (files, catalogue names or directories; none: the whole catalogue) in
+    parallel, in memory, and judge every pass/fail margin against its limit and every
+    baselined margin against the baseline (docs/check.md). Prints a table of scenario,
+    margin, value, limit, baseline, change and verdict.
+
+    Exit status: 0 when every margin is within its limit (or accepted by the baseline) and
+    none regressed beyond its tolerance, 1 otherwise or when a scenario failed to run, 2 on
+    bad input (a missing scenario, a malformed baseline)."""
+    from .check import main as check_main
+
+    sys.exit(check_main(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration,
+                        out=click.echo))
 @cli.command("size")
 @click.argument("scenario")
 @click.option("--vary", required=True, metavar="KEY",
