@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow mutate mutate-sample bench clean
+.PHONY: run test test-slow check mutate mutate-sample bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# Every runnable scenario of the catalogue against its limits and the committed baseline
+# (.twin/baseline.toml, docs/check.md); exit 1 on a violation or a regression. JUnit report
+# in results/margins.xml. 20-30 s on the shared two-core machine, numba cache warm.
+check: $(STAMP)
+	$(BIN)/twin check --junit results/margins.xml
+
 # Plants physics errors one at a time and checks that the suite catches them
 # (docs/mutation.md); not part of `make test`: it runs the suite once per mutation.
 mutate: $(STAMP)
@@ -36,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training_24h.py
 	$(BIN)/python benchmarks/bench_row.py
 	$(BIN)/python benchmarks/bench_calibration.py
+	$(BIN)/python benchmarks/bench_check.py
 
 clean:
 	rm -rf $(VENV) results

@@ -99,6 +99,25 @@ def test_one_tray_return_sensor_off_is_told_from_its_trays_flow(tmp_path):
                            value=pytest.approx(1.0, abs=0.1))]
 
 
+def test_margins_predicted_over_the_fits_uncertainty_hold_the_true_racks(faulty_fit):
+    """The fitted rack run on a hot day (W45, 10 min at full power): the GPU junction
+    margin's 5-95 % band over 40 posterior draws contains the margin of the rack built
+    with the true parameters (the planted TIM, the half-open coupling), and the value at
+    the fitted parameters is the median's neighbour. A prediction that ignored the fit's
+    uncertainty (a zero-width band) or applied the overlay to the wrong parts would miss."""
+    from twin.calibration.report import predict_margins
+
+    hot = twin.load_scenario("faults/w45-hot-day", {"simulation.duration_s": 600.0})
+    rows = {r["name"]: r for r in predict_margins(faulty_fit, hot, samples=40, seed=1)}
+    truth = twin.simulate(hot.with_overrides(FAULTS)).margins["gpu_junction_margin_k"]
+    design = twin.simulate(hot).margins["gpu_junction_margin_k"]
+    g = rows["gpu_junction_margin_k"]
+    assert g["p05"] < g["p95"]
+    assert g["p05"] <= truth <= g["p95"], (g, truth)
+    assert abs(truth - design) > 5 * (g["p95"] - g["p05"])  # the fault is what the band resolves
+    assert g["p05"] <= g["fitted"] <= g["p95"]
+
+
 def test_the_held_out_window_is_predicted_within_guideline_figures(faulty_fit):
     for name, st in faulty_fit.stats.items():
         h = st["holdout"]

@@ -110,6 +110,9 @@ NOT_PHYSICS = {
                     "GAP_INTERVALS", "SNAP_GAP_FRACTION", "ROUND_OFF",  # resampling rule; round-off tolerance
                     "MAX_IMPORT_BYTES"},  # input size limit
     "margins.py": {"GOODPUT_RTOL"},  # round-off tolerance
+    # twin check's default regression tolerances (judgement, stated in the module) and round-off slack
+    "baseline.py": {"TOLERANCES", "TOLERANCE_BY_NAME", "FALLBACK_TOLERANCE"},
+    "check.py": {"ROUND_OFF"},
     "plots.py": {"DPI", "MAX_EVENT_MARKS", "MAX_HEATMAP_COLUMNS", "MAX_GPU_TICKS"},  # image size and legibility
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit

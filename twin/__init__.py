@@ -28,18 +28,6 @@ __version__ = "0.1.0"
 from .errors import TwinInputError  # noqa: E402
 
 
-def load_scenario(path, overrides=None):
-    """Load a scenario: a TOML file, or a catalogue name as ``twin run`` takes it
-    (``"reference-w32"``, ``"catalogue/gb300-nvl72-class"``, ``"faults/cdu-trip"``: an
-    existing file of that name wins; :func:`twin.catalogue.resolve`), from any working
-    directory. ``overrides``: dotted keys, ``{"facility.supply_temp_c": 45}`` or ``--set``
-    strings; see :func:`twin.scenario.load_scenario`. Raises :class:`TwinInputError`."""
-    from .catalogue import resolve
-    from .scenario import load_scenario as _load
-
-    return _load(resolve(path, "scenario"), overrides)
-
-
 def simulate(scenario, output=None, **kwargs):
     """Run a scenario; see :func:`twin.engine.simulate`."""
     from .engine import simulate as _simulate
@@ -150,10 +138,10 @@ def overlay_toml(fit, source=""):
 
 
 def __getattr__(name):
-    if name == "Scenario":
+    if name in ("Scenario", "load_scenario"):  # load_scenario takes a file or a catalogue name
         from . import scenario
 
-        return scenario.Scenario
+        return getattr(scenario, name)
     raise AttributeError(f"module 'twin' has no attribute {name!r}")
 
 

@@ -1,5 +1,6 @@
 """The `twin` command line: ``run`` a scenario (telemetry, margins and a verdict), ``inspect``
-a telemetry file, list the catalogue (``scenarios``) and ``compare`` racks.
+a telemetry file, list the catalogue (``scenarios``), ``compare`` racks and ``check`` many
+scenarios' margins against their limits and a baseline.
 
 Bad input exits 2 with one line ``error: FILE: FIELD: MESSAGE`` on stderr and no
 traceback; nothing is left half-written and no input is modified. Usage errors (an
@@ -368,6 +369,32 @@ def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
         click.echo(f"{row:<{w0}}  " + "  ".join(f"{cols[k][row]:>{w}.2f}" for k, w in zip(keys, ws)))
 
 
+@cli.command("check")
+@click.argument("scenarios", nargs=-1)
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path), default=None,
+              help="baseline TOML to compare with (default: .twin/baseline.toml of the repository)")
+@click.option("--update-baseline", "update", is_flag=True,
+              help="rewrite the baseline's entries that changed (and add new ones), print the diff")
+@click.option("--reason", default=None, metavar="TEXT", help="with --update-baseline: the reason of the changed entries")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None,
+              help="write a JUnit XML report (one testsuite per scenario, one testcase per margin)")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="scenarios run at once (default: the CPUs)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a field of every scenario")
+@click.option("--duration", type=float, default=None,
+              help="simulate every scenario this long [s] (baselines taken over another duration are not compared)")
+def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration):
+    """Run scenarios (files, catalogue names or directories; none: the whole catalogue) in
+    parallel, in memory, and judge every pass/fail margin against its limit and every
+    baselined margin against the baseline (docs/check.md). Prints a table of scenario,
+    margin, value, limit, baseline, change and verdict.
+
+    Exit status: 0 when every margin is within its limit (or accepted by the baseline) and
+    none regressed beyond its tolerance, 1 otherwise or when a scenario failed to run, 2 on
+    bad input (a missing scenario, a malformed baseline)."""
+    from .check import main as check_main
+
+    sys.exit(check_main(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration,
+                        out=click.echo))
 @cli.command("size")
 @click.argument("scenario")
 @click.option("--vary", required=True, metavar="KEY",
@@ -502,7 +529,12 @@ def _check_overlay_path(output: Path, *inputs) -> None:
 @click.option("--windows", "window", default=None, metavar="DURATION",
               help="fit successive windows (e.g. 1h, 30min, 600s) and report each parameter's trend")
 @click.option("--plot", "plot", type=click.Path(path_type=Path), default=None, help="with --windows: a PNG of the trends")
-def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window, plot):
+@click.option("--predict", "predict", default=None, metavar="SCENARIO",
+              help="then run SCENARIO (the same rack: a hot day, a pump failed) with the fitted parameters and "
+                   "report each margin's spread and probability of failing over the fit's uncertainty")
+@click.option("--samples", type=click.IntRange(1, 10000), default=50, show_default=True,
+              help="with --predict: draws from the fit's posterior approximation")
+def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window, plot, predict, samples):
     """Fit the spec's parameters of SCENARIO to measured TELEMETRY (docs/calibration.md):
     the model driven by the measured chip power, facility supply and CDU flow, least
     squares on the spec's channels; prints fitted values with 95 % intervals, residual
@@ -515,6 +547,12 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
     if window is not None:
         _drift(telemetry, scenario, spec, overrides, window, plot, as_json)
         return
+    target = None
+    if predict is not None:  # read before the fit: a bad name is exit 2 at once
+        from .catalogue import resolve
+        from .scenario import load
+
+        target = load(resolve(predict), list(overrides)).scenario
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
         _check_overlay_path(output, telemetry, spec)
@@ -522,7 +560,20 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(overlay_toml(f, str(telemetry)))
         tmp.replace(output)
-    click.echo(json.dumps(to_dict(f), indent=2) if as_json else table(f))
+    out = to_dict(f)
+    if target is not None:
+        from .calibration.report import predict_margins, predict_table
+
+        rows = predict_margins(f, target, samples)
+        out["prediction"] = dict(scenario=target.name, margins=[
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows])
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(table(f))
+        if target is not None:
+            click.echo("")
+            click.echo(predict_table(rows, target.name))
 
 
 @cli.command("accept")

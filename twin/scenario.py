@@ -1277,7 +1277,11 @@ def _json_as_written(node) -> None:
 def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
     """Load a scenario TOML file, resolve its includes, apply dotted-key overrides, validate.
 
-    ``overrides`` is a dict ``{"facility.supply_temp_c": 45}`` or a list of
-    ``"key=value"`` strings (as given to ``--set``). Raises :class:`TwinInputError`.
+    ``path``: a file, or a catalogue name as ``twin run`` takes it (``reference-w32``,
+    ``faults/cdu-trip``; an existing file of that name wins). ``overrides`` is a dict
+    ``{"facility.supply_temp_c": 45}`` or a list of ``"key=value"`` strings (as given to
+    ``--set``). Raises :class:`TwinInputError`.
     """
-    return load(path, overrides).scenario
+    from .catalogue import resolve
+
+    return load(resolve(path), overrides).scenario

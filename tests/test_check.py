@@ -1,0 +1,376 @@
+"""`twin check`: margins against their limits and the committed baseline, the JUnit report,
+the baseline's update and its errors.
+
+Each test names the wrong code it would catch. The whole catalogue is `make check` (CI);
+here a few short scenarios keep the suite quick.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from twin import baseline as bl
+from twin.catalogue import entries
+from twin.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SCEN = ROOT / "scenarios"
+BASELINE = ROOT / ".twin" / "baseline.toml"
+SCHEMA = Path(__file__).resolve().parent / "data" / "junit.xsd"
+PLATE_30 = "rack.cold_plates.gpu_plate.convective_resistance_scale=1.3"
+
+
+def _run(*args):
+    r = CliRunner().invoke(cli, ["check", *[str(a) for a in args]], catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _rows(stdout: str) -> dict:
+    """(scenario, margin) -> the table's cells (value, unit, limit, baseline, change, verdict)."""
+    lines = stdout.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("scenario "))
+    at = lines[head].index("verdict")
+    out = {}
+    for ln in lines[head + 1:]:
+        if not ln or ln.split()[0] in ("FAIL", "REGRESSED", "GONE", "ERROR", "junit:", "check:", "baseline"):
+            break
+        cells = ln[:at].split()
+        out[(cells[0], cells[1])] = cells[2:] + [ln[at:].strip()]
+    return out
+
+
+def _validate(path: Path):
+    import xmlschema
+
+    xmlschema.XMLSchema(SCHEMA).validate(str(path))
+    return ET.parse(path).getroot()
+
+
+def _entry_text(key, name, value, tolerance=0.2, regression="smaller", status="ok", reason="hand-made"):
+    return bl.margin_block(key, name, bl.Entry(value, "K", tolerance, regression, reason, status))
+
+
+# --------------------------------------------------------------------------- the committed baseline
+
+
+def test_short_catalogue_scenarios_pass_against_the_committed_baseline():
+    """Catches: a committed baseline out of step with the model, a known failure (the
+    isolated tray's flow) not honoured as accepted, a limit compared the wrong way."""
+    code, out, err = _run("catalogue/nvl72-class", "faults/isolated-tray", "--jobs", "1")
+    assert code == 0, out + err
+    rows = _rows(out)
+    assert rows[("catalogue/nvl72-class", "gpu_junction_margin_k")][-1] == "ok"
+    assert rows[("faults/isolated-tray", "tray_flow_ratio_min")][-1] == "accepted"
+    assert {r[-1] for r in rows.values()} <= {"ok", "accepted"}
+    assert "check: OK" in out.splitlines()[-1]
+
+
+def test_every_catalogue_scenario_has_baseline_entries_with_reasons():
+    """Catches: a scenario added to the catalogue without a baseline (make check would
+    show only `new` for it), an entry without a reason, a pass/fail margin without the
+    status it was accepted with."""
+    base = bl.load(BASELINE)
+    keys = {name for name, _, _ in entries(SCEN)}
+    assert keys <= set(base.scenarios), keys - set(base.scenarios)
+    for key in keys:
+        assert "gpu_junction_margin_k" in base.margin_names(key), key
+    for (key, name), e in base.margins.items():
+        assert e.reason.strip(), (key, name)
+        if name.endswith(("_margin_k", "_ratio_min")):
+            assert e.status in bl.STATUSES, (key, name)
+
+
+# --------------------------------------------------------------------------- failing on purpose
+
+
+def test_a_more_resistive_gpu_plate_fails_naming_the_margin_and_the_chip(tmp_path):
+    """Every GPU plate's convective resistance 30 % higher: the GPU junction margin drops
+    ~1.3 K, beyond its 0.2 K tolerance. Catches: overrides not reaching the workers, a
+    regression not failing the exit status, a report that does not say which margin and
+    which chip, JUnit XML that a CI system would reject."""
+    report = tmp_path / "reports" / "margins.xml"
+    code, out, err = _run("catalogue/nvl72-class", "--set", PLATE_30, "--junit", report, "--jobs", "1")
+    assert code == 1, out + err
+    rows = _rows(out)
+    assert rows[("catalogue/nvl72-class", "gpu_junction_margin_k")][-1] == "REGRESSED"
+    line = next(ln for ln in out.splitlines() if ln.startswith("REGRESSED catalogue/nvl72-class gpu_junction_margin_k"))
+    assert "rack01/tray09/gpu3" in line and "20.810" in line and "limit >=0 met" in line
+    root = _validate(report)
+    suite = root.find("testsuite[@name='catalogue/nvl72-class']")
+    assert int(suite.get("failures")) == 3 and int(suite.get("errors")) == 0  # the margin, Tj max and p95
+    failure = suite.find("testcase[@name='gpu_junction_margin_k']/failure")
+    assert failure.get("type") == "regression"
+    for word in ("gpu_junction_margin_k", "19.5", "20.810", "rack01/tray09/gpu3", "tolerance 0.2"):
+        assert word in failure.get("message"), word
+    assert suite.find("testcase[@name='other_chip_junction_margin_k']/failure") is None
+
+
+def test_a_limit_violation_fails_without_any_baseline_and_names_the_tray(tmp_path):
+    """Flow cut to 100 L/min: every tray below its required flow. Catches: limits judged
+    only against a baseline, a violation reported without the part that sets it."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    report = tmp_path / "j.xml"
+    code, out, err = _run("catalogue/nvl72-class", "--baseline", empty, "--set", "controls.flow_setpoint_lpm=100",
+                          "--junit", report, "--jobs", "1")
+    assert code == 1, out + err
+    assert _rows(out)[("catalogue/nvl72-class", "tray_flow_ratio_min")][-1] == "FAIL"
+    line = next(ln for ln in out.splitlines() if ln.startswith("FAIL catalogue/nvl72-class tray_flow_ratio_min"))
+    assert "outside its limit >=1" in line and re.search(r"at rack01/tray\d\d", line)
+    failure = _validate(report).find(".//testcase[@name='tray_flow_ratio_min']/failure")
+    assert failure.get("type") == "limit" and "rack01/tray" in failure.get("message")
+
+
+@pytest.fixture(scope="module")
+def nvl72_value():
+    """The catalogue rack's GPU junction margin as the committed baseline holds it."""
+    return bl.load(BASELINE).margins[("catalogue/nvl72-class", "gpu_junction_margin_k")].value
+
+
+@pytest.mark.parametrize("offset, regression, verdict, code", [
+    (+0.5, "smaller", "REGRESSED", 1),  # the baseline was 0.5 K better: a regression, the limit still met
+    (+0.1, "smaller", "ok", 0),  # within the tolerance
+    (-0.5, "smaller", "improved", 0),  # better than the baseline
+    (-0.5, "larger", "REGRESSED", 1),  # the same change, judged with the other direction
+])
+def test_a_regression_beyond_the_tolerance_fails_while_the_limit_holds(tmp_path, nvl72_value, offset, regression,
+                                                                        verdict, code):
+    """Catches: the tolerance ignored or applied the wrong way, the direction of a
+    regression reversed, a regression that needs a limit violation to fail."""
+    base = tmp_path / "tight.toml"
+    base.write_text(_entry_text("catalogue/nvl72-class", "gpu_junction_margin_k", round(nvl72_value + offset, 3),
+                                regression=regression))
+    got, out, err = _run("catalogue/nvl72-class", "--baseline", base, "--jobs", "1")
+    assert got == code, out + err
+    row = _rows(out)[("catalogue/nvl72-class", "gpu_junction_margin_k")]
+    assert row[-1] == verdict and row[2] == ">=0"
+    if verdict == "REGRESSED":
+        assert "limit >=0 met" in out
+    others = {k: v[-1] for k, v in _rows(out).items() if k[1] != "gpu_junction_margin_k"}
+    assert set(others.values()) <= {"new"}  # not in this baseline: judged on their limits, not failed
+
+
+# --------------------------------------------------------------------------- updating the baseline
+
+
+def _nvl72_baseline(tmp_path, value_offset=1.0) -> tuple[Path, str]:
+    """The committed catalogue/nvl72-class entries with a comment of our own, one value
+    moved beyond its tolerance, one entry removed (new) and one that no margin reports (gone)."""
+    text = BASELINE.read_text()
+    blocks = [b for b in bl._blocks(text) if b[0] and b[0][1] == "catalogue/nvl72-class"]
+    kept = []
+    for key, chunk in blocks:
+        if key[-1] == "rack_dp_max_kpa":
+            continue  # to be added back
+        if key[-1] == "gpu_junction_max_c":
+            chunk = re.sub(r"value = [-0-9.e]+", lambda m: f"value = {float(m.group(0).split()[-1]) - value_offset!r}",
+                           chunk)
+        if key[-1] == "pump_head_margin_kpa":
+            chunk = "# a comment of ours, kept\n" + chunk.replace('reason = "', 'reason = "kept: ', 1)
+        kept.append(chunk.rstrip("\n") + "\n\n")
+    kept.append(_entry_text("catalogue/nvl72-class", "old_margin_k", 1.0))
+    path = tmp_path / "baseline.toml"
+    path.write_text("# our header\n\n" + "".join(kept))
+    return path, path.read_text()
+
+
+def test_update_baseline_rewrites_only_the_changed_entries(tmp_path):
+    """Catches: an update that rewrites (and so re-dates) every entry, loses comments or
+    reasons, keeps a margin that is gone, misses a new one, or leaves a file that the
+    next check does not pass."""
+    path, before = _nvl72_baseline(tmp_path)
+    code, out, err = _run("catalogue/nvl72-class", "--baseline", path, "--update-baseline", "--jobs", "1")
+    assert code == 0, out + err
+    after = path.read_text()
+    old, new = dict((tuple(k) if k else None, c) for k, c in bl._blocks(before)), \
+        dict((tuple(k) if k else None, c) for k, c in bl._blocks(after))
+    changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+    key = lambda n: ("margin", "catalogue/nvl72-class", n)  # noqa: E731
+    assert changed == {key("gpu_junction_max_c"), key("rack_dp_max_kpa"), key("old_margin_k")}, changed
+    assert "# a comment of ours, kept" in after and 'reason = "kept: ' in after and after.startswith("# our header")
+    entry = tomllib.loads(after)["margin"]["catalogue/nvl72-class"]
+    assert re.fullmatch(r"updated \d{4}-\d\d-\d\d: was [0-9.]+ degC", entry["gpu_junction_max_c"]["reason"])
+    assert entry["rack_dp_max_kpa"]["reason"].startswith("recorded ")
+    assert "old_margin_k" not in entry
+    assert "--- a/" in out and "+++ b/" in out  # the diff is printed
+    code, out, err = _run("catalogue/nvl72-class", "--baseline", path, "--jobs", "1")
+    assert code == 0 and {v[-1] for v in _rows(out).values()} == {"ok"}, out
+    # nothing changed: the file is left as it is
+    code, out, _ = _run("catalogue/nvl72-class", "--baseline", path, "--update-baseline", "--jobs", "1")
+    assert code == 0 and path.read_text() == after and "unchanged" in out
+
+
+def test_update_baseline_takes_the_reason_given(tmp_path):
+    path, _ = _nvl72_baseline(tmp_path)
+    code, out, err = _run("catalogue/nvl72-class", "--baseline", path, "--update-baseline", "--reason",
+                          "plate model revised, accepted by J. Doe", "--jobs", "1")
+    assert code == 0, out + err
+    entry = tomllib.loads(path.read_text())["margin"]["catalogue/nvl72-class"]
+    assert entry["gpu_junction_max_c"]["reason"] == "plate model revised, accepted by J. Doe"
+    assert entry["pump_head_margin_kpa"]["reason"].startswith("kept: ")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("text, field", [
+    ('[margin."catalogue/nvl72-class".gpu_junction_margin_k\nvalue = 1', ""),  # not TOML
+    ('[margin."catalogue/nvl72-class".gpu_junction_margin_k]\nvalue = 1.0\nunit = "K"\nregression = "smaller"\n'
+     'reason = "x"\n', 'margin."catalogue/nvl72-class".gpu_junction_margin_k.tolerance'),
+    ('[margin."catalogue/nvl72-class".gpu_junction_margin_k]\nvalue = "20.8"\nunit = "K"\ntolerance = 0.2\n'
+     'regression = "smaller"\nreason = "x"\n', 'margin."catalogue/nvl72-class".gpu_junction_margin_k.value'),
+    ('[margin."catalogue/nvl72-class".gpu_junction_margin_k]\nvalue = 20.8\nunit = "K"\ntolerance = -1.0\n'
+     'regression = "smaller"\nreason = "x"\n', 'margin."catalogue/nvl72-class".gpu_junction_margin_k.tolerance'),
+    ('[margin."catalogue/nvl72-class".gpu_junction_margin_k]\nvalue = 20.8\nunit = "K"\ntolerance = 0.2\n'
+     'regression = "down"\nreason = "x"\n', 'margin."catalogue/nvl72-class".gpu_junction_margin_k.regression'),
+    ('[margin."catalogue/nvl72-class".gpu_junction_margin_k]\nvalue = 20.8\nunit = "K"\ntolerance = 0.2\n'
+     'regression = "smaller"\nreason = "x"\ntolerence = 1.0\n',
+     'margin."catalogue/nvl72-class".gpu_junction_margin_k.tolerence'),
+    ('[scenario."catalogue/nvl72-class"]\nduration_s = 0.0\nreason = "x"\n', 'scenario."catalogue/nvl72-class".duration_s'),
+    ('[margins]\n', "margins"),
+])
+def test_a_malformed_baseline_exits_2_naming_file_and_field(tmp_path, text, field):
+    """Catches: a traceback instead of one line, a message that does not say which file
+    and which field, a malformed entry silently skipped (that margin would never fail)."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    code, out, err = _run("catalogue/nvl72-class", "--baseline", path)
+    assert code == 2 and out == "", out
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {path}: {field}"), err
+    if not field:
+        assert "malformed TOML" in err
+
+
+@pytest.mark.parametrize("args, start", [
+    (["no-such-scenario"], "error: no-such-scenario: SCENARIO: file not found"),
+    (["catalogue/nvl72-class", "--baseline", "{tmp}/missing.toml"], "error: {tmp}/missing.toml: --baseline: "),
+    (["catalogue/nvl72-class", "--set", "facility.supply_temp_c=150"], "error: "),
+    (["catalogue/nvl72-class", "--junit", "{tmp}"], "error: {tmp}: --junit: is a directory"),
+    (["catalogue/nvl72-class", "--reason", "why"], "error: --reason: is the reason of the entries"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, start):
+    """Catches: a missing scenario or baseline run as if absent, a traceback."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code, out, err = _run(*args)
+    assert code == 2 and len(err.splitlines()) == 1, (code, err)
+    assert err.startswith(start.replace("{tmp}", str(tmp_path))), err
+
+
+def test_a_scenario_that_does_not_run_is_an_error_and_the_others_still_run(tmp_path):
+    """A fault aimed at a chip the rack does not have passes the schema and fails when the
+    model is built (in the worker). Catches: one broken scenario hiding the others' margins,
+    an error reported as a pass, a JUnit report without an <error>."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f'name = "broken"\ninclude = ["{SCEN / "catalogue" / "h100-hgx-liquid.toml"}"]\n'
+                      '[[faults]]\nkind = "plate_clog"\ntarget = "rack01/tray99/gpu0"\nstart_s = 1.0\nseverity = 0.5\n')
+    report = tmp_path / "j.xml"
+    code, out, err = _run(broken, "catalogue/h100-hgx-liquid", "--junit", report, "--jobs", "2")
+    assert code == 1, out + err
+    rows = _rows(out)
+    assert rows[("broken", "(run)")][-1] == "ERROR"
+    assert rows[("catalogue/h100-hgx-liquid", "gpu_junction_margin_k")][-1] == "ok"
+    assert "rack01/tray99/gpu0" in next(ln for ln in out.splitlines() if ln.startswith("ERROR broken"))
+    error = _validate(report).find("testsuite[@name='broken']/testcase/error")
+    assert error is not None and "rack01/tray99/gpu0" in error.get("message")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def test_two_jobs_give_the_same_table_as_one(tmp_path):
+    """Catches: rows ordered by completion, results crossed between scenarios or lost in
+    the pool, workers that do not get the overrides."""
+    args = ["catalogue/h100-hgx-liquid", "catalogue/nvl72-class", "faults/pump-trip-n1", "--set", PLATE_30]
+    one = _run(*args, "--jobs", "1")
+    two = _run(*args, "--jobs", "2")
+    assert one[0] == two[0] == 1
+    assert one[1] == two[1]
+    assert len(_rows(one[1])) > 30
+    # not a terminal: plain progress lines on stderr, one per scenario
+    assert two[2].splitlines()[0] == "checking 3 scenarios, 2 at a time"
+    progress = [ln for ln in two[2].splitlines() if ln.startswith("[")]
+    assert [ln.split("]")[0] for ln in progress] == ["[1/3", "[2/3", "[3/3"]
+    assert {ln.split()[1].rstrip(":") for ln in progress} == set(args[:3])
+
+
+def test_a_directory_runs_its_runnable_scenarios_only(tmp_path):
+    """Catches: included fragments (racks, CDUs) run as scenarios, a scenario outside the
+    catalogue without a key."""
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "w32.toml").write_text((SCEN / "facilities" / "w32.toml").read_text())
+    (tmp_path / "short.toml").write_text(f'name = "short-h100"\ninclude = ["{SCEN / "catalogue" / "h100-hgx-liquid.toml"}"]\n')
+    code, out, err = _run(tmp_path, "--jobs", "1")
+    assert code == 0, out + err
+    assert {k[0] for k in _rows(out)} == {"short-h100"}
+
+
+@pytest.mark.parametrize("args", [["check", "--help"], ["check", "no-such-scenario"]])
+def test_check_help_and_bad_input_stay_off_the_heavy_imports(args):
+    code = ("import sys\nfrom twin.cli import cli\ntry:\n    cli.main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('loaded:', *(m for m in ('numba', 'scipy', 'h5py', 'rich', 'pydantic') if m in sys.modules))" % args)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.splitlines()[-1] == "loaded:", p.stdout[-300:]
+
+
+def test_the_live_progress_display_runs_and_reports_each_scenario(capsys):
+    """The rich display is used on a terminal only, which the other tests never are.
+    Catches: a rich API misuse (a column, a console argument) that would crash
+    `twin check` in a developer's terminal."""
+    from twin.check import Progress
+
+    p = Progress(2, 2, live=True)
+    for key in ("a", "b"):
+        p.start(key)
+    p.done(dict(key="a", rows=[dict(status="ok"), dict(status="fail"), dict(status="")], elapsed_s=0.5))
+    p.done(dict(key="b", rows=[], error="broken.toml: faults.0.target: no such chip", elapsed_s=0.1))
+    p.close()
+    err = capsys.readouterr().err
+    assert "[1/2] a: 2 margins, 1 outside their limits (0.5 s)" in err
+    assert "[2/2] b: ERROR: broken.toml: faults.0.target: no such chip" in err
+    assert "ran 2 scenarios" in err
+
+
+def test_a_margin_gone_from_the_scenario_fails(tmp_path):
+    """Catches: a baseline entry that no margin matches passing silently (a renamed or
+    dropped margin would otherwise stop being checked without anyone noticing)."""
+    base = tmp_path / "gone.toml"
+    base.write_text(_entry_text("catalogue/h100-hgx-liquid", "old_margin_k", 1.0))
+    code, out, err = _run("catalogue/h100-hgx-liquid", "--baseline", base, "--jobs", "1")
+    assert code == 1, out + err
+    assert _rows(out)[("catalogue/h100-hgx-liquid", "old_margin_k")][-1] == "GONE"
+
+
+def test_another_duration_is_not_compared_with_the_baseline():
+    """Catches: values over 30 s judged against a baseline taken over 60 s (a change of
+    duration is not a regression), or the limits not judged any more."""
+    code, out, err = _run("catalogue/nvl72-class", "--duration", "30", "--jobs", "1")
+    assert code == 0, out + err
+    assert "catalogue/nvl72-class: baseline taken over 60 s, run over 30 s: not compared" in out
+    assert "catalogue/nvl72-class: checked over 30 s of its 60 s (--duration)" in out
+    assert {v[-1] for v in _rows(out).values()} == {"not compared"}
+    code, out, err = _run("catalogue/nvl72-class", "--duration", "30", "--set", "controls.flow_setpoint_lpm=100",
+                          "--jobs", "1")
+    assert code == 1 and _rows(out)[("catalogue/nvl72-class", "tray_flow_ratio_min")][-1] == "FAIL", out
+
+
+def test_a_violation_is_accepted_only_with_the_status_the_baseline_accepted(tmp_path):
+    """The isolated tray's flow ratio at its baseline value, the entry saying it was ok:
+    the violation is new, and fails even though the value did not move. Catches: a limit
+    violation accepted because the value matches the baseline, whatever status was accepted."""
+    e = bl.load(BASELINE).margins[("faults/isolated-tray", "tray_flow_ratio_min")]
+    assert e.status == "fail"
+    base = tmp_path / "ok.toml"
+    base.write_text(bl.margin_block("faults/isolated-tray", "tray_flow_ratio_min",
+                                    bl.Entry(e.value, e.unit, e.tolerance, e.regression, "said ok", "ok")))
+    code, out, err = _run("faults/isolated-tray", "--baseline", base, "--jobs", "1")
+    assert code == 1, out + err
+    row = _rows(out)[("faults/isolated-tray", "tray_flow_ratio_min")]
+    assert row[-1] == "FAIL" and row[-2] == "+0.000", row

@@ -1,0 +1,651 @@
+"""``twin check``: the margins of many scenarios against their limits and a stored baseline.
+
+Each scenario (a file, a catalogue name, or every runnable scenario under a directory) is
+run in memory (no telemetry file) in a pool of worker processes; every pass/fail margin is
+judged against its limit, and every margin with a baseline entry (the pass/fail margins
+and the figures of :data:`twin.baseline.FIGURES`) against the baseline (:mod:`twin.baseline`).
+
+Verdicts of a margin (the table's last column):
+
+- ``ok``: within its limit, and within its tolerance of the baseline;
+- ``improved``: better than the baseline by more than its tolerance (``--update-baseline``
+  records it);
+- ``new``: no baseline entry (judged against its limit only);
+- ``accepted``: outside its limit, and the baseline accepts that status (a scenario that
+  shows a failure on purpose: a CDU trip), within its tolerance of the baseline value;
+- ``not compared``: the baseline was taken over another duration (``--duration``);
+- ``FAIL``: outside its limit (or not judged) where the baseline does not accept it;
+- ``REGRESSED``: worse than the baseline by more than its tolerance, whatever the limit;
+- ``GONE``: in the baseline, no longer reported by the scenario;
+- ``ERROR``: the scenario did not run.
+
+Exit 1 when any margin is FAIL, REGRESSED or GONE or a scenario has an ERROR, else 0; bad
+input (a missing scenario, a malformed baseline) is a :class:`TwinInputError`, exit 2,
+before anything runs.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import baseline as bl
+from .errors import TwinInputError
+
+FAIL, REGRESSED, GONE, ERROR = "FAIL", "REGRESSED", "GONE", "ERROR"
+BAD = (FAIL, REGRESSED, GONE, ERROR)
+# A change is judged beyond its tolerance only past this relative slack (float round-off
+# of values written with 7 significant digits).
+ROUND_OFF = 1e-6
+
+
+@dataclass
+class Target:
+    """A scenario to check: its baseline key, file, the duration to simulate (None: its own)
+    and the option that set that duration (for error messages), its own duration, and the
+    estimated computing time (the order the pool is fed in: longest first)."""
+
+    key: str
+    path: Path
+    duration_s: float | None
+    duration_from: str
+    own_duration_s: float
+    estimate_s: float
+
+
+@dataclass
+class Row:
+    """One line of the table: a margin of a scenario and its verdict."""
+
+    key: str
+    name: str
+    value: float = math.nan
+    unit: str = ""
+    limit: float | None = None
+    sense: str | None = None
+    status: str = ""
+    instance: str = ""
+    note: str = ""
+    integer: bool = False
+    base: bl.Entry | None = None
+    change: float | None = None
+    verdict: str = "ok"
+    problems: list = field(default_factory=list)
+
+    @property
+    def bad(self) -> bool:
+        return self.verdict in BAD
+
+
+# --------------------------------------------------------------------------- what to run
+
+
+def scenario_key(path: Path, name: str) -> str:
+    """A scenario's baseline key: its catalogue name (path below a catalogue folder
+    without .toml), else the scenario's own ``name``."""
+    from .catalogue import folders
+
+    real = Path(path).resolve()
+    for folder in folders():
+        try:
+            return real.relative_to(folder.resolve()).with_suffix("").as_posix()
+        except (ValueError, OSError):
+            continue
+    return name
+
+
+def find(args) -> list[Path]:
+    """The scenario files named by ``args`` (files, catalogue names, directories: their
+    runnable scenarios; none: the catalogue). Standard library only."""
+    from .catalogue import ENV, entries, folders, resolve
+
+    paths = []
+    if not args:
+        roots = [f for f in folders() if f.is_dir()]
+        if not roots:
+            raise TwinInputError(", ".join(str(f) for f in folders()), ENV, "no catalogue folder to check")
+        args = roots
+    for arg in args:
+        p = Path(arg)
+        if p.is_dir():
+            found = [path for _, path, _ in entries(p)]
+            if not found:
+                raise TwinInputError(arg, "SCENARIO", "no runnable scenario (a TOML file with a name) under this directory")
+            paths += found
+        else:
+            paths.append(resolve(arg))
+    return paths
+
+
+def collect(paths, overrides, duration, base: bl.Baseline | None) -> list[Target]:
+    """The scenarios of ``paths`` (:func:`find`), each loaded and validated with the
+    overrides and the duration it will run (``--duration``, else the baseline's, else its
+    own). Bad input raises TwinInputError."""
+    from .budget import check as budget_check  # the schema (pydantic) once every file is found
+    from .budget import estimate
+    from .scenario import load
+
+    seen, targets = {}, []
+    for path in paths:
+        real = Path(path).resolve()
+        if real in seen:
+            continue
+        seen[real] = path
+        loaded = load(path, list(overrides))
+        s = loaded.scenario
+        key = scenario_key(path, s.name)
+        other = next((t for t in targets if t.key == key), None)
+        if other is not None:
+            raise TwinInputError(path, "name", f"{key!r} is also the name of {other.path}: two scenarios cannot share "
+                                               "a baseline key")
+        own = s.simulation.duration_s
+        run_s, origin = None, ""
+        if duration is not None:
+            run_s, origin = duration, "--duration"
+        elif base is not None and key in base.scenarios and base.scenarios[key].duration_s != own:
+            run_s, origin = base.scenarios[key].duration_s, f"{base.path} (scenario.\"{key}\".duration_s)"
+        if run_s is not None:
+            loaded = load(path, list(overrides), {"simulation.duration_s": (run_s, origin)})
+            s = loaded.scenario
+        budget_check(s, loaded.where, in_memory=True)
+        targets.append(Target(key, real, run_s, origin, own, estimate(s).wall_s))
+    return targets
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_one(target: Target, overrides: tuple) -> dict:
+    """Run one scenario in memory and return its margins (picklable: a worker's answer).
+    Never raises: a failure to run is reported as ``error``."""
+    t0 = time.perf_counter()
+    out = dict(key=target.key, rows=[], error=None, duration_s=target.duration_s, end="", complete=True,
+               pid=os.getpid())
+    try:
+        from .engine import simulate
+        from .scenario import load
+
+        options = ({"simulation.duration_s": (target.duration_s, target.duration_from)}
+                   if target.duration_s is not None else None)
+        s = load(target.path, list(overrides), options).scenario
+        r = simulate(s)
+        out["duration_s"] = s.simulation.duration_s
+        out["complete"], out["end"] = r.end.is_complete, r.end.reason
+        out["rows"] = [dict(name=m.name, value=float(m.value), unit=m.unit, limit=m.limit, sense=m.sense,
+                            status=m.status, instance=m.instance, integer=m.integer,
+                            note="; ".join(x for x in (m.fail_reason, m.note) if x))
+                       for m in r.margin_table.rows]
+    except TwinInputError as err:
+        out["error"] = err.line()
+    except Exception as err:  # a scenario that crashes is reported, the others still run
+        import traceback
+
+        tail = traceback.format_exception(type(err), err, err.__traceback__)[-3:]
+        out["error"] = f"{type(err).__name__}: {err} | " + " ".join(" ".join(tail).split())
+    out["elapsed_s"] = time.perf_counter() - t0
+    return out
+
+
+def _context():
+    """Worker processes: forkserver where the platform has it, the server importing the
+    engine (numpy, numba, scipy, h5py) once so that each worker, a fork of it, starts
+    without importing them again; else spawn. Each worker loads the numba kernels from
+    their on-disk cache at its first run (~0.5 s), the workers in parallel. (Loading them
+    in the server too would save that CPU, but spend it serially, before any worker
+    starts.) The kernels are not parallel: no threads are forked."""
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["twin.engine"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _start_server() -> None:
+    """Start the forkserver now (it does not wait for the server's imports)."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def run_all(targets: list[Target], overrides: tuple, jobs: int, progress) -> dict:
+    """Run every target (longest estimate first), ``jobs`` at a time; key -> answer."""
+    order = sorted(targets, key=lambda t: -t.estimate_s)
+    results = {}
+    if jobs <= 1 or len(order) <= 1:
+        for t in order:
+            progress.start(t.key)
+            results[t.key] = run_one(t, overrides)
+            progress.done(results[t.key])
+        return results
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=_context())
+    try:
+        pending = {}
+        for t in order:
+            pending[pool.submit(run_one, t, overrides)] = t
+        for t in order[:jobs]:
+            progress.start(t.key)
+        queue = order[jobs:]
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                t = pending.pop(fut)
+                try:
+                    results[t.key] = fut.result()
+                except Exception as err:  # the worker died (killed, out of memory)
+                    results[t.key] = dict(key=t.key, rows=[], error=f"worker process failed: {type(err).__name__}: "
+                                                                   f"{err}", elapsed_s=math.nan, complete=False)
+                progress.done(results[t.key])
+                if queue:
+                    progress.start(queue.pop(0).key)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def _fmt(v, integer=False) -> str:
+    if v is None:
+        return ""
+    if not math.isfinite(v):
+        return "n/a"
+    return f"{int(round(v))}" if integer else f"{v:.3f}"
+
+
+def _u(unit: str) -> str:
+    """A unit after a number in a sentence (none for a ratio or count, unit "1")."""
+    return "" if unit == "1" else f" {unit}"
+
+
+def _limit(r: Row) -> str:
+    if r.limit is None:
+        return ""
+    return (">=" if r.sense == "min" else "<=") + (f"{int(r.limit)}" if r.integer else f"{r.limit:.4g}")
+
+
+def judge(key: str, answer: dict, base: bl.Baseline | None, comparable: bool) -> list[Row]:
+    """The rows of one scenario's answer, each with its verdict."""
+    if answer.get("error"):
+        return [Row(key, "(run)", verdict=ERROR, problems=[answer["error"]])]
+    entries = {} if base is None else {n: base.margins[(key, n)] for n in base.margin_names(key)}
+    rows = []
+    for m in answer["rows"]:
+        entry = entries.pop(m["name"], None)
+        figure = bl.figure_direction(m["name"])
+        if m["sense"] is None and figure is None and entry is None:
+            continue  # a figure that is neither judged nor in the baseline
+        r = Row(key, m["name"], m["value"], m["unit"], m["limit"], m["sense"], m["status"], m["instance"],
+                m["note"], m["integer"], base=entry)
+        _verdict(r, comparable)
+        rows.append(r)
+    if comparable:
+        for name, entry in entries.items():
+            rows.append(Row(key, name, unit=entry.unit, base=entry, verdict=GONE,
+                            problems=[f"in the baseline ({bl.margin_block(key, name, entry).splitlines()[0]}), "
+                                      "no longer reported by the scenario"]))
+    return rows
+
+
+def _verdict(r: Row, comparable: bool) -> None:
+    e = r.base
+    words = []
+    limit_bad = r.status in ("fail", "not judged")
+    if limit_bad and not (e is not None and comparable and e.status == r.status):
+        what = "not judged" if r.status == "not judged" else f"outside its limit {_limit(r)}{_u(r.unit)}"
+        r.problems.append(f"{_fmt(r.value, r.integer)}{_u(r.unit)} {what}")
+        words.append(FAIL)
+    if e is None:
+        words.append("new")
+    elif not comparable:
+        words.append("not compared")
+    elif e.unit != r.unit:
+        r.problems.append(f"unit {r.unit!r}, the baseline's is {e.unit!r}: the values do not compare "
+                          "(update the baseline)")
+        words.append(REGRESSED)
+    else:
+        v, b = r.value, e.value
+        if math.isnan(v) and math.isnan(b):
+            r.change = 0.0
+        elif not math.isfinite(v) or not math.isfinite(b):
+            r.change = math.nan
+            if not math.isfinite(v):
+                r.problems.append(f"{_fmt(v)} against the baseline's {_fmt(b, r.integer)}{_u(r.unit)}")
+                words.append(REGRESSED)
+            else:
+                words.append("improved")
+        else:
+            r.change = v - b
+            worse = e.worse_by(v)
+            slack = e.tolerance + ROUND_OFF * max(1.0, abs(b))
+            if worse > slack:
+                r.problems.append(f"{_fmt(v, r.integer)}{_u(r.unit)} against the baseline's {_fmt(b, r.integer)}: "
+                                  f"{worse:.3g}{_u(r.unit)} worse ({e.regression} is worse), beyond the tolerance "
+                                  f"{e.tolerance:g}{_u(r.unit)}" + ("" if limit_bad or r.limit is None
+                                                                    else f"; limit {_limit(r)} met"))
+                words.append(REGRESSED)
+            elif -worse > slack:
+                words.append("improved")
+        if r.status == "ok" and e.status in ("fail", "not judged"):
+            words.append("improved")
+    bad = [w for w in words if w in BAD]
+    if bad:
+        r.verdict = ",".join(bad)
+    elif limit_bad:
+        r.verdict = "accepted"
+    else:
+        r.verdict = next((w for w in words if w in ("not compared", "new", "improved")), "ok")
+
+
+def problem_line(r: Row) -> str:
+    """One line naming the scenario, the margin, what is wrong and the part that sets it."""
+    where = f"; at {r.instance}" if r.instance else ""
+    note = f": {r.note}" if r.note else ""
+    return f"{r.verdict} {r.key} {r.name}: " + "; ".join(r.problems) + where + note
+
+
+# --------------------------------------------------------------------------- output
+
+
+def table(rows: list[Row]) -> str:
+    head = ("scenario", "margin", "value", "unit", "limit", "baseline", "change", "verdict")
+    cells = [head] + [(r.key, r.name, _fmt(r.value, r.integer) if r.verdict not in (ERROR, GONE) else "", r.unit,
+                       _limit(r), _fmt(r.base.value, r.integer) if r.base else "",
+                       _change(r),
+                       r.verdict) for r in rows]
+    w = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    right = {2, 4, 5, 6}
+    return "\n".join("  ".join(c[i].rjust(w[i]) if i in right else c[i].ljust(w[i]) for i in range(len(head))).rstrip()
+                     for c in cells)
+
+
+def _change(r: Row) -> str:
+    if r.change is None:
+        return ""
+    if not math.isfinite(r.change):
+        return "n/a"
+    c = round(r.change, 0 if r.integer else 3) + 0.0  # no "-0.000"
+    return f"{c:+.0f}" if r.integer else f"{c:+.3f}"
+
+
+def summary(rows: list[Row], n_scenarios: int) -> str:
+    bad = [r for r in rows if r.bad]
+    count = lambda word: sum(1 for r in rows if word in r.verdict.split(","))  # noqa: E731
+    tail = (f"{n_scenarios} scenario{'s' if n_scenarios != 1 else ''}, "
+            f"{sum(1 for r in rows if r.verdict != ERROR)} margins; "
+            f"{count('accepted')} accepted, {count('improved')} improved, {count('new')} new"
+            + (f", {count('not compared')} not compared" if count("not compared") else ""))
+    if not bad:
+        return f"check: OK: {tail}"
+    kinds = ", ".join(f"{count(w)} {w}" for w in BAD if count(w))
+    return f"check: FAIL: {kinds}; {tail}"
+
+
+def junit(rows: list[Row], answers: dict, targets: list[Target]) -> str:
+    """JUnit XML: one <testsuite> per scenario, one <testcase> per margin (classname the
+    scenario), a <failure> per FAIL, REGRESSED or GONE margin naming the margin, its value,
+    the limit or baseline and the part that sets it; an <error> for a scenario that did
+    not run. The structure of the Jenkins xUnit plugin's junit-10.xsd
+    (tests/data/junit.xsd)."""
+    import socket
+    import xml.etree.ElementTree as ET
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    suites = ET.Element("testsuites", name="twin check")
+    totals = [0, 0, 0]
+    total_time = 0.0
+    for t in targets:
+        mine = [r for r in rows if r.key == t.key]
+        answer = answers[t.key]
+        elapsed = answer.get("elapsed_s", 0.0)
+        elapsed = elapsed if math.isfinite(elapsed) else 0.0
+        total_time += elapsed
+        fails = sum(1 for r in mine if r.bad and r.verdict != ERROR)
+        errors = sum(1 for r in mine if r.verdict == ERROR)
+        suite = ET.SubElement(suites, "testsuite", name=t.key, tests=str(len(mine)), failures=str(fails),
+                              errors=str(errors), skipped="0", time=f"{elapsed:.3f}", timestamp=stamp,
+                              hostname=socket.gethostname(), file=str(t.path))
+        props = ET.SubElement(suite, "properties")
+        ran = answer.get("duration_s") or t.own_duration_s
+        for name, value in (("duration_s", f"{ran:g}"), ("scenario_duration_s", f"{t.own_duration_s:g}"),
+                            ("end", answer.get("end", ""))):
+            ET.SubElement(props, "property", name=name, value=str(value))
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", name=r.name, classname=t.key, time="0")
+            if r.verdict == ERROR:
+                ET.SubElement(case, "error", message=f"{t.key} did not run: {r.problems[0]}", type="run").text = \
+                    r.problems[0]
+            elif r.bad:
+                kind = "limit" if FAIL in r.verdict else "regression" if REGRESSED in r.verdict else "gone"
+                ET.SubElement(case, "failure", message=problem_line(r), type=kind).text = _detail(r)
+            else:
+                ET.SubElement(case, "system-out").text = _detail(r)
+        totals[0] += len(mine)
+        totals[1] += fails
+        totals[2] += errors
+    suites.set("tests", str(totals[0]))
+    suites.set("failures", str(totals[1]))
+    suites.set("errors", str(totals[2]))
+    suites.set("time", f"{total_time:.3f}")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _detail(r: Row) -> str:
+    lines = [f"value: {_fmt(r.value, r.integer)} {r.unit}", f"limit: {_limit(r) or 'none (a figure)'}",
+             f"status: {r.status or 'figure'}", f"verdict: {r.verdict}"]
+    if r.base is not None:
+        lines += [f"baseline: {_fmt(r.base.value, r.integer)} {r.base.unit} (tolerance {r.base.tolerance:g}, "
+                  f"{r.base.regression} is worse" + (f", accepted status {r.base.status}" if r.base.status else "")
+                  + ")", f"baseline reason: {r.base.reason}"]
+    if r.instance:
+        lines.append(f"instance: {r.instance}")
+    if r.note:
+        lines.append(f"note: {r.note}")
+    lines += r.problems
+    return "\n".join(lines)
+
+
+class Progress:
+    """What runs, on stderr: a live bar (rich) when stdout and stderr are terminals, else
+    one plain line per scenario finished (CI logs)."""
+
+    def __init__(self, total: int, jobs: int, live: bool | None = None):
+        self.total, self.n, self.running = total, 0, []
+        self.live = (sys.stdout.isatty() and sys.stderr.isatty()) if live is None else live
+        self.t0 = time.perf_counter()
+        head = f"checking {total} scenario{'s' if total != 1 else ''}, {jobs} at a time"
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task(head, total=total)
+            self.bar.start()
+        else:
+            print(head, file=sys.stderr, flush=True)
+
+    def start(self, key: str) -> None:
+        self.running.append(key)
+        if self.live:
+            self.bar.update(self.task, description="running " + ", ".join(self.running))
+
+    def done(self, answer: dict) -> None:
+        self.n += 1
+        key = answer["key"]
+        if key in self.running:
+            self.running.remove(key)
+        if answer.get("error"):
+            what = "ERROR: " + answer["error"]
+        else:
+            st = [r["status"] for r in answer["rows"] if r["status"]]
+            what = f"{len(st)} margins, {st.count('fail')} outside their limits" + (
+                "" if answer.get("complete", True) else " (run ended early)")
+        line = f"[{self.n}/{self.total}] {key}: {what} ({answer.get('elapsed_s', math.nan):.1f} s)"
+        if self.live:
+            self.bar.console.print(line, markup=False, highlight=False)
+            self.bar.update(self.task, advance=1, description=("running " + ", ".join(self.running))
+                            if self.running else "done")
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.live:
+            self.bar.stop()
+        print(f"ran {self.total} scenario{'s' if self.total != 1 else ''} in {time.perf_counter() - self.t0:.1f} s",
+              file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the baseline
+
+
+def new_baseline_text(base: bl.Baseline, rows: list[Row], targets: list[Target], answers: dict,
+                      reason: str | None) -> tuple[str, list]:
+    """The baseline with the entries that changed rewritten (see :mod:`twin.baseline`);
+    returns the text and a list of what changed, one line each."""
+    date = bl.today()
+    tables, drop, changes = {}, set(), []
+    for t in targets:
+        answer = answers[t.key]
+        if answer.get("error"):
+            continue  # a scenario that did not run keeps its entries
+        ran = answer["duration_s"]
+        old = base.scenarios.get(t.key)
+        if old is None or old.duration_s != ran:
+            why = reason or (f"updated {date}: was {old.duration_s:g} s" if old else
+                             f"recorded {date}" + ("" if ran == t.own_duration_s else
+                                                   f"; the scenario's own duration is {t.own_duration_s:g} s"))
+            tables[("scenario", t.key)] = bl.scenario_block(t.key, bl.ScenarioEntry(ran, why))
+            changes.append(f"scenario {t.key}: duration {ran:g} s" + (f" (was {old.duration_s:g} s)" if old else ""))
+        for r in (r for r in rows if r.key == t.key):
+            e = r.base
+            if r.verdict == GONE:
+                drop.add(("margin", t.key, r.name))
+                changes.append(f"{t.key} {r.name}: removed (no longer reported)")
+                continue
+            status = r.status or None
+            moved = REGRESSED in r.verdict or "improved" in r.verdict
+            if (e is not None and e.unit == r.unit and e.status == status and not moved
+                    and (old is None or old.duration_s == ran)):
+                continue
+            if e is None:
+                why = reason or f"recorded {date}"
+                tol = bl.default_tolerance(r.name, r.unit, r.value)
+                direction = bl.SMALLER if r.sense == "min" else bl.LARGER if r.sense == "max" else \
+                    bl.figure_direction(r.name)
+                changes.append(f"{t.key} {r.name}: added, {_fmt(r.value, r.integer)}{_u(r.unit)}")
+            else:
+                was = f"{_fmt(e.value, r.integer)}{_u(e.unit)}" + (f", {e.status}" if e.status != status else "")
+                why = reason or f"updated {date}: was {was}"
+                tol, direction = e.tolerance, e.regression
+                changes.append(f"{t.key} {r.name}: {_fmt(r.value, r.integer)}{_u(r.unit)} (was {was})")
+            value = float(round(r.value)) if r.integer and math.isfinite(r.value) else r.value
+            tables[("margin", t.key, r.name)] = bl.margin_block(
+                t.key, r.name, bl.Entry(value, r.unit, tol, direction, why, status))
+    return bl.update(base, tables, drop), changes
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it is clear: relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def main(args, baseline_path, update, reason, junit_path, jobs, overrides, duration, out=print) -> int:
+    """The command: returns the exit status (bad input raises TwinInputError)."""
+    if reason is not None and not update:
+        raise TwinInputError("--reason", "", "is the reason of the entries --update-baseline writes; "
+                                             "given without --update-baseline")
+    explicit = baseline_path is not None
+    path = Path(baseline_path) if explicit else bl.DEFAULT_PATH
+    if path.exists() or explicit and not update:
+        base = bl.load(path)
+    else:
+        base = bl.Baseline(path)
+    if junit_path is not None:
+        junit_path = Path(junit_path)
+        if junit_path.is_dir():
+            raise TwinInputError(junit_path, "--junit", "is a directory; give a file path for the report")
+    paths = find(args)
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if jobs > 1 and len(paths) > 1:
+        _start_server()  # it imports the engine while this process reads the scenarios
+    targets = collect(paths, overrides, duration, base)
+    jobs = max(1, min(jobs, len(targets)))
+    progress = Progress(len(targets), jobs)
+    try:
+        answers = run_all(targets, tuple(overrides), jobs, progress)
+    finally:
+        progress.close()
+    rows = []
+    for t in sorted(targets, key=lambda t: t.key):
+        answer = answers[t.key]
+        recorded = base.scenarios.get(t.key)
+        ran = answer.get("duration_s") or t.own_duration_s
+        comparable = recorded is None or recorded.duration_s == ran
+        rows += judge(t.key, answer, base if base.margins or base.scenarios else None, comparable)
+    targets = sorted(targets, key=lambda t: t.key)
+    shown = _shown(path)
+    if not path.exists() and not update:
+        out(f"baseline: none at {shown} (margins judged against their limits only)")
+    else:
+        out(f"baseline: {shown}")
+    for t in targets:
+        answer = answers[t.key]
+        ran = answer.get("duration_s") or t.own_duration_s
+        if ran != t.own_duration_s:
+            why = (base.scenarios[t.key].reason if t.duration_from.startswith(str(base.path)) and t.key in base.scenarios
+                   else t.duration_from)
+            out(f"{t.key}: checked over {ran:g} s of its {t.own_duration_s:g} s ({why})")
+        rec = base.scenarios.get(t.key)
+        if rec is not None and rec.duration_s != ran and not answer.get("error"):
+            out(f"{t.key}: baseline taken over {rec.duration_s:g} s, run over {ran:g} s: not compared")
+        if not answer.get("error") and not answer.get("complete", True):
+            out(f"{t.key}: {answer['end']}")
+    out(table(rows))
+    problems = [r for r in rows if r.bad]
+    for r in problems:
+        out(problem_line(r))
+    if junit_path is not None:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = junit_path.with_name(junit_path.name + ".partial")
+        tmp.write_text(junit(rows, answers, targets), encoding="utf-8")
+        tmp.replace(junit_path)
+        out(f"junit: {junit_path}")
+    if update:
+        out("against the baseline before the update: " + summary(rows, len(targets)))
+        text, changes = new_baseline_text(base, rows, targets, answers, reason)
+        old = base.text
+        if text != old:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".partial")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+            out(bl.diff(old, text, path).rstrip("\n"))
+        for line in changes:
+            out(f"  {line}")
+        errors = [r for r in rows if r.verdict == ERROR]
+        out(f"baseline {path}: " + (f"{len(changes)} entries changed" if changes else "unchanged")
+            + (f"; {len(errors)} scenarios did not run, their entries kept" if errors else ""))
+        return 1 if errors else 0
+    out(summary(rows, len(targets)))
+    return 1 if problems else 0
