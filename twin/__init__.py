@@ -85,6 +85,7 @@ def calibrate(scenario, telemetry, spec, max_evaluations=400):
     repository's ``calibration/specs/`` (``"nvl72-acceptance"``, ``"nvl72-gpu-tim"``: an
     existing file of that name wins)."""
     from .calibration.report import run
+    from .scenario import load_scenario
 
     if not hasattr(scenario, "model_dump"):
         scenario = load_scenario(scenario)
