@@ -7,6 +7,7 @@ Python API::
     result = twin.simulate(scenario)
     result.margins            # name -> value
     result.to_hdf5("out.h5")
+    table = twin.sweep("sweeps/training-day-mc.toml", output="mc.parquet")  # many runs, on Dask
 
 ``Scenario`` and ``load_scenario`` are imported on first use (the schema needs pydantic),
 so ``import twin.cli`` stays light.
@@ -23,6 +24,13 @@ def simulate(scenario, output=None, **kwargs):
     return _simulate(scenario, output=output, **kwargs)
 
 
+def sweep(sweep_file_or_dict, scheduler=None, output=None, **kwargs):
+    """Run a sweep on Dask, one table row per run; see :func:`twin.sweeps.sweep`."""
+    from .sweeps import sweep as _sweep
+
+    return _sweep(sweep_file_or_dict, scheduler=scheduler, output=output, **kwargs)
+
+
 def __getattr__(name):
     if name in ("Scenario", "load_scenario"):
         from . import scenario
@@ -31,4 +39,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'twin' has no attribute {name!r}")
 
 
-__all__ = ["Scenario", "TwinInputError", "load_scenario", "simulate", "__version__"]
+__all__ = ["Scenario", "TwinInputError", "load_scenario", "simulate", "sweep", "__version__"]
