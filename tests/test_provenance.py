@@ -107,6 +107,9 @@ NOT_PHYSICS = {
                     "GAP_INTERVALS", "SNAP_GAP_FRACTION", "ROUND_OFF",  # resampling rule; round-off tolerance
                     "MAX_IMPORT_BYTES"},  # input size limit
     "margins.py": {"GOODPUT_RTOL"},  # round-off tolerance
+    "sweeps/runner.py": {"FLUSH_S"},  # I/O pacing of the part files
+    "sweeps/spec.py": {"MAX_RUNS",  # plan size limit
+                       "seed", "levels"},  # random streams and a sampling design's grid
     "plots.py": {"DPI", "MAX_EVENT_MARKS", "MAX_HEATMAP_COLUMNS", "MAX_GPU_TICKS"},  # image size and legibility
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit

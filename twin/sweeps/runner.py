@@ -171,7 +171,9 @@ def execute(plan, scheduler=None, output=None, workers=None, limit=None, retry_f
 
             if client is None:
                 client, own = client_for(scheduler, workers)
-            payload = client.scatter(plan.payload, broadcast=True)
+            # a list, not the dict: a scattered dict becomes one future per key, named by
+            # the key ("data"), and two sweeps on one client would share them
+            [payload] = client.scatter([plan.payload], broadcast=True, hash=True)
             futures = {client.submit(run_one, payload, r.task(), key=f"twin-run-{r.hash}", pure=False): r
                        for r in pending}
             for fut in as_completed(futures):

@@ -38,7 +38,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from ..errors import TwinInputError
-from ..scenario import Bounds, Seconds, Spread, validate_as
+from ..scenario import MAX_TIME_S, Bounds, Spread, validate_as
 from ..sources import key_parts, read_toml, set_dotted
 
 Value = Union[StrictBool, int, float, str]
@@ -89,7 +89,8 @@ class Sweep(_Model):
     name: Optional[str] = None
     description: str = ""
     base: str = Field(min_length=1, description="scenario file (relative to the sweep file) or catalogue name")
-    duration_s: Optional[Annotated[Seconds, Bounds(0, math.inf, "s", lo_open=True)]] = None
+    duration_s: Optional[Annotated[float, Bounds(0, MAX_TIME_S, "s", lo_open=True)]] = Field(
+        default=None, description="simulated time of every run [s] (default: the scenario's)")
     set: dict[str, Value] = Field(default_factory=dict, description="keys fixed for every run")
     grid: dict[str, Union[list[Value], str]] = Field(default_factory=dict)
     rows: list[dict[str, Value]] = Field(default_factory=list, alias="list")
@@ -169,7 +170,10 @@ def _base(spec: Sweep, file, here: Path):
     from ..sources import gather
 
     candidate = here / spec.base
-    path = candidate if candidate.exists() else resolve(spec.base, "base")
+    try:
+        path = candidate if candidate.exists() else resolve(spec.base, "base")
+    except TwinInputError as err:
+        raise TwinInputError(file, "base", f"{spec.base}: {err.message}") from None
     try:
         src = gather(path)
     except TwinInputError as err:
@@ -272,7 +276,7 @@ def plan(spec: Sweep, file, here: Path) -> Plan:
     c = spec.collect
     collect = dict(margins=c.margins, channels=c.channels)
     content = json.dumps(base_data, sort_keys=True, default=str)
-    runs = []
+    runs, seen = [], {}
     for point in points:
         for rep in reps:
             params, overrides = dict(point), {**fixed, **point}
@@ -284,8 +288,10 @@ def plan(spec: Sweep, file, here: Path) -> Plan:
                 entries = own + [d.model_dump(mode="json") for d in sp.draw]
                 if entries:
                     overrides["spread"] = [{**e, "seed": seed} for e in entries]
-            digest = hashlib.sha256(json.dumps(dict(base=content, overrides=overrides, collect=collect),
-                                               sort_keys=True, default=str).encode()).hexdigest()[:20]
+            key = json.dumps(dict(base=content, overrides=overrides, collect=collect), sort_keys=True, default=str)
+            # a design may repeat a point (Morris trajectories): the k-th repeat is a run of its own
+            seen[key] = seen.get(key, -1) + 1
+            digest = hashlib.sha256(f"{key}#{seen[key]}".encode()).hexdigest()[:20]
             runs.append(Run(len(runs), digest, params, overrides))
     p = Plan(file, spec, base_path, base_data, runs, problem, matrix)
     _check_keys(p)
