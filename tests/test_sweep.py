@@ -364,3 +364,19 @@ def test_a_separately_started_scheduler_gives_the_local_clusters_results(tmp_pat
                 pr.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pr.kill()
+
+
+def test_the_readme_example_and_every_sweep_file_plan_without_error():
+    """Catches: a README example or a shipped sweep file that has drifted from the schema."""
+    readme = (ROOT / "README.md").read_text().split("## Sweeps", 1)[1]
+    block = readme.split("```toml", 1)[1].split("```", 1)[0].strip()
+    assert block in (ROOT / "sweeps" / "reference-grid.toml").read_text()
+    files = sorted((ROOT / "sweeps").glob("*.toml"))
+    assert len(files) >= 2
+    for f in files:
+        p = spec.load(f)
+        assert p.runs, f
+    mc = spec.load(ROOT / "sweeps" / "training-day-mc.toml")
+    assert len(mc.runs) == 100 and mc.runs[0].overrides["simulation.duration_s"] == 86400.0
+    assert len(mc.runs[0].overrides["spread"]) == 2
+    assert len(spec.load(ROOT / "sweeps" / "reference-grid.toml").runs) == 15
