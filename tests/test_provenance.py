@@ -90,7 +90,8 @@ EXEMPT_TOML_KEYS = frozenset({
 
 # (b) names that are not physics numbers, by module (path under twin/)
 NOT_PHYSICS = {
-    "build.py": {"HA_TEMPS_C", "HA_FLOWS_LPM"},  # interpolation grids of the plate tables
+    "build.py": {"HA_TEMPS_C", "HA_FLOWS_LPM",  # interpolation grids of the plate tables
+                 "HA_TABLES_MAX"},  # a cache size
     "components/base.py": {"LPM", "KPA"},  # unit conversions
     "budget.py": {"MAX_OUTPUT_BYTES", "MAX_MEMORY_BYTES", "MAX_WALL_S",  # run-size limits
                   "REFERENCE_CHIPS", "STEP_S", "ROW_S", "DES_EVENT_S",  # cost model of the run-size estimate

@@ -380,3 +380,22 @@ def test_the_readme_example_and_every_sweep_file_plan_without_error():
     assert len(mc.runs) == 100 and mc.runs[0].overrides["simulation.duration_s"] == 86400.0
     assert len(mc.runs[0].overrides["spread"]) == 2
     assert len(spec.load(ROOT / "sweeps" / "reference-grid.toml").runs) == 15
+
+
+def test_plate_tables_are_reused_only_for_the_same_coolant_and_geometry():
+    """A sweep's worker builds many models of the same plates: the conductance tables are
+    kept per process by (coolant, geometry). Catches: a cache that ignores the coolant or
+    the geometry (a water run reusing the glycol table), or hands out a table that differs
+    from a fresh computation."""
+    from twin import build
+
+    pg = twin.load_scenario(REFERENCE)
+    water = twin.load_scenario(REFERENCE, {"coolant.name": "water"})
+    wide = twin.load_scenario(REFERENCE, {"rack.cold_plates.gpu_plate.channel_width_mm": 0.3})
+    build._HA_TABLES.clear()
+    fresh = {k: build.build_model(s).ha_table for k, s in (("pg", pg), ("water", water), ("wide", wide))}
+    again = {k: build.build_model(s).ha_table for k, s in (("pg", pg), ("water", water), ("wide", wide))}
+    for k in fresh:
+        assert np.array_equal(fresh[k], again[k]), k
+    assert not np.array_equal(fresh["pg"], fresh["water"])
+    assert not np.array_equal(fresh["pg"], fresh["wide"])

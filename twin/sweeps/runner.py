@@ -49,9 +49,10 @@ class Store:
             frames = [pd.read_parquet(p) for p in sorted(self.parts.glob("part-*.parquet"))]
         if not frames and self.output is not None and self.output.is_file():
             frames = [pd.read_parquet(self.output)]
+        frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame(columns=list(FIRST))
-        df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+        df = pd.concat(frames, ignore_index=True)
         if "started_at" in df:
             df = df.sort_values("started_at", kind="stable")
         return df.drop_duplicates("run_hash", keep="last")
