@@ -69,16 +69,23 @@ def part_a(repeats):
             ok = int((df["status"] == "ok").sum())
             outside = (n * el - df["wall_s"].sum()) / len(df)
             res[n].append(dict(elapsed=el, start=start, ok=ok, sim=df["simulate_s"].median(),
-                               build=df["build_s"].median(), wall=df["wall_s"].median(), outside=outside))
+                               build=df["build_s"].median(), wall=df["wall_s"].median(), outside=outside,
+                               cores=df["cpu_s"].sum() / el, cpu=df["cpu_s"].median()))
             r = res[n][-1]
             print(f"  repeat {rep + 1}, {n} worker(s): {el:.1f} s for {len(df)} runs ({ok} ok); cluster start and "
                   f"warm-up {start:.1f} s; per run median: simulate {r['sim']:.3f} s, build {r['build']:.3f} s, "
-                  f"task {r['wall']:.3f} s; outside the tasks {outside:.3f} s/run", flush=True)
+                  f"task {r['wall']:.3f} s wall, {r['cpu']:.3f} s CPU; outside the tasks {outside:.3f} s/run; "
+                  f"cores the tasks got: {r['cores']:.2f}; load average {os.getloadavg()[0]:.1f}", flush=True)
     e1 = statistics.median(r["elapsed"] for r in res[1])
     e2 = statistics.median(r["elapsed"] for r in res[2])
     pairs = [a["elapsed"] / b["elapsed"] for a, b in zip(res[1], res[2])]
     print(f"(a) 100 runs of 600 s: 1 worker {e1:.1f} s, 2 workers {e2:.1f} s (medians of {repeats}); "
           f"speed-up {e1 / e2:.2f}x (per repeat: {', '.join(f'{p:.2f}' for p in pairs)})")
+    c1 = statistics.median(r["cores"] for r in res[1])
+    c2 = statistics.median(r["cores"] for r in res[2])
+    print(f"    CPU time of the tasks over elapsed (cores actually used): 1 worker {c1:.2f}, 2 workers {c2:.2f}; "
+          f"CPU seconds per run 1 worker {statistics.median(r['cpu'] for r in res[1]):.3f}, "
+          f"2 workers {statistics.median(r['cpu'] for r in res[2]):.3f}")
     allr = res[1] + res[2]
     sim = statistics.median(r["sim"] for r in allr)
     build = statistics.median(r["build"] for r in allr)
@@ -103,10 +110,12 @@ def part_b(days, workers):
     c.close()
     ok = int((df["status"] == "ok").sum())
     core_h = workers * el / 3600.0
+    cpu_h = df["cpu_s"].sum() / 3600.0
     print(f"(b) {days} rack-days (24 h training, spread) on {workers} workers: {el:.1f} s ({ok} ok; cluster start "
           f"{start:.1f} s apart) -> {days / core_h:.0f} rack-days per core-hour; per run median: simulate "
           f"{df['simulate_s'].median():.2f} s, build {df['build_s'].median():.2f} s, task {df['wall_s'].median():.2f} s"
-          f" -> {3600.0 / df['wall_s'].median():.0f} rack-days per busy core-hour")
+          f" -> {3600.0 / df['wall_s'].median():.0f} rack-days per busy core-hour; CPU {df['cpu_s'].median():.2f} s "
+          f"per day -> {days / cpu_h:.0f} rack-days per CPU-hour; the tasks got {df['cpu_s'].sum() / el:.2f} cores")
     print(f"    across the days: gpu_junction_max_c {df['gpu_junction_max_c'].min():.2f}-"
           f"{df['gpu_junction_max_c'].max():.2f} degC, gpu_junction_margin_k min {df['gpu_junction_margin_k'].min():.2f} K,"
           f" job_llm_goodput min {df['job_llm_goodput'].min():.4f}")

@@ -271,11 +271,15 @@ def _cli(*args, cwd=None, timeout=300):
      "must be one of"),
 ])
 def test_bad_sweep_files_exit_2_naming_the_file_and_field(tmp_path, text, field, words):
+    from click.testing import CliRunner
+
+    from twin.cli import cli
+
     f = tmp_path / "bad.toml"
     f.write_text(text.format(ref=REFERENCE))
-    p = _cli("sweep", f, "-o", tmp_path / "r.parquet")
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
+    r = CliRunner().invoke(cli, ["sweep", str(f), "-o", str(tmp_path / "r.parquet")], catch_exceptions=False)
+    assert r.exit_code == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {f}: {field}"), lines
     assert words in lines[0]
     assert not (tmp_path / "r.parquet").exists()

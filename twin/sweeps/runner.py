@@ -27,7 +27,7 @@ from .task import FAILED, OK
 # kill loses at most this much of finished work; 10,000 quick runs make ~10^3-10^4 files.
 FLUSH_S = 1.0
 FIRST = ("run", "run_hash")
-LAST = ("status", "error", "verdict", "failing", "wall_s", "build_s", "simulate_s", "started_at", "worker")
+LAST = ("status", "error", "verdict", "failing", "wall_s", "cpu_s", "build_s", "simulate_s", "started_at", "worker")
 
 
 class Store:
@@ -138,7 +138,12 @@ def client_for(scheduler, workers):
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        return Client(scheduler, timeout="30s"), None
+        try:
+            return Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError, ValueError) as err:
+            from ..errors import TwinInputError
+
+            raise TwinInputError("--scheduler", scheduler, f"cannot reach the Dask scheduler: {err}") from None
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR)

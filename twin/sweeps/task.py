@@ -53,7 +53,7 @@ def run_one(payload: dict, run: dict) -> dict:
     """Execute one run; never raises for a bad run (the row says what went wrong)."""
     from ..errors import TwinInputError, did_you_mean
 
-    t0, started = time.perf_counter(), time.time()
+    t0, c0, started = time.perf_counter(), time.thread_time(), time.time()
     row = dict(run=run["run"], run_hash=run["hash"], **run["params"], status=FAILED, error=None, verdict=None,
                failing=None)
     build_s = sim_s = float("nan")
@@ -95,6 +95,7 @@ def run_one(payload: dict, run: dict) -> dict:
         row["error"] = err.line()
     except Exception as err:  # a model failure is this run's, not the sweep's
         row["error"] = f"{type(err).__name__}: {err}"
-    row.update(wall_s=time.perf_counter() - t0, build_s=build_s, simulate_s=sim_s, started_at=started,
+    row.update(wall_s=time.perf_counter() - t0, cpu_s=time.thread_time() - c0, build_s=build_s, simulate_s=sim_s,
+               started_at=started,
                worker=f"{socket.gethostname()}:{os.getpid()}")
     return row
