@@ -61,21 +61,30 @@ def part_a(repeats):
         for n in ((1, 2) if rep % 2 == 0 else (2, 1)):
             client, c, start = cluster(n)
             with tempfile.TemporaryDirectory() as tmp:
+                w0, c0 = client.run(time.process_time), time.process_time()
                 t = time.perf_counter()
                 df = twin.sweep(grid_sweep(tmp), client=client, output=Path(tmp) / "a.parquet")
                 el = time.perf_counter() - t
+                w1, c1 = client.run(time.process_time), time.process_time()
             client.close()
+            # CPU outside the tasks: the workers' other threads, the client and the
+            # scheduler (in this process for a local cluster), per run
+            worker_cpu = sum(w1[k] - w0[k] for k in w0)
+            machinery = (worker_cpu - df["cpu_s"].sum() + (c1 - c0)) / len(df)
+            serial = (c1 - c0) / len(df)  # the client and scheduler: one process for all workers
             c.close()
             ok = int((df["status"] == "ok").sum())
             outside = (n * el - df["wall_s"].sum()) / len(df)
             res[n].append(dict(elapsed=el, start=start, ok=ok, sim=df["simulate_s"].median(),
                                build=df["build_s"].median(), wall=df["wall_s"].median(), outside=outside,
-                               cores=df["cpu_s"].sum() / el, cpu=df["cpu_s"].median()))
+                               cores=df["cpu_s"].sum() / el, cpu=df["cpu_s"].median(), machinery=machinery,
+                               serial=serial, work=worker_cpu / len(df)))
             r = res[n][-1]
             print(f"  repeat {rep + 1}, {n} worker(s): {el:.1f} s for {len(df)} runs ({ok} ok); cluster start and "
                   f"warm-up {start:.1f} s; per run median: simulate {r['sim']:.3f} s, build {r['build']:.3f} s, "
                   f"task {r['wall']:.3f} s wall, {r['cpu']:.3f} s CPU; outside the tasks {outside:.3f} s/run; "
-                  f"cores the tasks got: {r['cores']:.2f}; load average {os.getloadavg()[0]:.1f}", flush=True)
+                  f"cores the tasks got: {r['cores']:.2f}; CPU outside the tasks {machinery * 1e3:.1f} ms/run; "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
     e1 = statistics.median(r["elapsed"] for r in res[1])
     e2 = statistics.median(r["elapsed"] for r in res[2])
     pairs = [a["elapsed"] / b["elapsed"] for a, b in zip(res[1], res[2])]
@@ -90,6 +99,16 @@ def part_a(repeats):
     sim = statistics.median(r["sim"] for r in allr)
     build = statistics.median(r["build"] for r in allr)
     outside = statistics.median(r["outside"] for r in allr)
+    mach = statistics.median(r["machinery"] for r in allr)
+    cpu = statistics.median(r["cpu"] for r in allr)
+    print(f"    CPU per run: the task {cpu:.3f} s, the sweep machinery outside it (workers' other threads, client, "
+          f"scheduler) {mach * 1e3:.1f} ms ({mach / cpu:.0%} of the task)")
+    w = statistics.median(r["work"] for r in allr)
+    s = statistics.median(r["serial"] for r in allr)
+    print(f"    on free cores (Amdahl, the client and scheduler serial): workers' CPU {w:.3f} s/run, client "
+          f"{s * 1e3:.1f} ms/run -> 2 workers {(w + s) / (w / 2 + s):.2f}x one; CPU per run with 1 worker "
+          f"{statistics.median(r['work'] + r['serial'] for r in res[1]):.3f} s, with 2 "
+          f"{statistics.median(r['work'] + r['serial'] for r in res[2]):.3f} s")
     print(f"    per run: simulate {sim:.3f} s; scenario validation and model build {build:.3f} s "
           f"({build / sim:.0%} of simulate); scheduling, shipping and collecting {outside:.3f} s "
           f"({outside / sim:.0%})")

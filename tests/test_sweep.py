@@ -315,6 +315,7 @@ def test_the_command_runs_on_real_worker_processes(tmp_path, client):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "runs: 4 of 4 recorded (4 now, 0 earlier); 4 ok, 0 failed" in p.stdout
     assert f"results: {out}" in p.stdout
+    assert "sweep: 4/4 runs (100 %)" in p.stderr  # not a terminal: plain progress lines
     df = pd.read_parquet(out)
     pids = {w.rsplit(":", 1)[1] for w in df["worker"]}
     assert len(pids) == 2 and str(os.getpid()) not in pids
