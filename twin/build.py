@@ -95,9 +95,9 @@ def build_model(s: Scenario, file="<scenario>") -> Model:
 
 # Plate conductance tables already computed in this process, by (coolant, geometry): a
 # pure function of both, ~0.45 s per reference rack, which a sweep's runs (many models of
-# the same plates in one worker) would otherwise pay every run. Bounded (a cache size).
+# the same plates in one worker) would otherwise pay every run.
 _HA_TABLES: dict = {}
-HA_TABLES_MAX = 256
+HA_TABLES_MAX = 256  # entries kept before the cache starts again (a cache size)
 
 
 def _plate_table(asm: Assembly) -> tuple[list, np.ndarray]:
