@@ -404,3 +404,38 @@ def test_plate_tables_are_reused_only_for_the_same_coolant_and_geometry():
         assert np.array_equal(fresh[k], again[k]), k
     assert not np.array_equal(fresh["pg"], fresh["water"])
     assert not np.array_equal(fresh["pg"], fresh["wide"])
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_restarted_with_the_same_command_repeats_no_finished_run(tmp_path):
+    """`twin sweep` killed (SIGKILL, with its workers) once some runs are on disk, then
+    the same command again: the runs finished before the kill keep their rows (same start
+    times), only the others run. Catches: results kept only in memory until the end,
+    part files half-written by the kill, a restart that starts over."""
+    import signal
+
+    import pandas as pd
+
+    f = tmp_path / "k.toml"
+    f.write_text(f'base = "{REFERENCE}"\nduration_s = 1200\n[grid]\n"facility.supply_temp_c" = "25:40:16"\n'
+                 '[collect]\nmargins = ["gpu_junction_margin_k"]\n')
+    out = tmp_path / "k.parquet"
+    parts = tmp_path / "k.parquet.parts"
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "sweep", str(f), "-o", str(out), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    before = pd.concat([pd.read_parquet(p) for p in parts.glob("part-*.parquet")])
+    assert 2 <= len(before) < 16 and not out.exists()
+    p = _cli("sweep", f, "-o", out, "--workers", 1)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"({16 - len(before)} now, {len(before)} earlier)" in p.stdout
+    table = pd.read_parquet(out)
+    assert list(table["run"]) == list(range(16)) and (table["status"] == "ok").all()
+    kept = before.set_index("run_hash")["started_at"]
+    assert (table.set_index("run_hash").loc[kept.index, "started_at"] == kept).all()
