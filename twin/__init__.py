@@ -9,6 +9,7 @@ Python API::
     result.to_hdf5("out.h5")
     result.to_xarray()        # xarray.Dataset; twin.open_results("out.h5") for a file
     result.margins_frame()    # pandas.DataFrame; twin.margins_frame("out.h5")
+    table = twin.sweep("sweeps/training-day-mc.toml", output="mc.parquet")  # many runs, on Dask
 
 ``Scenario`` and ``load_scenario`` are imported on first use (the schema needs pydantic),
 xarray and pandas only by ``open_results`` and ``margins_frame``, so ``import twin.cli``
@@ -41,6 +42,13 @@ def margins_frame(source):
     return _frame(source)
 
 
+def sweep(sweep_file_or_dict, scheduler=None, output=None, **kwargs):
+    """Run a sweep on Dask, one table row per run; see :func:`twin.sweeps.sweep`."""
+    from .sweeps import sweep as _sweep
+
+    return _sweep(sweep_file_or_dict, scheduler=scheduler, output=output, **kwargs)
+
+
 def __getattr__(name):
     if name in ("Scenario", "load_scenario"):
         from . import scenario
@@ -49,5 +57,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'twin' has no attribute {name!r}")
 
 
-__all__ = ["Scenario", "TwinInputError", "load_scenario", "margins_frame", "open_results", "simulate",
+__all__ = ["Scenario", "TwinInputError", "load_scenario", "margins_frame", "open_results", "simulate", "sweep",
            "__version__"]
