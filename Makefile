@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The slow tests (calibration fits, minutes): not part of `make test`, run by CI after it.
+# The slow tests (calibration fits, a sweep on separately started Dask processes; minutes): not part of `make test`, run by CI after it.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_row.py
 	$(BIN)/python benchmarks/bench_calibration.py
 	$(BIN)/python benchmarks/bench_check.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) results

@@ -91,7 +91,8 @@ EXEMPT_TOML_KEYS = frozenset({
 
 # (b) names that are not physics numbers, by module (path under twin/)
 NOT_PHYSICS = {
-    "build.py": {"HA_TEMPS_C", "HA_FLOWS_LPM"},  # interpolation grids of the plate tables
+    "build.py": {"HA_TEMPS_C", "HA_FLOWS_LPM",  # interpolation grids of the plate tables
+                 "HA_TABLES_MAX"},  # a cache size
     "components/base.py": {"LPM", "KPA"},  # unit conversions
     "budget.py": {"MAX_OUTPUT_BYTES", "MAX_MEMORY_BYTES", "MAX_WALL_S",  # run-size limits
                   "REFERENCE_CHIPS", "STEP_S", "ROW_S", "DES_EVENT_S",  # cost model of the run-size estimate
@@ -113,6 +114,9 @@ NOT_PHYSICS = {
     # twin check's default regression tolerances (judgement, stated in the module) and round-off slack
     "baseline.py": {"TOLERANCES", "TOLERANCE_BY_NAME", "FALLBACK_TOLERANCE"},
     "check.py": {"ROUND_OFF"},
+    "sweeps/runner.py": {"FLUSH_S"},  # I/O pacing of the part files
+    "sweeps/spec.py": {"MAX_RUNS",  # plan size limit
+                       "seed", "levels"},  # random streams and a sampling design's grid
     "plots.py": {"DPI", "MAX_EVENT_MARKS", "MAX_HEATMAP_COLUMNS", "MAX_GPU_TICKS"},  # image size and legibility
     "telemetry.py": {"CHUNK_ROWS", "BATCH_ROWS"},  # HDF5 I/O
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit

@@ -10,6 +10,7 @@ Python API::
     result.to_xarray()        # xarray.Dataset; twin.open_results("out.h5") for a file
     result.margins_frame()    # pandas.DataFrame; twin.margins_frame("out.h5")
     fig = twin.plot(result, "junction")                # matplotlib Figure (twin plot's kinds)
+    table = twin.sweep("sweeps/training-day-mc.toml", output="mc.parquet")  # many runs, on Dask
 
 Calibration and acceptance (docs/calibration.md)::
 
@@ -138,6 +139,13 @@ def overlay_toml(fit, source=""):
     return _toml(fit, source)
 
 
+def sweep(sweep_file_or_dict, scheduler=None, output=None, **kwargs):
+    """Run a sweep on Dask, one table row per run; see :func:`twin.sweeps.sweep`."""
+    from .sweeps import sweep as _sweep
+
+    return _sweep(sweep_file_or_dict, scheduler=scheduler, output=output, **kwargs)
+
+
 def __getattr__(name):
     if name in ("Scenario", "load_scenario"):  # load_scenario takes a file or a catalogue name
         from . import scenario
@@ -147,4 +155,4 @@ def __getattr__(name):
 
 
 __all__ = ["Scenario", "TwinInputError", "accept", "calibrate", "load_scenario", "margins_frame", "open_results",
-           "overlay_toml", "plot", "residuals_frame", "simulate", "synthetic_telemetry", "__version__"]
+           "overlay_toml", "plot", "residuals_frame", "simulate", "sweep", "synthetic_telemetry", "__version__"]

@@ -14,6 +14,7 @@ library only, a scenario's schema (pydantic) is loaded when a scenario is read, 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -446,6 +447,74 @@ def size_cmd(scenario, vary, target, range_text, overrides, sweep_text, duration
         click.echo(report(sz))
     if not sz.all_found:
         sys.exit(1)
+
+
+@cli.command("sweep")
+@click.argument("sweep_file", metavar="SWEEP.toml", type=click.Path(path_type=Path))
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="a running Dask scheduler (tcp://host:8786); default: a local cluster on this machine")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="the results table (Parquet; default results/STEM.parquet); finished runs are kept in "
+                   "OUTPUT.parts/, so the same command after an interruption runs only the missing ones")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="worker processes of the local cluster (default: one per core)")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="run at most N of the missing runs")
+@click.option("--retry-failed", is_flag=True, help="run the runs recorded as failed again")
+def sweep_cmd(sweep_file, scheduler, output, workers, limit, retry_failed):
+    """Run many variants of a scenario on Dask (README, Sweeps): a grid, listed rows, a
+    random, Latin hypercube, Sobol or Morris sample, unit-to-unit spread replicates. One
+    table row per run: its parameters, the collected margins and channel summaries,
+    status and error, wall seconds. A Sobol or Morris sample prints the sensitivity of
+    each collected value (also written beside the table).
+
+    Exit status: 0 when every run was done (failed runs are rows, not errors), 2 on bad
+    input, 130 when interrupted (finished runs are kept)."""
+    if workers is not None and scheduler is not None:
+        raise TwinInputError(sweep_file, "--workers", "sets the local cluster's size; with --scheduler the "
+                                                      "cluster's own workers run the sweep")
+    from .sweeps import spec
+
+    plan = spec.load(sweep_file)  # bad input exits 2 before any cluster starts
+    if output is None:
+        output = Path("results") / f"{sweep_file.stem}.parquet"
+    if output.is_dir():
+        raise TwinInputError(output, "-o", "is a directory")
+    if output.suffix.lower() != ".parquet":
+        raise TwinInputError(output, "-o", "must name a .parquet file")
+    from .sweeps import outputs_of, sensitivity_paths, sweep
+
+    sm = plan.spec.sample
+    click.echo(f"sweep {plan.spec.name or sweep_file.stem}: {len(plan.runs)} runs of {plan.base_path.name} "
+               f"on {scheduler or f'a local cluster of {workers or os.cpu_count()} workers'}")
+    try:
+        df = sweep(sweep_file, scheduler=scheduler, output=output, workers=workers, limit=limit,
+                   retry_failed=retry_failed, progress=True)
+    except KeyboardInterrupt:
+        _say(f"error: interrupted; finished runs are kept in {output}.parts (run the same command to go on)", 130)
+    a = df.attrs
+    ok = int((df["status"] == "ok").sum()) if "status" in df else 0
+    click.echo(f"runs: {len(df)} of {len(plan.runs)} recorded ({a['executed']} now, {a['skipped']} earlier); "
+               f"{ok} ok, {len(df) - ok} failed; {a['elapsed_s']:.1f} s")
+    if len(df) - ok:
+        bad = df[df["status"] != "ok"].iloc[0]
+        click.echo(f"first failure: run {bad['run']}: {bad['error']}")
+    cols = outputs_of(df, plan)
+    good = df[df["status"] == "ok"] if "status" in df else df
+    if cols and len(good):
+        width = max(len(c) for c in cols)
+        click.echo(f"{'value':<{width}}  {'min':>10} {'median':>10} {'max':>10}  (ok runs)")
+        for c in cols:
+            v = good[c]
+            click.echo(f"{c:<{width}}  {v.min():>10.4g} {v.median():>10.4g} {v.max():>10.4g}")
+    click.echo(f"results: {output}")
+    if "sensitivity" in a:
+        from .sweeps.sensitivity import text
+
+        click.echo(text(a["sensitivity"], sm.method))
+        csv, js = sensitivity_paths(output)
+        click.echo(f"sensitivity: {csv}, {js}")
+    elif sm is not None and sm.method in spec.SENSITIVITY:
+        click.echo(f"sensitivity: after all {len(plan.runs)} runs (run the same command to go on)")
 
 
 def _calibrate(telemetry, scenario, spec, overrides):

@@ -58,7 +58,8 @@ __all__ = ["simulate", "Result", "RunEnd", "CoolantLimits", "ModelLimit", "Hydra
 
 def simulate(scenario: Scenario, output=None, power=None,
              duration_s: float | None = None, model: Model | None = None,
-             provenance: dict | None = None, boundary=None, channels=None) -> Result:
+             provenance: dict | None = None, boundary=None, channels=None,
+             track_margins: bool | None = None) -> Result:
     """Run a scenario. ``output``: HDF5 path to stream telemetry to (else kept in memory).
 
     ``power`` replaces the scenario's power source (see :mod:`twin.workload`: the DES of
@@ -70,6 +71,8 @@ def simulate(scenario: Scenario, output=None, power=None,
     boundary, :mod:`twin.calibration`), and marks the network dirty when it moved it.
     ``channels``: keep only these telemetry channels and track no margins (the result's
     margins are empty): a calibration's run, which reads a few channels many times.
+    ``track_margins``: whether to track the margins (default: unless ``channels`` is given;
+    a sweep keeps a few channels and the margins, which do not depend on what is kept).
 
     The run ends early, with the file whole and marked incomplete (root attributes
     ``complete``, ``end_time_s``, ``end_reason``), when it is interrupted (SIGINT,
@@ -139,7 +142,7 @@ def simulate(scenario: Scenario, output=None, power=None,
         attrs.update({k: str(v) for k, v in prov.items()})
         kept = channels if keep is None else {k: v for k, v in channels.items() if k in keep}
         writer = TelemetryWriter(output, attrs, kept, labels)
-        tracker = MarginTracker(model) if keep is None else None
+        tracker = MarginTracker(model) if (keep is None if track_margins is None else track_margins) else None
         recorder = _Recorder(model, n_jobs, net.rec_slices, writer, tracker)
         e0 = net.stored_energy(state, dt) if net.hyd is not None else 0.0
         snap = None

@@ -970,10 +970,10 @@ def _child(node, key):
     return None
 
 
-def _table_at(parts, data):
-    """The model class of the table at ``parts`` of the raw data (None where there is no
-    table there: a value, an unknown key)."""
-    ann, node = Scenario, data
+def _table_at(parts, data, root=None):
+    """The model class of the table at ``parts`` of the raw data of a ``root`` model
+    (default the scenario; None where there is no table there: a value, an unknown key)."""
+    ann, node = root or Scenario, data
     for p in parts:
         ann = _unwrap(ann, node)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
@@ -989,9 +989,10 @@ def _table_at(parts, data):
     return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
 
-def _fields_at(parts, data) -> list:
-    """The field names of the table at ``parts`` (for near matches of an unknown key)."""
-    table = _table_at(parts, data)
+def _fields_at(parts, data, root=None) -> list:
+    """The field names of the table at ``parts`` of a ``root`` model (default the
+    scenario; for near matches of an unknown key)."""
+    table = _table_at(parts, data, root)
     return list(table.model_fields) if table is not None else []
 
 
@@ -1016,8 +1017,9 @@ def field_bounds(info) -> Optional[Bounds]:
     return None
 
 
-def _explain(err: dict, data) -> tuple[tuple, str]:
-    """A pydantic error as (location without union tags, message in the project's words)."""
+def _explain(err: dict, data, root=None) -> tuple[tuple, str]:
+    """A pydantic error of a ``root`` model (default the scenario) as (location without
+    union tags, message in the project's words)."""
     loc, node = [], data
     for p in err["loc"]:
         if isinstance(node, dict) and p not in node and node.get("kind") == p:
@@ -1029,7 +1031,7 @@ def _explain(err: dict, data) -> tuple[tuple, str]:
     kind, ctx, got = err["type"], err.get("ctx") or {}, show(err.get("input"))
     loc = tuple(loc)
     if kind == "extra_forbidden":
-        msg = "unknown key" + did_you_mean(loc[-1], _fields_at(loc[:-1], data))
+        msg = "unknown key" + did_you_mean(loc[-1], _fields_at(loc[:-1], data, root))
     elif kind == "missing":
         msg = "required field is missing"
     elif kind in ("float_parsing", "float_type"):
@@ -1061,11 +1063,24 @@ def _explain(err: dict, data) -> tuple[tuple, str]:
     elif kind == "value_error":
         msg = str(ctx.get("error", err["msg"]))
         head, _, rest = msg.partition(": ")
-        if rest and head.split(".")[0] in _fields_at(loc, data):  # "field: message" from a model validator
+        if rest and head.split(".")[0] in _fields_at(loc, data, root):  # "field: message" from a model validator
             loc, msg = loc + tuple(head.split(".")), rest
     else:
         msg = err["msg"].replace("Input should be", "must be")
     return loc, msg
+
+
+def validate_as(model: type, data: dict, file):
+    """``data`` validated as ``model`` (a pydantic model of a file other than a scenario:
+    a calibration spec, a sweep); the first error as :class:`TwinInputError` naming
+    ``file`` and the dotted field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        loc, msg = _explain(exc.errors()[0], data, model)
+        raise TwinInputError(file, ".".join(str(p) for p in loc), msg) from None
+    except RecursionError:
+        raise TwinInputError(file, "", "tables or arrays nested too deeply") from None
 
 
 def _validate(data: dict, file, origins: Optional[dict] = None) -> Scenario:

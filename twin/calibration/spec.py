@@ -50,10 +50,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import TwinInputError
-from ..scenario import Bounds, _explain
+from ..scenario import Bounds, validate_as
 from ..sources import read_toml
 
 
@@ -152,8 +151,4 @@ def load_spec(path) -> Spec:
     path = Path(path)
     regular_file(path, path, "", "calibration spec")
     data = read_toml(path)
-    try:
-        return Spec.model_validate(data)
-    except ValidationError as exc:
-        loc, msg = _explain(exc.errors()[0], data)
-        raise TwinInputError(path, ".".join(str(p) for p in loc), msg) from None
+    return validate_as(Spec, data, path)
