@@ -171,7 +171,7 @@ def run_one(target: Target, overrides: tuple) -> dict:
         options = ({"simulation.duration_s": (target.duration_s, target.duration_from)}
                    if target.duration_s is not None else None)
         s = load(target.path, list(overrides), options).scenario
-        r = simulate(s)
+        r = simulate(s, channels=(), track_margins=True)  # margins only: no telemetry kept
         out["duration_s"] = s.simulation.duration_s
         out["complete"], out["end"] = r.end.is_complete, r.end.reason
         out["rows"] = [dict(name=m.name, value=float(m.value), unit=m.unit, limit=m.limit, sense=m.sense,
