@@ -191,15 +191,16 @@ def run_one(target: Target, overrides: tuple) -> dict:
 
 def _context():
     """Worker processes: forkserver where the platform has it, the server importing the
-    engine (numpy, numba, scipy, h5py) and loading the numba kernels from their cache once
-    (:mod:`twin.check_warm`), while this process reads the scenarios, so that each worker,
-    a fork of it, starts with both; else spawn. The kernels are not parallel: no threads
-    are forked."""
+    engine (numpy, numba, scipy, h5py) once so that each worker, a fork of it, starts
+    without importing them again; else spawn. Each worker loads the numba kernels from
+    their on-disk cache at its first run (~0.5 s), the workers in parallel. (Loading them
+    in the server too would save that CPU, but spend it serially, before any worker
+    starts.) The kernels are not parallel: no threads are forked."""
     import multiprocessing as mp
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["twin.check_warm"])
+        ctx.set_forkserver_preload(["twin.engine"])
         return ctx
     return mp.get_context("spawn")
 
