@@ -396,6 +396,8 @@ def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overri
 
     sys.exit(check_main(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration,
                         out=click.echo))
+
+
 @cli.command("size")
 @click.argument("scenario")
 @click.option("--vary", required=True, metavar="KEY",
