@@ -168,20 +168,18 @@ class Model:
 
     def channel_members(self, channel: str) -> list | None:
         """The instance paths of a 2-D telemetry channel's columns, in column order (chips
-        of a type by chip index, trays, pumps, racks and CDUs of a row); None for a 1-D
-        channel."""
-        group = channel.split("/")[0]
-        if group in set(self.chip_type):
-            return [self.chip_names[k] for k in self.chips_of_type(group)]
-        if group == "tray":
-            return list(self.tray_names)
-        if channel.startswith("cdu/pump"):
+        of a type by chip index, trays, pumps, racks and CDUs of a row; the member
+        dimension is :func:`twin.channels.member_dimension`'s); None for a 1-D channel."""
+        from .channels import member_dimension
+
+        dim = member_dimension(channel)
+        if dim in set(self.chip_type):
+            return [self.chip_names[k] for k in self.chips_of_type(dim)]
+        if dim == "pump":
             return [self.edge_names[e] for e in self.pump_edges]
-        if group == "rack" and self.is_row:
-            return list(self.rack_names)
-        if group == "cdu" and self.is_row:
-            return list(self.cdu_names)
-        return None
+        members = {"tray": self.tray_names, "rack": self.rack_names if self.is_row else None,
+                   "cdu": self.cdu_names if self.is_row else None}.get(dim)
+        return list(members) if members is not None else None
 
     def tray_required_at(self, supply_temp_c, per_tray: bool = False) -> np.ndarray:
         """Flow each tray needs at the rack supply temperatures ``supply_temp_c`` [L/min],

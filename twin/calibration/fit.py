@@ -68,7 +68,7 @@ class Unknown:
     hi: float
     chips: np.ndarray | None = None  # the chips it alone acts on (sparse column), None: all
     prior_sd: float | None = None
-    trays: np.ndarray | None = None  # the trays it acts on first (a tray's loss: sparse column)
+    trays: np.ndarray | None = None  # a tray loss: its trays (the evidence; its column is dense)
     members: np.ndarray | None = None  # a sensor offset: the channel's columns it adds to (None: all)
 
     def value(self, x: float) -> float:
@@ -253,13 +253,12 @@ class Problem:
         rows = []
         for name, meas, cols, sd, chips in self.targets:
             n, k = meas.shape
-            trays = cols if name.startswith("tray/") else None
-            rows.append((n, k, chips, trays))
-        n_res = sum(n * k for n, k, _, _ in rows) + sum(1 for u in self.us if u.prior_sd)
+            rows.append((n, k, chips))
+        n_res = sum(n * k for n, k, _ in rows) + sum(1 for u in self.us if u.prior_sd)
         sp = lil_matrix((n_res, len(self.us)), dtype=int)
         for j, u in enumerate(self.us):
             start = 0
-            for (name, meas, cols, _, _), (n, k, chips, trays) in zip(self.targets, rows):
+            for (name, meas, cols, _, _), (n, k, chips) in zip(self.targets, rows):
                 if not u.paths:  # a sensor offset: its own channel, its members
                     if name == u.key:
                         hit = np.ones(k, dtype=bool) if u.members is None else np.isin(cols, u.members)
@@ -267,17 +266,12 @@ class Problem:
                             sp[np.arange(start + c, start + n * k, k), j] = 1
                 elif u.chips is None:
                     sp[start:start + n * k, j] = 1
-                else:
-                    if chips is not None:
-                        hit = np.isin(chips, u.chips)
-                    elif trays is not None and u.trays is not None:
-                        hit = np.isin(trays, u.trays)
-                    else:  # a chip's own resistance at measured power moves no coolant temperature
-                        hit = np.zeros(k, dtype=bool)
+                else:  # a chip's own parameter: its junction; at measured power no coolant temperature
+                    hit = np.isin(chips, u.chips) if chips is not None else np.zeros(k, dtype=bool)
                     for c in np.nonzero(hit)[0]:
                         sp[np.arange(start + c, start + n * k, k), j] = 1
                 start += n * k
-        prior_row = sum(n * k for n, k, _, _ in rows)
+        prior_row = sum(n * k for n, k, _ in rows)
         for j, u in enumerate(self.us):
             if u.prior_sd:
                 sp[prior_row, j] = 1
