@@ -678,7 +678,19 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
 
 
 def main():
-    cli()
+    """The console script. At exit it freezes the garbage collector's generations
+    (``gc.freeze``): the interpreter's finalization otherwise runs full collections over
+    every object numba, pydantic and the model made, 0.4-0.7 s after the last line
+    (docs/performance.md, *Start-up and exit*). atexit handlers still run, files are
+    closed by the code that opened them; only collecting cycles is skipped, whose memory
+    the operating system frees anyway. Not in ``_Twin.main``: a process that calls the
+    group in a loop (tests, notebooks) keeps its collector."""
+    import gc
+
+    try:
+        cli()
+    finally:
+        gc.freeze()
 
 
 def _racks_line(s) -> str:
