@@ -531,6 +531,10 @@ def _calibrate(telemetry, scenario, spec, overrides):
         if err.file == "<spec>":
             err.file = str(spec)
         raise
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: a fit stopped halfway has no answer to write
+        signum = getattr(err, "signum", 2)
+        _say(f"error: {telemetry}: fit interrupted by {'SIGTERM' if signum == 15 else 'SIGINT'}; nothing written",
+             128 + signum)
 
 
 def _duration_s(text: str) -> float:
@@ -570,6 +574,18 @@ def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
             raise TwinInputError(plot, "--plot", "must name a .png file")
         trend_plot(rows, plot)
     click.echo(json.dumps(rows, indent=2) if as_json else trend_table(rows))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """``path.partial`` renamed to ``path`` once written: a file that exists is whole."""
+    tmp = Path(str(path) + ".partial")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _check_overlay_path(output: Path, *inputs) -> None:
@@ -627,10 +643,7 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
         _check_overlay_path(output, telemetry, spec)
-        tmp = Path(str(output) + ".partial")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(overlay_toml(f, str(telemetry)))
-        tmp.replace(output)
+        _write_whole(output, overlay_toml(f, str(telemetry)))
     out = to_dict(f)
     if target is not None:
         from .calibration.report import predict_margins, predict_table
@@ -669,10 +682,7 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component within '}"
                f"{'' if bad else 'its tolerance'}")
     if json_path is not None:
-        tmp = Path(str(json_path) + ".partial")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(to_dict(f, js), indent=2))
-        tmp.replace(json_path)
+        _write_whole(json_path, json.dumps(to_dict(f, js), indent=2))
     if bad:
         raise SystemExit(1)
 

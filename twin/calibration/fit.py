@@ -29,6 +29,7 @@ import numpy as np
 from ..build import build_model, path_alias
 from ..components.base import _matches
 from ..errors import TwinInputError
+from ..run_end import Interrupted
 from .measured import Measured, MeasuredBoundary, MeasuredPower
 
 # Chip parameters written straight into the model's arrays: (array, how).
@@ -214,6 +215,8 @@ class Problem:
         r = simulate(self.scenario, model=m, power=power, boundary=MeasuredBoundary(m, self.measured),
                      channels={t[0] for t in self.targets})
         tel = r.telemetry(require=())
+        if r.end.kind == "interrupted":  # Ctrl-C or SIGTERM: the fit stops (not a failed step to step around)
+            raise Interrupted(r.end.signal)
         if not r.end.is_complete:
             raise FloatingPointError(f"the model run stopped: {r.end.reason}")
         out = {}
