@@ -317,8 +317,6 @@ def setup(scenario, tel, spec) -> Problem:
         paths = _member_paths(model, fc.channel)
         if meas.shape[1] > 1 or len(paths) > 1:
             cols = measured.columns(fc.channel, paths)
-            keep = cols >= 0
-            meas, cols = meas[:, keep], cols[keep]
         else:
             cols = np.array([0])
         scale = np.nanmean(np.abs(meas), axis=0)
