@@ -130,6 +130,10 @@ def test_a_parameter_name_typo_names_the_parameter_field_and_the_near_name(rack)
         run(_base(), rack, Spec.model_validate(spec))
     assert exc.value.field == "parameter.plate.parameter"
     assert "convective_resistance_scale" in exc.value.message
+    spec["parameter"][0].update(instances="rack01/tray*/gpu9", parameter="convective_resistance_scale")
+    with pytest.raises(TwinInputError) as exc:
+        run(_base(), rack, Spec.model_validate(spec))
+    assert exc.value.field == "parameter.plate.instances" and "no instance matches" in exc.value.message
 
 
 def test_ctrl_c_halfway_through_a_fit_stops_it(rack, monkeypatch):

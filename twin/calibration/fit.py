@@ -28,7 +28,7 @@ import numpy as np
 
 from ..build import build_model, path_alias
 from ..components.base import _matches
-from ..errors import TwinInputError
+from ..errors import TwinInputError, did_you_mean
 from ..run_end import Interrupted
 from .measured import Measured, MeasuredBoundary, MeasuredPower
 
@@ -100,11 +100,16 @@ def unknowns(spec, model) -> list:
                                    members=np.array(g, dtype=np.int64)))
             continue
         pattern = alias(p.instances)
-        paths = [path for path in model.instances if _matches(pattern, path)]
-        paths = [path for path in paths if p.parameter in model.instances[path].parameters()]
+        matched = [path for path in model.instances if _matches(pattern, path)]
+        paths = [path for path in matched if p.parameter in model.instances[path].parameters()]
+        if not paths and matched:  # the instances are there: the parameter's name is wrong
+            known = sorted({k for path in matched for k in model.instances[path].parameters()})
+            raise TwinInputError("<spec>", f"parameter.{p.name}.parameter",
+                                 f"no instance matching {p.instances!r} has a parameter {p.parameter!r}"
+                                 + did_you_mean(p.parameter, known))
         if not paths:
             raise TwinInputError("<spec>", f"parameter.{p.name}.instances",
-                                 f"no instance matching {p.instances!r} has a parameter {p.parameter!r}")
+                                 f"no instance matches {p.instances!r}" + did_you_mean(p.instances, model.instances))
         groups = [[path] for path in paths] if p.per_instance else [paths]
         for g in groups:
             design = float(model.instances[g[0]].parameters()[p.parameter])
