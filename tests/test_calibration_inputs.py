@@ -155,3 +155,23 @@ def test_ctrl_c_halfway_through_a_fit_stops_it(rack, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run(_base(), rack, Spec.model_validate(SPEC))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_fit_that_did_not_converge_says_so_and_judges_nothing(rack, tmp_path):
+    """A fit stopped by its model-run budget has values where it stopped, not an answer:
+    a warning says so, and acceptance judges no component (neither pass nor suspect) and
+    gives no verdict of pass."""
+    from twin.calibration.report import NOT_JUDGED, judge, to_dict
+
+    spec = dict(SPEC, parameter=[dict(p, tolerance=0.5) if "sensor" in p else dict(p, tolerance_relative=0.1)
+                                 for p in SPEC["parameter"]])
+    f = run(_base(), rack, Spec.model_validate(spec), max_evaluations=2)
+    assert not f.converged
+    assert any("did not converge" in w for w in f.warnings), f.warnings
+    js = judge(f)
+    assert {j.status for j in js} == {NOT_JUDGED}
+    assert all("did not converge" in j.evidence for j in js)
+    assert to_dict(f, js)["verdict"] == NOT_JUDGED
+    done = run(_base(), rack, Spec.model_validate(spec))
+    assert done.converged and not any("did not converge" in w for w in done.warnings)
+    assert to_dict(done, judge(done))["verdict"] == "suspect"  # the plate, 30 % off, and the sensor, 1 K off

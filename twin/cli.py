@@ -670,7 +670,8 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     """Acceptance of a built rack: fit (as `twin calibrate`), then judge every component
     against its reference (design value or its peers) and tolerance: pass or suspect,
     with the fitted value, its interval and the channel that shows it. Exit 1 when any
-    component is suspect, 0 when all pass, 2 on bad input."""
+    component is suspect or the fit did not converge (nothing judged), 0 when all pass,
+    2 on bad input."""
     import json
 
     from .calibration.report import SUSPECT, judge, table, to_dict
@@ -679,11 +680,14 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     js = judge(f)
     click.echo(table(f, js))
     bad = [j for j in js if j.status == SUSPECT]
-    click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component within '}"
-               f"{'' if bad else 'its tolerance'}")
+    if not f.converged:
+        click.echo(f"verdict: NOT JUDGED: the fit did not converge ({f.status})")
+    else:
+        click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component '}"
+                   f"{'' if bad else 'within its tolerance'}")
     if json_path is not None:
         _write_whole(json_path, json.dumps(to_dict(f, js), indent=2))
-    if bad:
+    if bad or not f.converged:
         raise SystemExit(1)
 
 

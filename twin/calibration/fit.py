@@ -354,6 +354,12 @@ class Fit:
     status: str
     seconds: float
 
+    @property
+    def converged(self) -> bool:
+        """False when the fit stopped on its model-run budget or found no step: its values
+        are where it stopped, not the best fit, and acceptance judges nothing."""
+        return not self.status.startswith("stopped")
+
     def values(self) -> dict:
         return {u.label: u.value(xi) for u, xi in zip(self.problem.us, self.x)}
 
@@ -396,6 +402,9 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
     d = np.where(se > 0, se, 1.0)
     corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
     warnings = []
+    if not res.success:
+        warnings.append(f"the fit did not converge ({res.message}): the values and intervals are where it stopped, "
+                        "not the best fit; nothing is judged")
     for i, u in enumerate(us):
         if col[i] == 0.0 or free[i]:
             se[i] = math.inf
