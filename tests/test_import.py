@@ -608,6 +608,21 @@ BAD = {
                                        .replace('"T"', '"P"').replace("degC", "W"), "s.csv", "'1,250'"),
     "mapping/decimal-unknown": _case(WIDE, _edit('time_unit = "s"', 'time_unit = "s"\ndecimal = "\'"'), "map.toml",
                                      "source.decimal", "','"),
+    "value/negative-chip-power": _case("t,P\n0,900\n1,-5\n", GPU.replace("junction_temp", "power")
+                                       .replace('["T"]', '["P"]').replace("degC", "W") + 'labels = ["rack01/tray00/gpu0"]\n'
+                                       + WIDE_TOML.split("[channels")[0], "s.csv", 'channels."gpu/power"', "line 3",
+                                       "-5 W", "below 0 W"),
+    "value/chip-power-in-w-declared-kw": _case("t,P\n0,900\n1,950\n", GPU.replace("junction_temp", "power")
+                                               .replace('["T"]', '["P"]').replace("degC", "kW")
+                                               + 'labels = ["rack01/tray00/gpu0"]\n' + WIDE_TOML.split("[channels")[0],
+                                               "s.csv", "line 2", "900000 W (900 kW)", "outside 0-5000 W"),
+    "value/percent-given-as-fraction": _case("t,S\n0,72.5\n1,72.5\n", WIDE_TOML.split("[channels")[0]
+                                             + '[channels."cdu/pump_speed"]\ncolumns = ["S"]\nunit = "1"\n'
+                                               'labels = ["cdu1/pump0"]\n', "s.csv", 'channels."cdu/pump_speed"',
+                                             "line 2", "72.5 1", "outside 0-1.2 1"),
+    "value/flow-beyond-any-loop": _case("t,F\n0,150\n1,150000\n", WIDE_TOML.replace('"rack/supply_temp"', '"rack/flow"')
+                                        .replace('"T"', '"F"').replace("degC", "L/min"), "s.csv", "line 3",
+                                        "outside 0-20000 L/min"),
     "value/no-number-at-all": _case("t,T\n0,x\n1,\n", WIDE_TOML, "s.csv", 'channels."rack/supply_temp"',
                                     "no numeric value"),
     # the source file

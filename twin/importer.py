@@ -65,6 +65,13 @@ RESAMPLE = ("interpolate", "mean")
 TEMP_MIN_C, TEMP_MAX_C = -50.0, 150.0
 # Flows that may be negative (a stopped CDU's check-valve leakage, docs/telemetry.md).
 SIGNED_FLOWS = frozenset({"cdu/flow"})
+# Channel groups of one chip each (their power is one chip's: twin.scenario.MAX_CHIP_W).
+CHIP_GROUPS = frozenset({"gpu", "cpu", "nvswitch"})
+# Relative quantities (unit 1) and their highest value: VFDs run pumps up to ~120 % of
+# their base speed (twin.scenario, pump_speed_max), and a clock relative to nominal stays
+# below that (ASSUMPTION); a percentage read as a fraction (72.5) is far above.
+RELATIVE = frozenset({"pump_speed", "clock_fraction"})
+RELATIVE_MAX = 1.2
 # The default max_gap_s, in output intervals (resampling rule: docs/telemetry.md).
 GAP_INTERVALS = 3
 # The resampled channels are held in memory before they are written (input size limit).
@@ -892,7 +899,8 @@ def _prepare(m: Mapping, ch: ChannelMap, k: int, s: Series, source) -> _Column:
         if not m.drop_out_of_range:
             i = int(np.argmax(bad))
             shown = f"{v[i]:g} {ch.ours}" + ("" if ch.unit == ch.ours else f" ({s.v[i]:g} {ch.unit})")
-            allowed = f"outside {lo:g}-{hi:g} {ch.ours}" if math.isfinite(hi) else f"below {lo:g} {ch.ours}"
+            allowed = (f"below {lo:g} {ch.ours}" if v[i] < lo else f"outside {lo:g}-{hi:g} {ch.ours}"
+                       if math.isfinite(lo) else f"above {hi:g} {ch.ours}")
             raise TwinInputError(source, m.where(ch.name), f"{s.rows(i)} (t = {_secs(t[i])}): {shown} in {col!r} is "
                                                           f"{allowed}: not a physical value (output.drop_out_of_range"
                                                           f" = true imports it as NaN)")
@@ -916,11 +924,24 @@ def _secs(t: float) -> str:
 
 
 def _range(ch: ChannelMap):
-    """(lowest, highest) physical value in our unit (infinite where unbounded)."""
+    """(lowest, highest) physical value in our unit (infinite where unbounded): what a
+    sensor of a running rack can read; the limits of flows, pressures and chip power are
+    the scenario format's (twin.scenario, with their sources)."""
+    from .scenario import MAX_CHIP_W, MAX_FLOW_LPM, MAX_KPA
+
+    group, quantity = ch.name.split("/", 1)
     if ch.ours == "degC":
         return TEMP_MIN_C, TEMP_MAX_C
-    if ch.ours == "L/min" and ch.name not in SIGNED_FLOWS:
+    if ch.ours == "L/min":
+        return (-MAX_FLOW_LPM if ch.name in SIGNED_FLOWS else 0.0), MAX_FLOW_LPM
+    if ch.ours == "kPa":
+        return -MAX_KPA, MAX_KPA
+    if ch.ours == "W" and quantity == "power" and group in CHIP_GROUPS:
+        return 0.0, MAX_CHIP_W
+    if ch.ours == "W" and quantity.endswith("power"):  # electrical power drawn (heats may be negative)
         return 0.0, math.inf
+    if ch.ours == "1" and quantity in RELATIVE:
+        return 0.0, RELATIVE_MAX
     return -math.inf, math.inf
 
 
