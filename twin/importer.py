@@ -67,10 +67,11 @@ TEMP_MIN_C, TEMP_MAX_C = -50.0, 150.0
 SIGNED_FLOWS = frozenset({"cdu/flow"})
 # Channel groups of one chip each (their power is one chip's: twin.scenario.MAX_CHIP_W).
 CHIP_GROUPS = frozenset({"gpu", "cpu", "nvswitch"})
-# Relative quantities (unit 1) and their highest value: VFDs run pumps up to ~120 % of
-# their base speed (twin.scenario, pump_speed_max), and a clock relative to nominal stays
-# below that (ASSUMPTION); a percentage read as a fraction (72.5) is far above.
+# Relative quantities (unit 1), held to 0 .. RELATIVE_MAX.
 RELATIVE = frozenset({"pump_speed", "clock_fraction"})
+# VFDs run pumps up to ~120 % of their base speed (twin.scenario, pump_speed_max), and a
+# clock relative to nominal stays below that (ASSUMPTION); a percentage read as a
+# fraction (72.5) is far above.
 RELATIVE_MAX = 1.2
 # The default max_gap_s, in output intervals (resampling rule: docs/telemetry.md).
 GAP_INTERVALS = 3
