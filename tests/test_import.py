@@ -435,6 +435,23 @@ def test_out_of_range_values_can_be_dropped(tmp_path):
     assert info["rack/supply_temp"]["out_of_range"] == 1 and info["rack/flow"]["out_of_range"] == 1
 
 
+def test_a_european_bms_export_with_decimal_commas(tmp_path):
+    """Semicolons, decimal commas, a byte-order mark, CRLF line ends, quoted headers with
+    units and a degree sign, blank lines at the end: as a European BMS writes CSV."""
+    rows = ['"Zeit";"Supply Temp [\u00b0C]";"Flow [gpm]"'] + [
+        f"2025-03-14 09:00:0{i};{30 + i / 4:.2f};{40 + i / 10:.1f}".replace(".", ",") for i in range(5)]
+    (tmp_path / "bms.csv").write_bytes(("\r\n".join(rows) + "\r\n\r\n\r\n").encode("utf-8-sig"))
+    (tmp_path / "map.toml").write_text(
+        '[source]\ntime = "Zeit"\ntime_unit = "iso"\ndelimiter = ";"\ndecimal = ","\n[output]\ninterval_s = 1.0\n'
+        '[channels."rack/supply_temp"]\ncolumns = "Supply Temp [\u00b0C]"\nunit = "degC"\n'
+        '[channels."rack/flow"]\ncolumns = "Flow [gpm]"\nunit = "gpm"\n', encoding="utf-8")
+    tel = read_telemetry(import_telemetry(tmp_path / "bms.csv", tmp_path / "map.toml", tmp_path / "o.h5"))
+    np.testing.assert_allclose(tel["rack/supply_temp"], [30.0, 30.25, 30.5, 30.75, 31.0])
+    np.testing.assert_allclose(tel["rack/flow"], (40 + np.arange(5) / 10) * GALLON_L)
+    info = json.loads(tel.attrs["channel_sources"])
+    assert info["rack/supply_temp"]["non_numeric"] == 0 and info["rack/flow"]["non_numeric"] == 0
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -581,6 +598,31 @@ BAD = {
     "value/negative-flow": _case("t,F\n0,10\n1,-2\n", WIDE_TOML.replace('"rack/supply_temp"', '"rack/flow"')
                                  .replace('"T"', '"F"').replace("degC", "gpm"), "s.csv", 'channels."rack/flow"',
                                  "line 3", "below 0 L/min"),
+    "value/decimal-comma-unset": _case("t;T\r\n0;30\r\n1;30,5\r\n2;31\r\n", _edit('time_unit = "s"',
+                                       'time_unit = "s"\ndelimiter = ";"'), "s.csv", 'channels."rack/supply_temp"',
+                                       "line 3", "'30,5'", 'source.decimal = ","'),
+    "value/decimal-comma-everywhere": _case("t;T\n0;30,25\n1;30,5\n", _edit('time_unit = "s"',
+                                            'time_unit = "s"\ndelimiter = ";"'), "s.csv", "line 2", "'30,25'",
+                                            'source.decimal = ","'),
+    "value/thousands-separator": _case('t,P\n0,"1,250"\n1,"1,300"\n', _edit('"rack/supply_temp"', '"rack/it_power"')
+                                       .replace('"T"', '"P"').replace("degC", "W"), "s.csv", "'1,250'"),
+    "mapping/decimal-unknown": _case(WIDE, _edit('time_unit = "s"', 'time_unit = "s"\ndecimal = "\'"'), "map.toml",
+                                     "source.decimal", "','"),
+    "value/negative-chip-power": _case("t,P\n0,900\n1,-5\n", GPU.replace("junction_temp", "power")
+                                       .replace('["T"]', '["P"]').replace("degC", "W") + 'labels = ["rack01/tray00/gpu0"]\n'
+                                       + WIDE_TOML.split("[channels")[0], "s.csv", 'channels."gpu/power"', "line 3",
+                                       "-5 W", "below 0 W"),
+    "value/chip-power-in-w-declared-kw": _case("t,P\n0,900\n1,950\n", GPU.replace("junction_temp", "power")
+                                               .replace('["T"]', '["P"]').replace("degC", "kW")
+                                               + 'labels = ["rack01/tray00/gpu0"]\n' + WIDE_TOML.split("[channels")[0],
+                                               "s.csv", "line 2", "900000 W (900 kW)", "outside 0-5000 W"),
+    "value/percent-given-as-fraction": _case("t,S\n0,72.5\n1,72.5\n", WIDE_TOML.split("[channels")[0]
+                                             + '[channels."cdu/pump_speed"]\ncolumns = ["S"]\nunit = "1"\n'
+                                               'labels = ["cdu1/pump0"]\n', "s.csv", 'channels."cdu/pump_speed"',
+                                             "line 2", "72.5 1", "outside 0-1.2 1"),
+    "value/flow-beyond-any-loop": _case("t,F\n0,150\n1,150000\n", WIDE_TOML.replace('"rack/supply_temp"', '"rack/flow"')
+                                        .replace('"T"', '"F"').replace("degC", "L/min"), "s.csv", "line 3",
+                                        "outside 0-20000 L/min"),
     "value/no-number-at-all": _case("t,T\n0,x\n1,\n", WIDE_TOML, "s.csv", 'channels."rack/supply_temp"',
                                     "no numeric value"),
     # the source file

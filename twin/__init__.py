@@ -107,8 +107,9 @@ def accept(fit):
     """``twin accept``'s judgement of a :func:`calibrate` fit as a
     :class:`pandas.DataFrame`, one row per component: component, status (``pass``,
     ``suspect``, ``not judged``), fitted, low, high (its 95 % interval), reference,
-    tolerance, evidence. The rack is accepted when no row is ``suspect``
-    (:func:`twin.calibration.report.judge`)."""
+    tolerance, evidence. The rack is accepted when no row is ``suspect`` and the fit
+    converged (``fit.converged``; a fit that did not judges nothing:
+    :func:`twin.calibration.report.judge`)."""
     import pandas as pd
 
     from .calibration.report import judge

@@ -531,6 +531,10 @@ def _calibrate(telemetry, scenario, spec, overrides):
         if err.file == "<spec>":
             err.file = str(spec)
         raise
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: a fit stopped halfway has no answer to write
+        signum = getattr(err, "signum", 2)
+        _say(f"error: {telemetry}: fit interrupted by {'SIGTERM' if signum == 15 else 'SIGINT'}; nothing written",
+             128 + signum)
 
 
 def _duration_s(text: str) -> float:
@@ -570,6 +574,18 @@ def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
             raise TwinInputError(plot, "--plot", "must name a .png file")
         trend_plot(rows, plot)
     click.echo(json.dumps(rows, indent=2) if as_json else trend_table(rows))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """``path.partial`` renamed to ``path`` once written: a file that exists is whole."""
+    tmp = Path(str(path) + ".partial")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _check_overlay_path(output: Path, *inputs) -> None:
@@ -627,10 +643,7 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
         _check_overlay_path(output, telemetry, spec)
-        tmp = Path(str(output) + ".partial")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(overlay_toml(f, str(telemetry)))
-        tmp.replace(output)
+        _write_whole(output, overlay_toml(f, str(telemetry)))
     out = to_dict(f)
     if target is not None:
         from .calibration.report import predict_margins, predict_table
@@ -657,7 +670,8 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     """Acceptance of a built rack: fit (as `twin calibrate`), then judge every component
     against its reference (design value or its peers) and tolerance: pass or suspect,
     with the fitted value, its interval and the channel that shows it. Exit 1 when any
-    component is suspect, 0 when all pass, 2 on bad input."""
+    component is suspect or the fit did not converge (nothing judged), 0 when all pass,
+    2 on bad input."""
     import json
 
     from .calibration.report import SUSPECT, judge, table, to_dict
@@ -666,14 +680,14 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     js = judge(f)
     click.echo(table(f, js))
     bad = [j for j in js if j.status == SUSPECT]
-    click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component within '}"
-               f"{'' if bad else 'its tolerance'}")
+    if not f.converged:
+        click.echo(f"verdict: NOT JUDGED: the fit did not converge ({f.status})")
+    else:
+        click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component '}"
+                   f"{'' if bad else 'within its tolerance'}")
     if json_path is not None:
-        tmp = Path(str(json_path) + ".partial")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(to_dict(f, js), indent=2))
-        tmp.replace(json_path)
-    if bad:
+        _write_whole(json_path, json.dumps(to_dict(f, js), indent=2))
+    if bad or not f.converged:
         raise SystemExit(1)
 
 

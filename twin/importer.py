@@ -54,6 +54,10 @@ UNITS = {
     "s": ("s", 1.0, 0.0),
 }
 TIME_UNITS = ("s", "ms", "iso")
+# A CSV number's decimal mark: a point, or a comma (European exports, with delimiter ";").
+DECIMALS = (".", ",")
+# A cell that is a number but for a comma: a decimal comma, or a thousands separator.
+_COMMA_NUMBER = re.compile(r"^\s*[+-]?\d+(,\d+)+\s*$")
 RESAMPLE = ("interpolate", "mean")
 # What no coolant, facility water or chip temperature sensor of a running rack reads
 # [degC] (ASSUMPTION: glycol mixes freeze above -50 degC, chips shut down far below
@@ -61,6 +65,14 @@ RESAMPLE = ("interpolate", "mean")
 TEMP_MIN_C, TEMP_MAX_C = -50.0, 150.0
 # Flows that may be negative (a stopped CDU's check-valve leakage, docs/telemetry.md).
 SIGNED_FLOWS = frozenset({"cdu/flow"})
+# Channel groups of one chip each (their power is one chip's: twin.scenario.MAX_CHIP_W).
+CHIP_GROUPS = frozenset({"gpu", "cpu", "nvswitch"})
+# Relative quantities (unit 1), held to 0 .. RELATIVE_MAX.
+RELATIVE = frozenset({"pump_speed", "clock_fraction"})
+# VFDs run pumps up to ~120 % of their base speed (twin.scenario, pump_speed_max), and a
+# clock relative to nominal stays below that (ASSUMPTION); a percentage read as a
+# fraction (72.5) is far above.
+RELATIVE_MAX = 1.2
 # The default max_gap_s, in output intervals (resampling rule: docs/telemetry.md).
 GAP_INTERVALS = 3
 # The resampled channels are held in memory before they are written (input size limit).
@@ -109,6 +121,7 @@ class Mapping:
     channel_column: str
     value_column: str
     delimiter: str
+    decimal: str
     interval_s: float
     max_gap_s: float
     start_s: float | None
@@ -125,7 +138,7 @@ class Mapping:
 _SPEC = {
     "": {"description": "text", "source": "table", "output": "table", "channels": "table"},
     "source": {"format": "text", "layout": "text", "time": "text", "time_unit": "text", "channel_column": "text",
-               "value_column": "text", "delimiter": "text"},
+               "value_column": "text", "delimiter": "text", "decimal": "text"},
     "output": {"interval_s": "number", "max_gap_s": "number", "start_s": "number", "end_s": "number",
                "span_channels": "texts", "drop_out_of_range": "bool"},
     "channel": {"columns": "text or texts", "unit": "text", "offset_s": "number", "labels": "texts",
@@ -197,6 +210,7 @@ def mapping_from_dict(data: dict, file="<mapping>", text: str | None = None) -> 
     delimiter = src.get("delimiter", ",")
     if len(delimiter) != 1:
         raise err("source.delimiter", f"expected one character, got {delimiter!r}")
+    decimal = choice("source.decimal", src.get("decimal", "."), DECIMALS)
     if "interval_s" not in out:
         raise err("output.interval_s", "required: the output sample interval [s]")
     interval = float(out["interval_s"])
@@ -213,7 +227,7 @@ def mapping_from_dict(data: dict, file="<mapping>", text: str | None = None) -> 
                               "unit = ...})")
     m = Mapping(file=str(file), text=text, format=fmt, layout=layout, time=src.get("time", "time"),
                 time_unit=time_unit, channel_column=src.get("channel_column", "channel"),
-                value_column=src.get("value_column", "value"), delimiter=delimiter, interval_s=interval,
+                value_column=src.get("value_column", "value"), delimiter=delimiter, decimal=decimal, interval_s=interval,
                 max_gap_s=max_gap, start_s=None if start is None else float(start),
                 end_s=None if end is None else float(end), span_channels=out.get("span_channels"),
                 drop_out_of_range=bool(out.get("drop_out_of_range", False)))
@@ -521,20 +535,50 @@ def _read_csv(path: Path, m: Mapping) -> _Read:
     if m.time not in header:
         raise _missing(m, "source.time", m.time, header, "column", path)
     if long:
+        if m.value_column in header:
+            i = header.index(m.value_column)
+            columns[i] = _decimal_points(columns[i], m)
+        if m.time_unit != "iso":
+            i = header.index(m.time)
+            columns[i] = _decimal_points(columns[i], m)
         _long_series(path, m, header, columns, rows, out, "column")
     else:
-        t = _parse_times(columns[header.index(m.time)], m.time_unit, rows, path, "source.time", repr(m.time))
+        t = _parse_times(_decimal_points(columns[header.index(m.time)], m, m.time_unit != "iso"), m.time_unit, rows,
+                         path, "source.time", repr(m.time))
         for name, ch in m.channels.items():
             for k, col in enumerate(ch.columns):
                 if col not in header:
                     raise _missing(m, m.where(name, "columns"), col, header, "column", path)
                 if header.count(col) > 1:
                     raise TwinInputError(path, m.where(name, "columns"), f"column {col!r} appears twice in the header")
-                v, bad, empty = _numbers(list(columns[header.index(col)]))
+                cells = _decimal_points(columns[header.index(col)], m)
+                v, bad, empty = _numbers(cells)
+                _no_comma_numbers(path, m, name, col, cells, v, rows)
                 out.series[(name, k)] = Series(t, v, rows, bad, empty)
     if not body:
         raise TwinInputError(path, "", "no data rows after the header")
     return out
+
+
+def _decimal_points(cells, m: Mapping, numeric: bool = True) -> list:
+    """A CSV column's text cells, a decimal comma (``source.decimal = ","``) made a point."""
+    if m.decimal == "," and numeric:
+        return [c.replace(",", ".") for c in cells]
+    return list(cells)
+
+
+def _no_comma_numbers(path, m: Mapping, name: str, col: str, cells, v, rows):
+    """A cell that is not a number but for a comma (``30,5``, ``1,250``) is an error, not a
+    dropped sample: a decimal comma the mapping does not declare, or a thousands
+    separator, would otherwise lose every such value without a word."""
+    if m.decimal == "," or not np.isnan(v).any():
+        return
+    for i in np.flatnonzero(np.isnan(v)):
+        c = cells[i]
+        if isinstance(c, str) and _COMMA_NUMBER.match(c):
+            raise TwinInputError(path, m.where(name), f"{rows(int(i))}: {_short(c.strip())!r} in {col!r} is a number "
+                                                      f"with a comma: a decimal comma (set source.decimal = \",\") or a "
+                                                      f"thousands separator (remove it)")
 
 
 def _is_long(m: Mapping, names) -> bool:
@@ -565,7 +609,10 @@ def _long_series(path, m: Mapping, header, columns, rows, out: _Read, what):
                 raise _missing(m, m.where(name, "columns"), col, present, f"signal (in {m.channel_column!r})", path)
             sub_rows = (lambda ix: lambda i: rows(int(ix[i])))(idx)
             t = _times_of(_take(t_all, idx), m, sub_rows, path, f"{m.time!r} (signal {col!r})")
-            v, bad, empty = _values(_take(v_all, idx))
+            cells = _take(v_all, idx)
+            v, bad, empty = _values(cells)
+            if isinstance(cells, list):
+                _no_comma_numbers(path, m, name, col, cells, v, sub_rows)
             out.series[(name, k)] = Series(t, v, sub_rows, bad, empty)
 
 
@@ -853,7 +900,8 @@ def _prepare(m: Mapping, ch: ChannelMap, k: int, s: Series, source) -> _Column:
         if not m.drop_out_of_range:
             i = int(np.argmax(bad))
             shown = f"{v[i]:g} {ch.ours}" + ("" if ch.unit == ch.ours else f" ({s.v[i]:g} {ch.unit})")
-            allowed = f"outside {lo:g}-{hi:g} {ch.ours}" if math.isfinite(hi) else f"below {lo:g} {ch.ours}"
+            allowed = (f"below {lo:g} {ch.ours}" if v[i] < lo else f"outside {lo:g}-{hi:g} {ch.ours}"
+                       if math.isfinite(lo) else f"above {hi:g} {ch.ours}")
             raise TwinInputError(source, m.where(ch.name), f"{s.rows(i)} (t = {_secs(t[i])}): {shown} in {col!r} is "
                                                           f"{allowed}: not a physical value (output.drop_out_of_range"
                                                           f" = true imports it as NaN)")
@@ -877,11 +925,24 @@ def _secs(t: float) -> str:
 
 
 def _range(ch: ChannelMap):
-    """(lowest, highest) physical value in our unit (infinite where unbounded)."""
+    """(lowest, highest) physical value in our unit (infinite where unbounded): what a
+    sensor of a running rack can read; the limits of flows, pressures and chip power are
+    the scenario format's (twin.scenario, with their sources)."""
+    from .scenario import MAX_CHIP_W, MAX_FLOW_LPM, MAX_KPA
+
+    group, quantity = ch.name.split("/", 1)
     if ch.ours == "degC":
         return TEMP_MIN_C, TEMP_MAX_C
-    if ch.ours == "L/min" and ch.name not in SIGNED_FLOWS:
+    if ch.ours == "L/min":
+        return (-MAX_FLOW_LPM if ch.name in SIGNED_FLOWS else 0.0), MAX_FLOW_LPM
+    if ch.ours == "kPa":
+        return -MAX_KPA, MAX_KPA
+    if ch.ours == "W" and quantity == "power" and group in CHIP_GROUPS:
+        return 0.0, MAX_CHIP_W
+    if ch.ours == "W" and quantity.endswith("power"):  # electrical power drawn (heats may be negative)
         return 0.0, math.inf
+    if ch.ours == "1" and quantity in RELATIVE:
+        return 0.0, RELATIVE_MAX
     return -math.inf, math.inf
 
 

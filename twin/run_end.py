@@ -55,6 +55,15 @@ class RunEnd:
         self.kind, self.time_s, self.reason = "completed", duration, "completed"
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM) that stopped a run whose caller cannot use a partial run
+    (a calibration's model run): the caller stops too, with exit status 128 + ``signum``."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
 @contextmanager
 def _interrupts(end: RunEnd):
     """SIGINT and SIGTERM stop the run after the current segment instead of killing it,

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..build import build_model, path_alias
 from ..components.base import _matches
-from ..errors import TwinInputError
+from ..errors import TwinInputError, did_you_mean
+from ..run_end import Interrupted
 from .measured import Measured, MeasuredBoundary, MeasuredPower
 
 # Chip parameters written straight into the model's arrays: (array, how).
@@ -99,11 +100,16 @@ def unknowns(spec, model) -> list:
                                    members=np.array(g, dtype=np.int64)))
             continue
         pattern = alias(p.instances)
-        paths = [path for path in model.instances if _matches(pattern, path)]
-        paths = [path for path in paths if p.parameter in model.instances[path].parameters()]
+        matched = [path for path in model.instances if _matches(pattern, path)]
+        paths = [path for path in matched if p.parameter in model.instances[path].parameters()]
+        if not paths and matched:  # the instances are there: the parameter's name is wrong
+            known = sorted({k for path in matched for k in model.instances[path].parameters()})
+            raise TwinInputError("<spec>", f"parameter.{p.name}.parameter",
+                                 f"no instance matching {p.instances!r} has a parameter {p.parameter!r}"
+                                 + did_you_mean(p.parameter, known))
         if not paths:
             raise TwinInputError("<spec>", f"parameter.{p.name}.instances",
-                                 f"no instance matching {p.instances!r} has a parameter {p.parameter!r}")
+                                 f"no instance matches {p.instances!r}" + did_you_mean(p.instances, model.instances))
         groups = [[path] for path in paths] if p.per_instance else [paths]
         for g in groups:
             design = float(model.instances[g[0]].parameters()[p.parameter])
@@ -214,6 +220,8 @@ class Problem:
         r = simulate(self.scenario, model=m, power=power, boundary=MeasuredBoundary(m, self.measured),
                      channels={t[0] for t in self.targets})
         tel = r.telemetry(require=())
+        if r.end.kind == "interrupted":  # Ctrl-C or SIGTERM: the fit stops (not a failed step to step around)
+            raise Interrupted(r.end.signal)
         if not r.end.is_complete:
             raise FloatingPointError(f"the model run stopped: {r.end.reason}")
         out = {}
@@ -314,8 +322,6 @@ def setup(scenario, tel, spec) -> Problem:
         paths = _member_paths(model, fc.channel)
         if meas.shape[1] > 1 or len(paths) > 1:
             cols = measured.columns(fc.channel, paths)
-            keep = cols >= 0
-            meas, cols = meas[:, keep], cols[keep]
         else:
             cols = np.array([0])
         scale = np.nanmean(np.abs(meas), axis=0)
@@ -347,6 +353,12 @@ class Fit:
     stats: dict  # channel -> {"fit": {...}, "holdout": {...}}
     status: str
     seconds: float
+
+    @property
+    def converged(self) -> bool:
+        """False when the fit stopped on its model-run budget or found no step: its values
+        are where it stopped, not the best fit, and acceptance judges nothing."""
+        return not self.status.startswith("stopped")
 
     def values(self) -> dict:
         return {u.label: u.value(xi) for u, xi in zip(self.problem.us, self.x)}
@@ -390,6 +402,9 @@ def fit(prob: Problem, max_evaluations: int = 400) -> Fit:
     d = np.where(se > 0, se, 1.0)
     corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
     warnings = []
+    if not res.success:
+        warnings.append(f"the fit did not converge ({res.message}): the values and intervals are where it stopped, "
+                        "not the best fit; nothing is judged")
     for i, u in enumerate(us):
         if col[i] == 0.0 or free[i]:
             se[i] = math.inf

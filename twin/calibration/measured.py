@@ -76,22 +76,48 @@ class Measured:
                                  + (f" (renamed from {name!r})" if name != ours else ""))
         return np.asarray(self.tel[name], dtype=float)
 
-    def columns(self, ours: str, paths: list) -> np.ndarray:
-        """Indices into ``paths`` (model instance paths) of the members of a 2-D channel,
-        by its labels (short paths of a one-rack file resolved); -1 where a member is not
-        in the model."""
+    def labels(self, ours: str) -> list:
+        """The member labels of a 2-D channel, as the file names them."""
         from ..channels import labels_key, member_dimension
 
         name = self.rename.get(ours, ours)
         key = labels_key(member_dimension(name))  # cdu/pump_* -> cdu/pump_labels, gpu/* -> gpu/labels
         labels = self.tel.labels.get(key)
         x = self.channel(ours)
-        if x.ndim == 1:
-            return np.array([0])
         if labels is None or len(labels) != x.shape[1]:
             raise TwinInputError(self.tel.path, key, f"{name} has {x.shape[1]} members and no labels naming them")
+        return [str(lab) for lab in labels]
+
+    def columns(self, ours: str, paths: list) -> np.ndarray:
+        """Indices into ``paths`` (model instance paths) of the members of a 2-D channel,
+        by its labels (short paths of a one-rack file resolved). A label that names none
+        of ``paths`` is an error: its member would be silently left out (a typo, or a rack
+        not built like its model)."""
+        from ..errors import did_you_mean
+
+        if self.channel(ours).ndim == 1:
+            return np.array([0])
+        labels = self.labels(ours)
         index = {p: i for i, p in enumerate(paths)}
-        return np.array([index.get(self.alias(str(lab)), -1) for lab in labels])
+        cols = np.array([index.get(self.alias(lab), -1) for lab in labels])
+        if (cols < 0).any():
+            stray = [lab for lab, c in zip(labels, cols) if c < 0]
+            raise TwinInputError(self.tel.path, ours, f"{len(stray)} of its {len(labels)} members name no part of "
+                                 f"the scenario's model: " + ", ".join(repr(x) for x in stray[:4])
+                                 + (", ..." if len(stray) > 4 else "") + did_you_mean(stray[0], paths)
+                                 + " (a rack not built like its scenario: calibrate against one that is)")
+        return cols
+
+    def dead(self, ours: str, bad: np.ndarray):
+        """A boundary channel (or member) without one valid sample is an error naming it:
+        the model would run on a filler, not on what the rack saw."""
+        if not bad.all(axis=0).any():
+            return
+        which = ""
+        if bad.ndim == 2:
+            which = self.labels(ours)[int(np.argmax(bad.all(axis=0)))] + ": "
+        raise TwinInputError(self.tel.path, ours, f"{which}no valid sample (a dead sensor?): the boundary that "
+                                                  "drives the model must be measured")
 
 
 class MeasuredPower(ScheduleSource):
@@ -112,10 +138,20 @@ class MeasuredPower(ScheduleSource):
                 continue
             cols = measured.columns(ch, model.chip_names)
             x, bad = measured.filled(ch)
-            ok = cols >= 0
-            self.power[:, cols[ok]] = x[:, ok]
-            self.bad |= bad[:, ok].any(axis=1)
-            measured_chip[cols[ok]] = True
+            measured.dead(ch, bad)
+            self.power[:, cols] = x
+            self.bad |= bad.any(axis=1)
+            measured_chip[cols] = True
+            # every chip of a measured type, or none: a chip without its power runs at the
+            # scenario's schedule, and its heat biases every coolant temperature the fit
+            # compares (a confident wrong sensor offset, a wrong plate)
+            kind = model.channel_members(ch) or []
+            missing = [p for p in kind if not measured_chip[model.chip_names.index(p)]]
+            if missing:
+                raise TwinInputError(measured.tel.path, ch, f"{len(missing)} of the model's {len(kind)} chips it "
+                                     f"measures have no column ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}"
+                                     "): they would run at the scenario's schedule, their heat unmeasured; give every "
+                                     "chip's power, or a scenario of the rack as built")
         if not measured_chip.any():
             raise TwinInputError(measured.tel.path, "boundary.chip_power",
                                  "no chip power channel whose labels name this model's chips")
@@ -148,9 +184,11 @@ class MeasuredBoundary:
         self.fac = self.flow = None
         if b.facility_supply_temp:
             self.fac, bad = measured.filled(b.facility_supply_temp)
+            measured.dead(b.facility_supply_temp, bad)
             self.bad |= bad
         if b.flow:
             f, bad = measured.filled(b.flow)
+            measured.dead(b.flow, bad)
             self.flow = f.sum(axis=1) if f.ndim == 2 else f  # a row: the racks' flows together
             self.bad |= bad.any(axis=1) if bad.ndim == 2 else bad
 

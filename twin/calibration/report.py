@@ -138,7 +138,7 @@ def judge(f: Fit) -> list:
     """Each unknown against its reference (its design value, or the median of its peers)
     and tolerance: ``suspect`` when it is off by more than the tolerance and its 95 %
     interval (two standard errors) lies wholly outside the tolerance band, ``pass``
-    otherwise, ``not judged`` without a tolerance."""
+    otherwise, ``not judged`` without a tolerance, or when the fit did not converge."""
     prob = f.problem
     specs = {p.name: p for p in prob.spec.parameter}
     values = np.array([u.value(xi) for u, xi in zip(prob.us, f.x)])
@@ -154,14 +154,25 @@ def judge(f: Fit) -> list:
             p.tolerance_relative * abs(ref) if p.tolerance_relative is not None else None)
         lo, hi = f.interval(i)
         v = float(values[i])
-        if tol is None:
+        evidence = _evidence(f, i)
+        if not f.converged:  # values where the fit stopped: no answer to judge
+            status, evidence = NOT_JUDGED, f"the fit did not converge ({f.status})"
+        elif tol is None:
             status = NOT_JUDGED
         elif abs(v - ref) > tol and (lo > ref + tol or hi < ref - tol):
             status = SUSPECT
         else:
             status = PASS
-        out.append(Judgement(u.label, status, v, lo, hi, ref, tol, _evidence(f, i)))
+        out.append(Judgement(u.label, status, v, lo, hi, ref, tol, evidence))
     return out
+
+
+def verdict(f: Fit, judgements: list) -> str:
+    """The rack's: ``suspect`` when a component is, ``not judged`` when the fit did not
+    converge, else ``pass``."""
+    if not f.converged:
+        return NOT_JUDGED
+    return SUSPECT if any(j.status == SUSPECT for j in judgements) else PASS
 
 
 def _evidence(f: Fit, i: int) -> str:
@@ -227,7 +238,7 @@ def to_dict(f: Fit, judgements: list | None = None) -> dict:
         warnings=list(f.warnings),
         statistics={k: {w: {a: num(b) for a, b in s.items()} for w, s in v.items()} for k, v in f.stats.items()},
         acceptance=[j.to_dict() for j in judgements] if judgements is not None else None,
-        verdict=(SUSPECT if any(j.status == SUSPECT for j in judgements) else PASS) if judgements is not None else None,
+        verdict=verdict(f, judgements) if judgements is not None else None,
     )
 
 

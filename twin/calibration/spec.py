@@ -141,6 +141,13 @@ class Spec(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"parameter: name {dup[0]!r} used twice")
+        fitted = [f.channel for f in self.fit]
+        for i, p in enumerate(self.parameter):
+            if p.sensor is not None and p.sensor not in fitted:  # an offset nothing compares: a typo
+                from ..errors import did_you_mean
+
+                raise ValueError(f"parameter.{i}.sensor: {p.sensor!r} is not a [[fit]] channel ("
+                                 + ", ".join(fitted) + ")" + did_you_mean(p.sensor, fitted))
         return self
 
 
