@@ -747,3 +747,21 @@ def test_the_examples_are_what_the_script_writes_and_import(tmp_path):
     wide = read_telemetry(tmp_path / "out" / "rack-wide.h5")
     assert np.isnan(wide["rack/flow"]).sum() == 40  # the 40 s hole stays a hole
     assert wide.attrs["time_origin"] == "2025-03-14T09:00:00+00:00"
+
+
+def test_epoch_ms_stamps_print_as_a_span_not_in_exponent_notation(tmp_path):
+    """A logger's epoch milliseconds keep their axis (seconds since 1970): the summary and
+    `twin inspect` print the span's ends whole and its length, not '1.74194e+09-1.74194e+09 s'
+    (which hides a 10-minute file as a point)."""
+    t0_ms = 1_741_939_200_000  # 2025-03-14T08:00:00Z
+    rows = ["ts,supply_C"] + [f"{t0_ms + 1000 * k},{30 + 0.01 * k}" for k in range(601)]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "map.toml").write_text('[source]\ntime = "ts"\ntime_unit = "ms"\n[output]\ninterval_s = 1.0\n'
+                                       '[channels."rack/supply_temp"]\ncolumns = "supply_C"\nunit = "degC"\n')
+    code, stdout, err, tb = _cli("import", tmp_path / "log.csv", "-m", tmp_path / "map.toml", "-o", tmp_path / "o.h5")
+    assert code == 0 and tb is None, err
+    assert "e+09" not in stdout and "1741939200.000-1741939800.000 s (600 s)" in stdout, stdout
+    code, stdout, err, tb = _cli("inspect", tmp_path / "o.h5")
+    assert code == 0 and tb is None, err
+    assert "e+09" not in stdout and "(600 s)" in stdout, stdout
+    assert "imported from" in stdout and "log.csv" in stdout, stdout

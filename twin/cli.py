@@ -147,6 +147,14 @@ def run(scenario, output, duration, overrides, strict, as_json, allow_large):
         sys.exit(1)
 
 
+def _span_s(t0: float, t1: float) -> str:
+    """A time span for a line of output: ``0-600 s``; on an epoch axis (seconds since
+    1970, as imported ms stamps keep it) whole digits and the length, not ``1.74e+09``."""
+    if max(abs(t0), abs(t1)) < 1e6:
+        return f"{t0:g}-{t1:g} s"
+    return f"{t0:.3f}-{t1:.3f} s ({t1 - t0:g} s)"
+
+
 @cli.command("inspect")
 @click.argument("telemetry", type=click.Path(path_type=Path))
 def inspect_cmd(telemetry):
@@ -155,10 +163,11 @@ def inspect_cmd(telemetry):
 
     tel = read_telemetry(telemetry)
     click.echo(f"{telemetry}: schema {tel.attrs.get('schema')}, {tel.time.size} samples, "
-               f"{tel.time[0] if tel.time.size else 0:g}-{tel.time[-1] if tel.time.size else 0:g} s")
+               + (_span_s(tel.time[0], tel.time[-1]) if tel.time.size else "no time"))
     if tel.attrs.get("measured"):
         cut = " (TRUNCATED source: its complete lines)" if tel.attrs.get("truncated") else ""
-        click.echo(f"  measured: imported from {tel.attrs.get('source', '?')}{cut}")
+        source = tel.attrs.get("source") or ""
+        click.echo(f"  measured: " + (f"imported from {source}" if source else "no source recorded") + cut)
     if "complete" in tel.attrs:
         state = "complete" if tel.attrs["complete"] else "INCOMPLETE"
         click.echo(f"  run: {state} ({tel.attrs.get('end_reason', '')}); verdict: {tel.attrs.get('verdict', 'n/a')}")
@@ -187,7 +196,7 @@ def import_cmd(source, mapping, output):
         click.echo("warning: " + " ".join(text.splitlines()), err=True)
     grid = report["grid"]
     click.echo(f"imported {source} ({report['format']}) -> {output}: {len(report['meta'])} channels, {grid.size} "
-               f"samples every {m.interval_s:g} s, {grid[0]:g}-{grid[-1]:g} s")
+               f"samples every {m.interval_s:g} s, {_span_s(grid[0], grid[-1])}")
     width = max(len(n) for n in report["meta"])
     click.echo(f"  {'channel':<{width}}  {'source':<24} {'unit':>6} {'every [s]':>10} {'offset [s]':>10} "
                f"{'NaN out':>8} {'not num':>8}")
