@@ -175,3 +175,49 @@ def test_a_fit_that_did_not_converge_says_so_and_judges_nothing(rack, tmp_path):
     done = run(_base(), rack, Spec.model_validate(spec))
     assert done.converged and not any("did not converge" in w for w in done.warnings)
     assert to_dict(done, judge(done))["verdict"] == "suspect"  # the plate, 30 % off, and the sensor, 1 K off
+
+
+def test_a_component_the_telemetry_cannot_see_is_not_judged_not_passed(rack):
+    """Fitted on the rack return alone, the GPU plates' convection is invisible: the
+    return is the energy balance of the measured power and flow. Acceptance used to call
+    such a component "pass" (its interval, all of 0..inf, is not wholly outside the
+    band); it is "not judged", with why, while the sensor offset the return does show is
+    still judged and found (1 K planted, tolerance 0.5 K)."""
+    from twin.calibration.report import NOT_JUDGED, SUSPECT, judge, to_dict
+
+    spec = dict(SPEC, fit=[dict(channel="rack/return_temp", noise=0.1)],
+                parameter=[dict(SPEC["parameter"][0], tolerance_relative=0.1),
+                           dict(SPEC["parameter"][1], tolerance=0.5)])
+    f = run(_base(), rack, Spec.model_validate(spec))
+    js = {j.label: j for j in judge(f)}
+    assert js["plate"].status == NOT_JUDGED, js["plate"]
+    assert "not constrained" in js["plate"].evidence or "not identifiable" in js["plate"].evidence
+    assert js["return_sensor"].status == SUSPECT and js["return_sensor"].value == pytest.approx(1.0, abs=0.15)
+    assert to_dict(f, list(js.values()))["verdict"] == SUSPECT
+
+
+def test_constant_load_leaves_plate_ua_and_offset_unjudged(tmp_path):
+    """One power level cannot tell the plates' convection, the exchanger's UA and the
+    return sensor's offset apart (they move the temperatures together): the fit lands on
+    a ridge set by hundredths of a kelvin of model mismatch, each interval missing the
+    truth (docs/calibration.md). The pairs beyond JUDGE_CORR are not judged, so no
+    verdict of pass or suspect rests on them, and the rack's is "not judged"."""
+    from twin.calibration.fit import JUDGE_CORR
+    from twin.calibration.report import NOT_JUDGED, judge, verdict
+
+    base = twin.load_scenario(REFERENCE, {"workload.schedule": syn.staircase(DURATION_S, 60.0, levels=(0.8,)),
+                                          "simulation.duration_s": DURATION_S})
+    path = syn.make(base, tmp_path / "const.h5", seed=6,
+                    overrides={"overrides": {"rack01/tray*/gpu*": {"convective_resistance_scale": 1.3}}},
+                    sensor_offsets={"rack/return_temp": 1.0})
+    spec = dict(SPEC, parameter=[dict(SPEC["parameter"][0], tolerance_relative=0.1),
+                                 dict(name="ua", instances="cdu1/hx", parameter="ua_scale", tolerance_relative=0.2),
+                                 dict(SPEC["parameter"][1], tolerance=0.5)])
+    f = run(base, path, Spec.model_validate(spec))
+    corr = np.abs(f.corr - np.eye(len(f.x)))
+    assert corr.max() > JUDGE_CORR, f.corr  # the premise: the data fix a combination
+    js = judge(f)
+    assert all(j.status == NOT_JUDGED for j in js), [(j.label, j.status, j.evidence) for j in js]
+    assert any("trades off" in j.evidence for j in js)
+    assert verdict(f, js) == NOT_JUDGED
+    assert any("trade off (correlation" in w for w in f.warnings), f.warnings

@@ -678,25 +678,34 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
 def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     """Acceptance of a built rack: fit (as `twin calibrate`), then judge every component
     against its reference (design value or its peers) and tolerance: pass or suspect,
-    with the fitted value, its interval and the channel that shows it. Exit 1 when any
-    component is suspect or the fit did not converge (nothing judged), 0 when all pass,
-    2 on bad input."""
+    with the fitted value, its interval and the channel that shows it; not judged, with
+    why, where the telemetry does not resolve a component. Exit 1 when any component is
+    suspect or nothing could be judged (the fit did not converge, or resolves none), 0
+    when those judged pass, 2 on bad input."""
     import json
 
-    from .calibration.report import SUSPECT, judge, table, to_dict
+    from .calibration.report import NOT_JUDGED, SUSPECT, judge, table, to_dict, verdict
 
     f = _calibrate(telemetry, scenario, spec, overrides)
     js = judge(f)
     click.echo(table(f, js))
     bad = [j for j in js if j.status == SUSPECT]
+    unjudged = [j.label for j in js if j.status == NOT_JUDGED]
+    said = verdict(f, js)
     if not f.converged:
         click.echo(f"verdict: NOT JUDGED: the fit did not converge ({f.status})")
+    elif said == NOT_JUDGED:
+        click.echo("verdict: NOT JUDGED: this telemetry resolves none of the components (see the table)")
+    elif bad:
+        click.echo("verdict: SUSPECT: " + ", ".join(j.label for j in bad))
+    elif unjudged:
+        click.echo(f"verdict: PASS: the {len(js) - len(unjudged)} components judged are within their tolerances; "
+                   f"{len(unjudged)} not judged ({', '.join(unjudged[:3])}{', ...' if len(unjudged) > 3 else ''})")
     else:
-        click.echo(f"verdict: {'SUSPECT: ' + ', '.join(j.label for j in bad) if bad else 'PASS: every component '}"
-                   f"{'' if bad else 'within its tolerance'}")
+        click.echo("verdict: PASS: every component within its tolerance")
     if json_path is not None:
         _write_whole(json_path, json.dumps(to_dict(f, js), indent=2))
-    if bad or not f.converged:
+    if said != "pass":
         raise SystemExit(1)
 
 

@@ -137,8 +137,10 @@ class Judgement:
 def judge(f: Fit) -> list:
     """Each unknown against its reference (its design value, or the median of its peers)
     and tolerance: ``suspect`` when it is off by more than the tolerance and its 95 %
-    interval (two standard errors) lies wholly outside the tolerance band, ``pass``
-    otherwise, ``not judged`` without a tolerance, or when the fit did not converge."""
+    interval (two standard errors) lies wholly outside the tolerance band; ``not judged``
+    without a tolerance, when the fit did not converge, when it trades off with another
+    unknown beyond JUDGE_CORR, or when the data do not resolve it (:meth:`Fit.unresolved`)
+    and its interval reaches into the band; ``pass`` otherwise."""
     prob = f.problem
     specs = {p.name: p for p in prob.spec.parameter}
     values = np.array([u.value(xi) for u, xi in zip(prob.us, f.x)])
@@ -155,12 +157,18 @@ def judge(f: Fit) -> list:
         lo, hi = f.interval(i)
         v = float(values[i])
         evidence = _evidence(f, i)
+        why = f.unresolved(i, [j for j, w in enumerate(prob.us) if w.group == u.group]
+                           if p.reference == "peers" else ())
         if not f.converged:  # values where the fit stopped: no answer to judge
             status, evidence = NOT_JUDGED, f"the fit did not converge ({f.status})"
         elif tol is None:
-            status = NOT_JUDGED
+            status, evidence = NOT_JUDGED, "no tolerance in the spec"
+        elif why.startswith("trades off"):  # its interval is not what the data say of it alone
+            status, evidence = NOT_JUDGED, why
         elif abs(v - ref) > tol and (lo > ref + tol or hi < ref - tol):
-            status = SUSPECT
+            status = SUSPECT  # even a wide interval wholly outside the band is evidence
+        elif why:  # "pass" would claim what the telemetry cannot show
+            status, evidence = NOT_JUDGED, why
         else:
             status = PASS
         out.append(Judgement(u.label, status, v, lo, hi, ref, tol, evidence))
@@ -169,8 +177,9 @@ def judge(f: Fit) -> list:
 
 def verdict(f: Fit, judgements: list) -> str:
     """The rack's: ``suspect`` when a component is, ``not judged`` when the fit did not
-    converge, else ``pass``."""
-    if not f.converged:
+    converge or no component could be judged, else ``pass`` (of the components judged:
+    the others are listed as not judged, with why)."""
+    if not f.converged or all(j.status == NOT_JUDGED for j in judgements):
         return NOT_JUDGED
     return SUSPECT if any(j.status == SUSPECT for j in judgements) else PASS
 
@@ -209,7 +218,7 @@ def table(f: Fit, judgements: list | None = None) -> str:
         lo, hi = f.interval(i)
         j = judged.get(u.label)
         lines.append(f"{u.label:<40} {u.design:>10.4g} {u.value(f.x[i]):>10.4g} {f'{lo:.4g} .. {hi:.4g}':>23}  "
-                     f"{j.status if j else ''}{' (' + j.evidence + ')' if j and j.status == SUSPECT else ''}")
+                     f"{j.status if j else ''}{' (' + j.evidence + ')' if j and j.status in (SUSPECT, NOT_JUDGED) else ''}")
     lines.append("")
     lines.append(f"{'channel':<24} {'window':<8} {'n':>7} {'RMSE':>9} {'bias':>9} {'CV(RMSE) %':>10} {'NMBE %':>8}")
     for name, st in f.stats.items():
