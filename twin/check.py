@@ -34,6 +34,7 @@ from pathlib import Path
 
 from . import baseline as bl
 from .errors import TwinInputError
+from .files import probe_output, writing
 
 FAIL, REGRESSED, GONE, ERROR = "FAIL", "REGRESSED", "GONE", "ERROR"
 BAD = (FAIL, REGRESSED, GONE, ERROR)
@@ -584,6 +585,9 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         junit_path = Path(junit_path)
         if junit_path.is_dir():
             raise TwinInputError(junit_path, "--junit", "is a directory; give a file path for the report")
+        probe_output(junit_path, "--junit")
+    if update:
+        probe_output(path, "--update-baseline")
     paths = find(args)
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -626,20 +630,22 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
     for r in problems:
         out(problem_line(r))
     if junit_path is not None:
-        junit_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = junit_path.with_name(junit_path.name + ".partial")
-        tmp.write_text(junit(rows, answers, targets), encoding="utf-8")
-        tmp.replace(junit_path)
+        with writing(junit_path, "--junit"):
+            junit_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = junit_path.with_name(junit_path.name + ".partial")
+            tmp.write_text(junit(rows, answers, targets), encoding="utf-8")
+            tmp.replace(junit_path)
         out(f"junit: {junit_path}")
     if update:
         out("against the baseline before the update: " + summary(rows, len(targets)))
         text, changes = new_baseline_text(base, rows, targets, answers, reason)
         old = base.text
         if text != old:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".partial")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            with writing(path, "--update-baseline"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".partial")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(path)
             out(bl.diff(old, text, path).rstrip("\n"))
         for line in changes:
             out(f"  {line}")

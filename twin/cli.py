@@ -242,8 +242,13 @@ def schema_cmd(output, resolved):
         return
     if output.is_dir():
         raise TwinInputError(output, "-o", "a directory, not a file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    from .files import writing
+
+    with writing(output, "-o"):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".partial")
+        tmp.write_text(text)
+        tmp.replace(output)
     click.echo(f"schema: {output}")
 
 
@@ -285,17 +290,22 @@ def _is_results(arg: str) -> bool:
 
 
 def _compare_results(files, plot):
-    from .plots import compare_keys, compare_table, fig_compare, load_run, write_png
+    from .plots import PNG_MAGIC, check_replaceable, compare_keys, compare_table, fig_compare, load_run, write_png
 
     if len(files) < 2:
         raise TwinInputError(files[0], "", "compare needs two results files or more")
     if plot is not None and plot.suffix.lower() != ".png":
         raise TwinInputError(plot, "--plot", "must name a .png file")
     runs = [load_run(f) for f in files]
+    if plot is not None:
+        from .files import probe_output
+
+        check_replaceable(plot, PNG_MAGIC, "a PNG image", "--plot")
+        probe_output(plot, "--plot")
     keys = compare_keys(files)
     click.echo(compare_table(runs, keys))
     if plot is not None:
-        write_png(fig_compare(runs, keys), plot)
+        write_png(fig_compare(runs, keys), plot, "--plot")
         click.echo(f"plot: {plot}")
 
 
@@ -483,6 +493,9 @@ def sweep_cmd(sweep_file, scheduler, output, workers, limit, retry_failed):
         raise TwinInputError(output, "-o", "is a directory")
     if output.suffix.lower() != ".parquet":
         raise TwinInputError(output, "-o", "must name a .parquet file")
+    from .files import probe_output
+
+    probe_output(output, "-o")  # its folder takes OUTPUT.parts/ too: refused now, not after the runs
     from .sweeps import outputs_of, sensitivity_paths, sweep
 
     sm = plan.spec.sample

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TwinInputError
+from .files import writing
 
 KINDS = ("rack", "junction", "trays", "cdu", "margins")
 # what each kind draws: it needs at least one of these channels with a finite sample
@@ -495,20 +496,22 @@ def png_bytes(fig) -> bytes:
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def write_png(fig, path: Path) -> None:
+def write_png(fig, path: Path, option: str = "-o") -> None:
     """Save a figure, through a scratch file renamed into place."""
-    check_replaceable(path, PNG_MAGIC, "a PNG image")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(png_bytes(fig))
-    os.replace(tmp, path)
+    check_replaceable(path, PNG_MAGIC, "a PNG image", option)
+    data = png_bytes(fig)
+    with writing(path, option):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
-def check_replaceable(path: Path, magic: bytes, what: str) -> None:
+def check_replaceable(path: Path, magic: bytes, what: str, option: str = "-o") -> None:
     """An output may replace an earlier one of its kind (a file starting with ``magic``),
     never a directory or another file."""
     if path.is_dir():
-        raise TwinInputError(path, "-o", "is a directory")
+        raise TwinInputError(path, option, "is a directory")
     if path.exists():
         try:
             with open(path, "rb") as f:
@@ -516,7 +519,7 @@ def check_replaceable(path: Path, magic: bytes, what: str) -> None:
         except OSError:
             head = b""
         if head != magic:
-            raise TwinInputError(path, "-o", f"exists and is not {what}; refusing to overwrite it")
+            raise TwinInputError(path, option, f"exists and is not {what}; refusing to overwrite it")
 
 
 def plot(path, kinds=None, out=None) -> list:

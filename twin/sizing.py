@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import TwinInputError, did_you_mean
+from .files import probe_output, writing
 from .sources import key_parts
 
 # Default range of a key with a positive value (a flow, a resistance, a speed, a scale):
@@ -701,7 +702,7 @@ def write_csv(sz: Sizing, path: Path) -> None:
         f"{k.key} [{k.unit}]", f"{sz.margin} [{sz.unit}]", "status", "runs", f"{sz.margin} at lo [{sz.unit}]", "lo",
         f"{sz.margin} at hi [{sz.unit}]", "hi", "flow_per_kw [L/min/kW]", "rack_rise [K]"]
     tmp = Path(str(path) + ".partial")
-    with open(tmp, "w", newline="") as fh:
+    with writing(path, "--csv"), open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(head)
         for r in rows(sz):
@@ -711,7 +712,8 @@ def write_csv(sz: Sizing, path: Path) -> None:
                 r["margin_at_lo"], r["lo"], r["margin_at_hi"], r["hi"], f.get("flow_per_kw_lpm"),
                 f.get("rack_rise_max_k")]
             w.writerow(["" if c is None else (f"{c:.6g}" if isinstance(c, float) else c) for c in cells])
-    tmp.replace(path)
+    with writing(path, "--csv"):
+        tmp.replace(path)
 
 
 def check_outputs(csv_path: Optional[Path], plot_path: Optional[Path], sweep: bool) -> None:
@@ -754,9 +756,13 @@ def write_plot(sz: Sizing, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = Path(str(path) + ".partial.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with writing(path, "--plot"):
+            fig.savefig(tmp, dpi=100)
+            tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def _check_out(path: Path, option: str) -> None:
@@ -765,4 +771,4 @@ def _check_out(path: Path, option: str) -> None:
         raise TwinInputError(path, option, "is a directory")
     if path.exists() and not path.is_file():
         raise TwinInputError(path, option, "exists and is not a regular file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    probe_output(path, option)
