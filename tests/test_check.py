@@ -338,6 +338,20 @@ def test_the_live_progress_display_runs_and_reports_each_scenario(capsys):
     assert "ran 2 scenarios" in err
 
 
+def test_the_closing_progress_line_counts_only_the_scenarios_that_ran(capsys):
+    """An interrupted check (Ctrl-C after one of three scenarios) closes its progress
+    display too. Catches: "ran 3 scenarios" printed above "error: interrupted" when one
+    ran."""
+    from twin.check import Progress
+
+    p = Progress(3, 2, live=False)
+    p.start("a")
+    p.done(dict(key="a", rows=[dict(status="ok")], elapsed_s=0.5))
+    p.close()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("ran 1 of 3 scenarios in "), last
+
+
 def test_a_margin_gone_from_the_scenario_fails(tmp_path):
     """Catches: a baseline entry that no margin matches passing silently (a renamed or
     dropped margin would otherwise stop being checked without anyone noticing)."""

@@ -506,7 +506,8 @@ class Progress:
     def close(self) -> None:
         if self.live:
             self.bar.stop()
-        print(f"ran {self.total} scenario{'s' if self.total != 1 else ''} in {time.perf_counter() - self.t0:.1f} s",
+        ran = f"{self.total}" if self.n == self.total else f"{self.n} of {self.total}"  # interrupted: fewer
+        print(f"ran {ran} scenario{'s' if self.total != 1 else ''} in {time.perf_counter() - self.t0:.1f} s",
               file=sys.stderr, flush=True)
 
 
