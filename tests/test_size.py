@@ -133,6 +133,28 @@ def test_other_keys_temperature_pump_speed_and_a_plate_parameter():
     assert sz.key.unit == "K/W" and "rack01/tray09/gpu1" in sz.key.note
 
 
+def test_the_check_line_repeats_the_duration_the_answer_was_found_over():
+    """Catches: `--duration 1` searched over 1-s runs, but the check line printed the
+    scenario's full run, whose answer differs (the reference's 600 s reach the
+    checkpoint phase)."""
+    sz = sizing.size(REFERENCE, [f"{SUPPLY}=45"], FLOW, TARGET, duration_s=1.0)
+    sz.scenario = str(REFERENCE)
+    check = [line for line in sizing.report(sz).splitlines() if line.startswith("check: ")]
+    assert check and check[0].endswith(" --duration 1"), check
+    full = sizing.size(REFERENCE, [f"{SUPPLY}=45"], FLOW, TARGET, range_text="100:120")
+    full.scenario = str(REFERENCE)
+    assert "--duration" not in sizing.report(full)
+
+
+def test_a_default_range_cut_by_the_field_says_where_it_ends():
+    """The pump speed's default range, 0.1 to 4 times 1, is cut at the field's maximum.
+    Catches: "searched 0.1 to 1.2 (0.1 to 4 times the scenario's 1)" (4 times 1 is not 1.2)."""
+    k = sizing.knob(REFERENCE, [], "controls.pump_speed_fraction", "--vary")
+    lo, hi, why = sizing.default_range(k)
+    assert hi == k.bounds[1] < 4 * k.nominal
+    assert f"{k.bounds[1]:g}" in why and "field" in why, why
+
+
 def test_a_key_that_changes_nothing_says_so():
     sz = sizing.size(REFERENCE, [], "controls.pump_speed_fraction", TARGET, duration_s=1.0)
     (_, ans), = sz.answers

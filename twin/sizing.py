@@ -238,12 +238,17 @@ def default_range(k: Knob) -> tuple[float, float, str]:
         return lo_b, hi_b, "the facility supply range (ASHRAE W17-W45 and W+)"
     if k.nominal is None:
         raise TwinInputError("--range", "", f"{k.key} has no value in this scenario: give --range LO:HI")
-    if k.unit == "degC":
-        lo, hi = max(lo_b, k.nominal - TEMP_SPAN_K), min(hi_b, k.nominal + TEMP_SPAN_K)
-        why = f"the scenario's {k.show(k.nominal)} +-{TEMP_SPAN_K:g} K"
-    elif k.nominal > 0:
-        lo, hi = max(lo_b, k.nominal * RANGE_BELOW), min(hi_b, k.nominal * RANGE_ABOVE)
-        why = f"{RANGE_BELOW:g} to {RANGE_ABOVE:g} times the scenario's {k.show(k.nominal)}"
+    if k.unit == "degC" or k.nominal > 0:
+        if k.unit == "degC":
+            want = k.nominal - TEMP_SPAN_K, k.nominal + TEMP_SPAN_K
+            why = f"the scenario's {k.show(k.nominal)} +-{TEMP_SPAN_K:g} K"
+        else:
+            want = k.nominal * RANGE_BELOW, k.nominal * RANGE_ABOVE
+            why = f"{RANGE_BELOW:g} to {RANGE_ABOVE:g} times the scenario's {k.show(k.nominal)}"
+        lo, hi = max(lo_b, want[0]), min(hi_b, want[1])
+        # say so: "4 times 1" is not the 1.2 searched
+        why += "".join(f", cut at the field's {end} {b:g}" for end, b, cut in
+                       (("minimum", lo_b, lo != want[0]), ("maximum", hi_b, hi != want[1])) if cut)
     elif math.isfinite(lo_b) and math.isfinite(hi_b):
         lo, hi, why = lo_b, hi_b, "the field's physical range"
     else:
@@ -508,6 +513,7 @@ class Sizing:
     answers: list = field(default_factory=list)  # [(sweep value or None, Answer)]
     wall_s: float = 0.0
     sets: list = field(default_factory=list)
+    duration_given: bool = False  # --duration: the check line repeats it
 
     @property
     def runs(self) -> int:
@@ -540,7 +546,7 @@ def size(path, sets, vary: str, target: str, range_text=None, sweep_text=None, d
     base = load(path, list(sets)).scenario
     duration = duration_s if duration_s is not None else base.simulation.duration_s
     out = Sizing(str(path), k, name, goal, tol if tol is not None else FTOL_REL * max(1.0, abs(goal)), lo, hi, why,
-                 duration, sweep=sk, sets=list(sets))
+                 duration, sweep=sk, sets=list(sets), duration_given=duration_s is not None)
     start = rising = None
     for v in sweep_values:
         fixed = {sweep_key: (v, f"--sweep {sweep_key}")} if sweep_key is not None else {}
@@ -634,7 +640,8 @@ def _single(sz: Sizing, ans: Answer) -> list:
                    f"{_fmt(f.get('rack_rise_max_k'), '.1f')} K, return {_fmt(f.get('return_max_c'), '.1f')} degC, "
                    f"GPU Tj max {_fmt(f.get('gpu_junction_max_c'), '.1f')} degC")
         sets = " ".join(f"--set {s}" for s in sz.sets)
-        out.append(f"check: twin run {sz.scenario} {sets + ' ' if sets else ''}--set {k.key}={p.x:.6g}")
+        out.append(f"check: twin run {sz.scenario} {sets + ' ' if sets else ''}--set {k.key}={p.x:.6g}"
+                   + (f" --duration {sz.duration_s:g}" if sz.duration_given else ""))
     elif ans.status == "unreachable":
         u = _u(sz.unit)
         out.append(f"unreachable: {sz.margin} is {ans.lo.value:.3f}{u} at {k.show(ans.lo.x)} and "
