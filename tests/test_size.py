@@ -162,6 +162,16 @@ def test_a_key_that_changes_nothing_says_so():
     assert any("changes nothing" in n for n in ans.notes)
 
 
+def test_a_margin_flat_over_a_key_that_acts_is_not_called_a_key_that_changes_nothing():
+    """No GPU shuts down at 2 or at 60 degC supply, but the supply moves every
+    temperature. Catches: "facility.supply_temp_c changes nothing in this scenario"."""
+    sz = sizing.size(REFERENCE, [], SUPPLY, "gpu_shutdowns=1", duration_s=1.0)
+    (_, ans), = sz.answers
+    assert ans.status == "unreachable"
+    assert not any("changes nothing" in n for n in ans.notes), ans.notes
+    assert any("does not respond" in n and "GPU Tj max" in n for n in ans.notes), ans.notes
+
+
 BAD = [
     (["--vary", "controls.flow_setpont_lpm"], ["--vary", "flow_setpoint_lpm"]),  # unknown key, near match
     (["--vary", "foo.bar"], ["--vary", "no key 'foo'"]),

@@ -406,8 +406,13 @@ def _from_ends(runs, target, ftol, lo, hi) -> Answer:
             return Answer("found", p, a, b, rising=rising, notes=notes)
     if (a.value - target) * (b.value - target) > 0:
         if abs(a.value - b.value) <= ftol / 10:
-            notes.append(f"the margin is the same at both ends: {runs.key} changes nothing in this scenario "
-                         "(is it used? e.g. controls.pump_speed_fraction acts only with controls.pump_mode = speed)")
+            ta, tb = (p.figures.get("gpu_junction_max_c", math.nan) for p in (a, b))
+            if abs(ta - tb) > 0.01:  # the key acts on the rack, not on this margin
+                notes.append(f"the margin is the same at both ends although the runs differ (GPU Tj max "
+                             f"{ta:.1f} and {tb:.1f} degC): it does not respond to {runs.key} over this range")
+            else:
+                notes.append(f"the margin is the same at both ends: {runs.key} changes nothing in this scenario "
+                             "(is it used? e.g. controls.pump_speed_fraction acts only with controls.pump_mode = speed)")
         return Answer("unreachable", lo=a, hi=b, rising=rising, notes=notes)
     ans = _brent(runs, target, ftol, a, b)
     ans.lo, ans.hi, ans.rising, ans.notes = a, b, rising, notes + ans.notes
