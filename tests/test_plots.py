@@ -314,6 +314,22 @@ def test_compare_prints_margins_side_by_side_and_plots_both(sim_file, failing_fi
     assert a.model().scenario.rack.chip_types["gpu"].throttle_temp_c in _hlines(fig.axes[1])
 
 
+def test_compare_says_which_file_ended_early_and_that_the_spans_differ(sim_file, tmp_path):
+    """A CDU trip whose coolant boils at 530 s against a 15 s pump trip. Catches: the
+    margins of a run stopped at a model limit (and of runs over 530 s and 15 s) set side
+    by side with nothing said but each file's verdict."""
+    boil = tmp_path / "boil.h5"
+    twin.simulate(twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml"), output=boil)
+    code, out, err = _run("compare", sim_file, boil)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[-1] == "verdict: trip OK, boil FAIL"
+    ended = [line for line in lines if line.startswith("boil: run ended early: ")]
+    assert len(ended) == 1 and "coolant_boiling" in ended[0] and "530 s" in ended[0], out
+    assert not any(line.startswith("trip: run ended early") for line in lines)
+    assert "simulated spans differ: trip 15 s, boil 530 s of 900 s" in out
+
+
 def test_compare_keeps_scenarios_apart_from_results(sim_file):
     code, _, err = _run("compare", "reference-w32", "--plot", "x.png")
     assert_clean_error(code, err, "--plot", "results files")

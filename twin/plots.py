@@ -590,9 +590,25 @@ def compare_table(runs: list, keys: list) -> str:
     for run, k in zip(runs, keys):
         if not run.margins:
             lines.append(f"{k}: no margins ({'measured telemetry' if run.measured else 'none in the file'})")
+        elif "complete" in run.tel.attrs and not bool(run.tel.attrs["complete"]):
+            lines.append(f"{k}: run ended early: {run.tel.attrs.get('end_reason', '')}")
+    spans = [_span(run) for run in runs]
+    if len({s for s, _ in spans}) > 1:  # margins over different times: a throttled time, an energy
+        lines.append("simulated spans differ: " + ", ".join(
+            f"{k} {s:g} s" + (f" of {d:g} s" if d is not None and d != s else "") for k, (s, d) in zip(keys, spans)))
     lines.append("verdict: " + ", ".join(f"{k} {str(run.tel.attrs.get('verdict', 'n/a')).upper()}"
                                          for run, k in zip(runs, keys)))
     return "\n".join(lines)
+
+
+def _span(run: Run) -> tuple:
+    """(the time a file covers [s], the duration its run was set for or None): a
+    simulation's end time, else (measured) its time axis."""
+    a = run.tel.attrs
+    if "end_time_s" in a:
+        return float(a["end_time_s"]), float(a["duration_s"]) if "duration_s" in a else None
+    t = run.tel.time
+    return (float(t[-1] - t[0]) if t.size else 0.0), None
 
 
 def fig_compare(runs: list, keys: list):
