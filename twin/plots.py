@@ -176,6 +176,7 @@ def _plot_channel(ax, run: Run, t, name: str, label: str, scale: float = 1.0, me
     if not run.has(name):
         return False
     x = np.asarray(run.tel[name], dtype=float) * scale
+    style = _lone(t, style)
     if x.ndim == 1:
         ax.plot(t, x, label=label, **style)
         return True
@@ -184,6 +185,12 @@ def _plot_channel(ax, run: Run, t, name: str, label: str, scale: float = 1.0, me
         who = names[j] if j < len(names) else f"#{j}"
         ax.plot(t, x[:, j], label=f"{label} {who}", **style)
     return True
+
+
+def _lone(t, style: dict) -> dict:
+    """A series of one sample (a run of one output interval) is a line of one point,
+    which matplotlib draws as nothing: mark its point."""
+    return {"marker": "o", **style} if np.size(t) == 1 else style
 
 
 def _legend(ax) -> None:
@@ -329,9 +336,9 @@ def fig_junction(run: Run):
     else:
         ax.set_title(f"GPU junction temperature, {what}; {note}", fontsize=9)
     with np.errstate(invalid="ignore"), _quiet():
-        ax2.plot(t, np.nanmax(x, axis=1), color="tab:red", label="hottest GPU")
-        ax2.plot(t, np.nanmean(x, axis=1), color="tab:orange", label="mean")
-        ax2.plot(t, np.nanmin(x, axis=1), color="tab:blue", label="coolest GPU")
+        ax2.plot(t, np.nanmax(x, axis=1), **_lone(t, dict(color="tab:red", label="hottest GPU")))
+        ax2.plot(t, np.nanmean(x, axis=1), **_lone(t, dict(color="tab:orange", label="mean")))
+        ax2.plot(t, np.nanmin(x, axis=1), **_lone(t, dict(color="tab:blue", label="coolest GPU")))
     if thr_min is not None:
         ax2.axhline(thr_min, color="tab:red", linestyle="--", linewidth=1.2, label=f"throttle {thr_min:g} degC")
     ax2.set_ylabel("junction [degC]")
@@ -628,8 +635,8 @@ def fig_compare(runs: list, keys: list):
         name = "gpu/junction_temp_max" if run.has("gpu/junction_temp_max") else "gpu/junction_temp"
         if run.has(name):
             with _quiet():
-                ax_j.plot(t, np.nanmax(np.asarray(run.tel[name], dtype=float).reshape(t.size, -1), axis=1), color=c,
-                          label=f"{key} hottest GPU")
+                ax_j.plot(t, np.nanmax(np.asarray(run.tel[name], dtype=float).reshape(t.size, -1), axis=1),
+                          **_lone(t, dict(color=c, label=f"{key} hottest GPU")))
             drew[1] = True
             labels = run.tel.labels.get("gpu/labels", [])
             thr, _ = _throttle(run, labels) if labels else (None, "")
