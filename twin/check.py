@@ -247,7 +247,9 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress) -> dic
                 progress.done(results[t.key])
                 if queue:
                     progress.start(queue.pop(0).key)
-    except BaseException:
+    except BaseException:  # interrupted: the scenarios in progress (the row's day, ~30 s) are not waited for
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()  # in memory only: nothing of theirs to finish
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()

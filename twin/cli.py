@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,10 +31,41 @@ def _say(line: str, code: int):
     sys.exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a cancelled CI job), raised where Ctrl-C would be: the same
+    clean-up (worker processes stopped, scratch files removed, nothing half-written) and
+    one line, exit 143. ``twin run`` handles both signals itself (``twin.run_end``)."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Terminated
+
+
+def interrupted_by(err: BaseException) -> tuple[str, int]:
+    """(" by SIGTERM" or "", exit status) of an interruption."""
+    cause = err if isinstance(err, KeyboardInterrupt) else (err.__cause__ or err.__context__)
+    return (" by SIGTERM", 128 + signal.SIGTERM) if isinstance(cause, Terminated) else ("", 128 + signal.SIGINT)
+
+
 class _Twin(click.Group):
     """The command group; its ``main`` reports every error on one line."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import threading
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        try:
+            code = self._main(args, prog_name, complete_var, **extra)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, old)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _main(self, args, prog_name, complete_var, **extra):
+        code = None
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except TwinInputError as err:
@@ -45,11 +77,10 @@ class _Twin(click.Group):
             _say(f"error: {_usage(err, self)}", 2)
         except click.ClickException as err:
             _say(f"error: {err.format_message()}", err.exit_code)
-        except click.Abort:
-            _say("error: interrupted", 130)
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+        except click.Abort as err:
+            by, status = interrupted_by(err)
+            _say(f"error: interrupted{by}", status)
+        return code
 
 
 def _usage(err: click.UsageError, group: click.Group) -> str:
@@ -504,8 +535,10 @@ def sweep_cmd(sweep_file, scheduler, output, workers, limit, retry_failed):
     try:
         df = sweep(sweep_file, scheduler=scheduler, output=output, workers=workers, limit=limit,
                    retry_failed=retry_failed, progress=True)
-    except KeyboardInterrupt:
-        _say(f"error: interrupted; finished runs are kept in {output}.parts (run the same command to go on)", 130)
+    except KeyboardInterrupt as err:
+        by, status = interrupted_by(err)
+        _say(f"error: interrupted{by}; finished runs are kept in {output}.parts (run the same command to go on)",
+             status)
     a = df.attrs
     ok = int((df["status"] == "ok").sum()) if "status" in df else 0
     click.echo(f"runs: {len(df)} of {len(plan.runs)} recorded ({a['executed']} now, {a['skipped']} earlier); "
