@@ -155,6 +155,31 @@ def test_a_default_range_cut_by_the_field_says_where_it_ends():
     assert f"{k.bounds[1]:g}" in why and "field" in why, why
 
 
+@pytest.mark.parametrize("sig, code, last", [("SIGINT", 130, "error: interrupted"),
+                                             ("SIGTERM", 143, "error: interrupted by SIGTERM")])
+def test_an_interrupted_search_stops_and_prints_no_answer(tmp_path, sig, code, last):
+    """Ctrl-C in the middle of a sweep of searches. Catches: each run's own interrupt
+    handling (the run ends whole, marked incomplete) taking the signal, so that the
+    search went on with a run cut short as one of its points, printed answers and
+    exited 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "answers.csv"
+    p = subprocess.Popen([sys.executable, "-m", "twin.cli", "size", str(REFERENCE), "--vary", FLOW, "--target", TARGET,
+                          "--sweep", f"{SUPPLY}=17:45:15", "--csv", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # imported, searching
+    assert p.poll() is None, "the sweep ended before it could be interrupted"
+    p.send_signal(getattr(signal, sig))
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == code, stderr
+    assert stderr.strip().splitlines()[-1] == last, stderr
+    assert "found" not in stdout and not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
 def test_a_key_that_changes_nothing_says_so():
     sz = sizing.size(REFERENCE, [], "controls.pump_speed_fraction", TARGET, duration_s=1.0)
     (_, ans), = sz.answers

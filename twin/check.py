@@ -173,6 +173,7 @@ def run_one(target: Target, overrides: tuple) -> dict:
                    if target.duration_s is not None else None)
         s = load(target.path, list(overrides), options).scenario
         r = simulate(s, channels=(), track_margins=True)  # margins only: no telemetry kept
+        r.end.reraise()  # Ctrl-C stops the check, not this scenario alone
         out["duration_s"] = s.simulation.duration_s
         out["complete"], out["end"] = r.end.is_complete, r.end.reason
         out["rows"] = [dict(name=m.name, value=float(m.value), unit=m.unit, limit=m.limit, sense=m.sense,

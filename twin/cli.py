@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from .errors import TwinInputError, did_you_mean
+from .errors import Terminated, TwinInputError, did_you_mean
 
 ALLOW_LARGE = "--allow-large"
 
@@ -29,12 +29,6 @@ ALLOW_LARGE = "--allow-large"
 def _say(line: str, code: int):
     click.echo(" ".join(line.splitlines()), err=True)
     sys.exit(code)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``timeout``, a cancelled CI job), raised where Ctrl-C would be: the same
-    clean-up (worker processes stopped, scratch files removed, nothing half-written) and
-    one line, exit 143. ``twin run`` handles both signals itself (``twin.run_end``)."""
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001
@@ -389,6 +383,7 @@ def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
         col = {}
         for t, s in zip(facilities, variants):
             r = simulate(s, duration_s=2 * s.simulation.output_interval_s)
+            r.end.reraise()
             tel = r.telemetry()
             if t == facilities[0]:
                 # a row: its totals, its least-served rack's flow and its largest rack dP

@@ -308,6 +308,7 @@ class Runs:
         t0 = time.perf_counter()
         try:
             r = simulate(s)
+            r.end.reraise()  # Ctrl-C stops the search, not one run of it
         except TwinInputError as err:  # found while building: an instance parameter out of its range
             if err.file == "<scenario>":
                 err.file = str(loaded.where(err.field))
