@@ -165,3 +165,15 @@ def test_a_row_runs_compares_and_inspects_from_the_command_line(tmp_path):
     lines = {ln.split("  ")[0].strip(): ln.split()[-2:] for ln in cmp_.stdout.splitlines()[1:]}
     reference_it, row_it = map(float, lines["IT power [kW]"])
     assert 6.0 < row_it / reference_it < 8.0  # eight racks training at their mean against one at full power
+
+
+def test_a_fault_after_the_end_of_the_run_is_said_not_to_happen(tmp_path):
+    """A pump trip at 100 s of a 30 s run. Catches: "verdict: OK" printed for a fault
+    scenario whose fault never struck, with nothing said."""
+    proc = twin_cli("run", REFERENCE, "--duration", 30, "--set",
+                    'faults=[{kind="pump_trip",target="cdu/pump1",start_s=100.0},'
+                    '{kind="pump_trip",target="cdu/pump0",start_s=10.0}]')
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: faults.0 (pump_trip cdu/pump1) starts at 100 s, after the end of the run (30 s): "
+                     "it did not happen"], proc.stdout

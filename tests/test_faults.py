@@ -184,3 +184,14 @@ def test_a_clogged_plate_drops_what_a_plate_with_fewer_channels_drops():
     assert 1.5 < n < 2.0  # a plate between viscous and inertial, as measured plates are
     expected = (2 - n) / (1 - f) + (n - 1) / (1 - f) ** 2
     assert path_dp(q, clog=f) / path_dp(q) == pytest.approx(expected, rel=1e-3)
+
+
+def test_no_ride_through_is_claimed_for_a_cdu_trip_after_the_end_of_the_run():
+    """The CDU trip scenario (trip at 60 s) run for 50 s. Catches: ride-through margins of
+    "-10 s ... at least this long" for a trip that never happened."""
+    r = twin.simulate(twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml",
+                                         {"simulation.duration_s": 50.0}))
+    rows = {m.name: m for m in r.margin_table.rows}
+    for key in ("ride_through_throttle_s", "ride_through_shutdown_s"):
+        assert np.isnan(rows[key].value), (key, rows[key].value)
+        assert "after the end of the run" in rows[key].note and "60 s" in rows[key].note, rows[key].note

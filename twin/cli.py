@@ -160,6 +160,11 @@ def run(scenario, output, duration, overrides, strict, as_json, allow_large):
         if output is not None:
             click.echo(f"telemetry: {output}" + ("" if end.is_complete else " (marked incomplete)"))
         click.echo(margins.table())
+        t_end = s.simulation.duration_s if end.is_complete else end.time_s
+        for i, f in enumerate(s.faults):  # a fault scenario whose fault never struck must not read as judged
+            if f.start_s >= t_end:
+                click.echo(f"note: faults.{i} ({f.kind}{' ' + f.target if f.target else ''}) starts at {f.start_s:g} s, "
+                           f"after the end of the run ({t_end:g} s): it did not happen")
         if not end.is_complete:
             click.echo(f"run ended early: {end.reason}")
         line = margins.verdict_line()

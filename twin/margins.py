@@ -308,7 +308,12 @@ class MarginTracker:
         if ride_through is not None:
             for key, what in (("throttle", "its throttle temperature"), ("shutdown", "shutdown")):
                 v = ride_through[key]
-                if v is None:
+                if ride_through["t_end_s"] <= 0:  # a shortened run (--duration) that ends before the trip
+                    end_s = ride_through["trip_s"] + ride_through["t_end_s"]
+                    rows.append(MarginRow(f"ride_through_{key}_s", math.nan, "s",
+                                          note=f"the CDU trip at {ride_through['trip_s']:g} s is after the end of "
+                                               f"the run ({end_s:g} s): nothing to measure"))
+                elif v is None:
                     rows.append(MarginRow(f"ride_through_{key}_s", ride_through["t_end_s"], "s",
                                           note=f"no GPU reached {what} within the run: at least this long"))
                 else:
