@@ -524,6 +524,11 @@ def sweep_cmd(sweep_file, scheduler, output, workers, limit, retry_failed):
         raise TwinInputError(output, "-o", "is a directory")
     if output.suffix.lower() != ".parquet":
         raise TwinInputError(output, "-o", "must name a .parquet file")
+    if output.is_file():  # an earlier table of this sweep is read and replaced, nothing else
+        with open(output, "rb") as fh:
+            if fh.read(4) != b"PAR1":  # the Parquet format's magic number
+                raise TwinInputError(output, "-o", "exists and is not a Parquet table (an earlier result); "
+                                                   "refusing to overwrite it")
     from .files import probe_output
 
     probe_output(output, "-o")  # its folder takes OUTPUT.parts/ too: refused now, not after the runs
