@@ -724,6 +724,28 @@ if Path("/proc/self").is_dir():
             ("sweep", ["sweep", "{d}/s.toml", "-o", f"{NOWHERE}.parquet"], f"{NOWHERE}.parquet", "-o")]:
         case(f"unwritable/{_id}", unwritable(_args, _out, _opt, "cannot write"))
 
+# an output path at a file the command did not write (a user's notes, the scenario
+# itself): refused, the file kept
+def over_notes(args, *needles):
+    def make(d):
+        (d / "notes.txt").write_text("my notes\n")
+        (d / "notes.png").write_text("not a picture\n")
+        path = scenario_dir(d)
+        return [str(a).replace("{scen}", str(path)).replace("{d}", str(d)) for a in args]
+    return make, needles, {}
+
+
+SIZE = ["size", "{scen}", "--vary", "controls.flow_setpoint_lpm", "--target", "gpu_junction_margin_k=5", "--duration", "5"]
+case("overwrite/size-csv-at-the-scenario", over_notes([*SIZE, "--csv", "{scen}"], "scen.toml", "--csv", "refusing"))
+case("overwrite/size-csv-at-notes", over_notes([*SIZE, "--csv", "{d}/notes.txt"], "notes.txt", "--csv", "refusing"))
+case("overwrite/size-plot-at-notes", over_notes([*SIZE, "--sweep", "facility.supply_temp_c=30:40:2", "--plot",
+                                                 "{d}/notes.png"], "notes.png", "--plot", "refusing"))
+case("overwrite/check-junit-at-notes", over_notes(["check", "{scen}", "--jobs", "1", "--duration", "5", "--junit",
+                                                   "{d}/notes.txt"], "notes.txt", "--junit", "refusing"))
+case("overwrite/check-junit-at-the-scenario", over_notes(["check", "{scen}", "--jobs", "1", "--duration", "5",
+                                                          "--junit", "{scen}"], "scen.toml", "--junit", "refusing"))
+case("overwrite/schema-at-notes", over_notes(["schema", "-o", "{d}/notes.txt"], "notes.txt", "-o", "refusing"))
+
 # special files as the scenario
 case("special/dev-zero", cli_args(["run", "/dev/zero"], "/dev/zero", "scenario", "not a regular file", proc=True))
 case("special/dev-null", cli_args(["run", "/dev/null"], "/dev/null", "scenario", "not a regular file", proc=True))

@@ -365,7 +365,8 @@ def test_sigterm_stops_a_parallel_check_with_its_workers_and_writes_nothing(tmp_
     baseline.write_text(_entry_text("catalogue/h100-hgx-liquid", "gpu_junction_max_c", 1.0))
     before = baseline.read_bytes()
     junit = tmp_path / "j.xml"
-    junit.write_text("earlier report\n")
+    earlier = '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="twin check" tests="0" />\n'
+    junit.write_text(earlier)  # an earlier report: the one file --junit may replace
     p = subprocess.Popen([sys.executable, "-m", "twin.cli", "check", "catalogue/h100-hgx-liquid", "catalogue/nvl72-class",
                           "--duration", "86400", "--jobs", "2", "--baseline", str(baseline), "--update-baseline",
                           "--junit", str(junit)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -384,7 +385,7 @@ def test_sigterm_stops_a_parallel_check_with_its_workers_and_writes_nothing(tmp_
     assert p.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "error: interrupted by SIGTERM", err
     assert "Traceback" not in err
-    assert baseline.read_bytes() == before and junit.read_text() == "earlier report\n"
+    assert baseline.read_bytes() == before and junit.read_text() == earlier
     assert not list(tmp_path.glob("*.partial"))
 
 

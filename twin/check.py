@@ -34,7 +34,7 @@ from pathlib import Path
 
 from . import baseline as bl
 from .errors import TwinInputError
-from .files import probe_output, writing
+from .files import check_replaceable, probe_output, writing
 
 FAIL, REGRESSED, GONE, ERROR = "FAIL", "REGRESSED", "GONE", "ERROR"
 BAD = (FAIL, REGRESSED, GONE, ERROR)
@@ -396,6 +396,9 @@ def summary(rows: list[Row], n_scenarios: int) -> str:
     return f"check: FAIL: {kinds}; {tail}"
 
 
+JUNIT_MARK = b'<testsuites name="twin check"'  # what an earlier report starts with (after the XML declaration)
+
+
 def junit(rows: list[Row], answers: dict, targets: list[Target]) -> str:
     """JUnit XML: one <testsuite> per scenario, one <testcase> per margin (classname the
     scenario), a <failure> per FAIL, REGRESSED or GONE margin naming the margin, its value,
@@ -589,6 +592,7 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         junit_path = Path(junit_path)
         if junit_path.is_dir():
             raise TwinInputError(junit_path, "--junit", "is a directory; give a file path for the report")
+        check_replaceable(junit_path, JUNIT_MARK, "a JUnit report of twin check", "--junit", within=512)
         probe_output(junit_path, "--junit")
     if update:
         probe_output(path, "--update-baseline")

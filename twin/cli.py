@@ -272,7 +272,9 @@ def schema_cmd(output, resolved):
         return
     if output.is_dir():
         raise TwinInputError(output, "-o", "a directory, not a file")
-    from .files import writing
+    from .files import check_replaceable, writing
+
+    check_replaceable(output, b'"$schema": "https://json-schema.org/', "a JSON Schema", within=256)
 
     with writing(output, "-o"):
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,23 @@ def check_output(path, inputs: dict, option: str = "-o") -> None:
         raise TwinInputError(path, option, f"cannot write in {parent}: permission denied")
 
 
+def check_replaceable(path, magic: bytes, what: str, option: str = "-o", within: int = 0) -> None:
+    """An output may replace an earlier one of its kind, never a directory, an input
+    or any other file: an existing file must start with ``magic`` (or, ``within`` > 0,
+    hold it in its first ``within`` bytes: a text format's mark)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TwinInputError(path, option, "is a directory")
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(max(len(magic), within))
+        except OSError:
+            head = b""
+        if not (magic in head if within else head == magic):
+            raise TwinInputError(path, option, f"exists and is not {what}; refusing to overwrite it")
+
+
 def _refused(path, option: str, exc: OSError) -> TwinInputError:
     """``cannot write: REASON``, naming the directory the OS refused when it is not the
     output's own (h5py's errors carry a long message: its errno is enough)."""

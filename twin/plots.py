@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TwinInputError
-from .files import writing
+from .files import check_replaceable, writing
 
 KINDS = ("rack", "junction", "trays", "cdu", "margins")
 # what each kind draws: it needs at least one of these channels with a finite sample
@@ -512,21 +512,6 @@ def write_png(fig, path: Path, option: str = "-o") -> None:
         tmp = path.with_name(path.name + ".partial")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-
-
-def check_replaceable(path: Path, magic: bytes, what: str, option: str = "-o") -> None:
-    """An output may replace an earlier one of its kind (a file starting with ``magic``),
-    never a directory or another file."""
-    if path.is_dir():
-        raise TwinInputError(path, option, "is a directory")
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(len(magic))
-        except OSError:
-            head = b""
-        if head != magic:
-            raise TwinInputError(path, option, f"exists and is not {what}; refusing to overwrite it")
 
 
 def plot(path, kinds=None, out=None) -> list:

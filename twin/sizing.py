@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import TwinInputError, did_you_mean
-from .files import probe_output, writing
+from .files import check_replaceable, probe_output, writing
 from .sources import key_parts
 
 # Default range of a key with a positive value (a flow, a resistance, a speed, a scale):
@@ -704,6 +704,9 @@ def to_json(sz: Sizing) -> dict:
                 runs=sz.runs, all_found=sz.all_found, answers=rows(sz))
 
 
+CSV_MARK = b",status,runs,"  # in the header of every table write_csv writes
+
+
 def write_csv(sz: Sizing, path: Path) -> None:
     """The answers as CSV, one line per point; unreachable points keep their line with an
     empty value and the margin at both ends."""
@@ -779,9 +782,14 @@ def write_plot(sz: Sizing, path: Path) -> None:
 
 
 def _check_out(path: Path, option: str) -> None:
-    """An output file: not a directory or a device; missing directories are created."""
+    """An output file: not a directory or a device, an earlier output of its kind if it
+    exists (never the scenario or another file); missing directories are created."""
     if path.is_dir():
         raise TwinInputError(path, option, "is a directory")
     if path.exists() and not path.is_file():
         raise TwinInputError(path, option, "exists and is not a regular file")
+    if option == "--csv":
+        check_replaceable(path, CSV_MARK, "a CSV table of twin size", option, within=4096)
+    else:
+        check_replaceable(path, b"\x89PNG\r\n\x1a\n", "a PNG image", option)
     probe_output(path, option)
