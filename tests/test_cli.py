@@ -177,3 +177,17 @@ def test_a_fault_after_the_end_of_the_run_is_said_not_to_happen(tmp_path):
     notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
     assert notes == ["note: faults.0 (pump_trip cdu/pump1) starts at 100 s, after the end of the run (30 s): "
                      "it did not happen"], proc.stdout
+
+
+def test_a_rack_above_its_cdus_rating_says_so_beside_its_heat():
+    """The next-generation rack (~183 kW into the coolant) on its CDU derated to 150 kW.
+    Catches: "verdict: OK" with nothing anywhere saying the CDU carries 122 % of its
+    rating (a row has cdu_capacity_margin_kw for it; a single rack had nothing)."""
+    import twin
+
+    cat = ROOT / "scenarios" / "catalogue" / "next-gen-220kw-class.toml"
+    r = twin.simulate(twin.load_scenario(cat, {"simulation.duration_s": 2.0, "cdu.heat_exchanger.rated_heat_kw": 150.0}))
+    row = next(m for m in r.margin_table.rows if m.name == "rack_liquid_heat_peak_kw")
+    assert f"above the CDU's rated 150 kW ({100 * row.value / 150:.0f} %)" in row.note, row.note
+    ok = twin.simulate(twin.load_scenario(cat, {"simulation.duration_s": 2.0}))
+    assert "rated" not in next(m for m in ok.margin_table.rows if m.name == "rack_liquid_heat_peak_kw").note

@@ -308,7 +308,12 @@ class MarginTracker:
             rows.append(MarginRow("cdu_pump_power_mean_kw", mean_kw, "kW",
                                   note=f"{mean_kw * 24:.1f} kWh per day at this mean"))
         unit = "row" if m.is_row else "rack"  # a row: the whole row's heat and flow
-        rows.append(MarginRow(f"{unit}_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
+        rated = float(np.sum(m.cdu_rated_heat_w))
+        over = ("" if m.is_row or not self.peak_liquid > rated else  # a row: cdu_capacity_margin_kw judges it
+                f"; above the CDU's rated {rated / 1e3:g} kW ({100 * self.peak_liquid / rated:.0f} %): its exchanger "
+                "runs at a wider approach than rated")
+        rows.append(MarginRow(f"{unit}_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW",
+                              note="output-interval mean" + over))
         per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan
         rows.append(MarginRow(f"{unit}_flow_per_kw_lpm", per_kw, "L/min/kW", note=f"{unit} flow over liquid heat at the peak"))
         rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum if self.it_sum > 0 else math.nan, "1",
