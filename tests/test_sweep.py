@@ -270,6 +270,9 @@ def _cli(*args, cwd=None, timeout=300):
      'grid."facility.supply_temp_c"', "also varied or set in set"),
     ('base = "{ref}"\n[collect]\nchannels = {{"rack/return_temp" = "median"}}\n', 'collect.channels.rack/return_temp',
      "must be one of"),
+    # a base no run can complete whatever its values (a rack fragment, not a scenario)
+    ('base = "{ref_dir}/racks/nvl72-class.toml"\n[grid]\n"facility.supply_temp_c" = [30.0, 35.0]\n', "base",
+     "name: required field is missing"),
     # not a value a run could take (pydantic said "grid.facility.supply_temp_c.list[union[bool,int,float,str]].1.bool")
     ('base = "{ref}"\n[grid]\n"facility.supply_temp_c" = [30.0, nan]\n', 'grid."facility.supply_temp_c".1',
      "finite number"),
@@ -282,7 +285,7 @@ def test_bad_sweep_files_exit_2_naming_the_file_and_field(tmp_path, text, field,
     from twin.cli import cli
 
     f = tmp_path / "bad.toml"
-    f.write_text(text.format(ref=REFERENCE))
+    f.write_text(text.format(ref=REFERENCE, ref_dir=REFERENCE.parent))
     r = CliRunner().invoke(cli, ["sweep", str(f), "-o", str(tmp_path / "r.parquet")], catch_exceptions=False)
     assert r.exit_code == 2, r.stderr
     lines = r.stderr.strip().splitlines()

@@ -341,6 +341,11 @@ def _check_keys(p: Plan) -> None:
         for key in first:
             if structural and (err.field == key or err.field.startswith(key + ".") or key.startswith(err.field + ".")):
                 raise TwinInputError(p.file, _where(p, key), f"{err.field}: {err.message}") from None
+        # a field the base lacks and no run sets (a rack fragment as the base): every run would fail
+        varied = {k for r in p.runs for k in r.overrides}
+        if err.message.startswith("required field is missing") and not any(
+                err.field == k or err.field.startswith(k + ".") or k.startswith(err.field + ".") for k in varied):
+            raise TwinInputError(p.file, "base", f"{p.base_path}: {err.field}: {err.message}") from None
 
 
 def _where(p: Plan, key: str) -> str:
