@@ -204,6 +204,10 @@ BAD = [
     (["--vary", "rack.manifold.layout"], ["--vary", "not a number"]),
     (["--vary", "controls"], ["--vary", "is a table"]),
     (["--vary", "cdu.pumps.count"], ["--vary", "whole number"]),
+    # how the run is computed, not the design ("searched 6 s to 240 s ...; runs of 60 s")
+    (["--vary", "simulation.duration_s"], ["--vary", "simulation.duration_s", "--duration"]),
+    (["--vary", "simulation.time_step_s"], ["--vary", "simulation.time_step_s", "not a design"]),
+    (["--sweep", "simulation.time_step_s=0.1:1:2"], ["--sweep", "not a design"]),
     (["--vary", 'overrides."rack01/tray09/gpu9".r_tim_k_per_w'], ["--vary", "no component instance"]),
     (["--target", "gpu_junction_margin_k"], ["--target", "MARGIN=VALUE"]),
     (["--target", "gpu_junction_margin_k=abc"], ["--target", "not a finite number"]),

@@ -161,8 +161,12 @@ def knob(path, sets, key: str, option: str) -> Knob:
     from .scenario import FACILITY_SUPPLY_C, field_at, field_bounds, load
 
     label = f"{option} {key}"
-    loaded = load(path, list(sets))
     parts = key_parts(key)
+    if parts[0] == "simulation":  # the run's length and steps: the answer must not depend on them
+        raise TwinInputError(option, "", f"{key} sets how the runs are computed, not a design value"
+                                         + ("; --duration sets the length of each run" if parts[-1] == "duration_s"
+                                            else ""))
+    loaded = load(path, list(sets))
     if parts[0] == "overrides":
         return _instance_knob(path, sets, key, parts, loaded, label)
     value = loaded.scenario.model_dump(mode="python")
