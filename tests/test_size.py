@@ -216,6 +216,8 @@ BAD = [
     (["--range", "0:100"], ["--range", "0.1-20000 L/min"]),  # outside the field's range
     (["--sweep", f"{SUPPLY}=17:45"], ["--sweep", "KEY=A:B:N"]),
     (["--sweep", f"{SUPPLY}=17:45:x"], ["--sweep", "whole number"]),
+    # one point of a range: which end? (the answer at 30 alone, 40 dropped without a word)
+    (["--sweep", f"{SUPPLY}=30:40:1"], ["--sweep", "N = 1", "A = B"]),
     (["--sweep", f"{SUPPLY}=17:99:3"], ["--sweep", "99 degC outside"]),
     (["--sweep", "facility.supply_tmp_c=17:45:3"], ["--sweep", "supply_temp_c"]),
     (["--sweep", f"{FLOW}=17:45:3"], ["--sweep", "--vary"]),
@@ -249,6 +251,7 @@ def test_parsers():
     key, values = sizing.parse_sweep(f"{SUPPLY}=17:45:8")
     assert key == SUPPLY and values[0] == 17 and values[-1] == 45 and len(values) == 8
     assert all(math.isclose(b - a, 4.0) for a, b in zip(values, values[1:]))
+    assert sizing.parse_sweep(f"{SUPPLY}=30:30:1") == (SUPPLY, [30.0])  # one point: A = B
 
 
 @pytest.mark.parametrize("args, absent", [

@@ -115,6 +115,8 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
         raise TwinInputError("--sweep", "", f"{text!r}: N must be 1-{MAX_SWEEP_POINTS}, got {n}")
     if n > 1 and a == b:
         raise TwinInputError("--sweep", "", f"{text!r}: A and B are equal")
+    if n == 1 and a != b:  # as a sweep file's range 'a:b:n'
+        raise TwinInputError("--sweep", "", f"{text!r}: N = 1 is one point: give it as A:A:1 (A = B), or N >= 2")
     values = [a] if n == 1 else [a + (b - a) * i / (n - 1) for i in range(n)]
     return key.strip(), values
 
