@@ -690,6 +690,62 @@ case("out/existing-foreign-hdf5", output(_h5_foreign, "other.h5", "-o", "not a r
 case("out/parent-is-a-file", output(lambda d, p: d / "scen.toml" / "o.h5", "o.h5", "-o", "not a directory"))
 case("out/dev-null", output(lambda d, p: "/dev/null", "/dev/null", "-o", "device"))
 
+# outputs the OS refuses although the permission bits allow them (root passes every
+# os.access): nothing can be created under /proc; refused before any run, on one line
+NOWHERE = "/proc/twin-nowhere"
+
+
+def unwritable(args, *needles):
+    def make(d):
+        h5_copy(d), h5_copy(d, "u.h5")
+        path = scenario_dir(d)
+        (d / "s.toml").write_text(f'base = "{path.name}"\nduration_s = 5.0\n[grid]\n"facility.supply_temp_c" = [30.0]\n')
+        return [str(a).replace("{scen}", str(path)).replace("{d}", str(d)) for a in args]
+    return make, needles, {}
+
+
+if Path("/proc/self").is_dir():
+    for _id, _args, _out, _opt in [
+            ("run", ["run", "{scen}", "-o", f"{NOWHERE}.h5", "--duration", "5"], f"{NOWHERE}.h5", "-o"),
+            ("run-in-a-new-folder", ["run", "{scen}", "-o", f"{NOWHERE}/o.h5", "--duration", "5"], "o.h5", "-o"),
+            ("plot-png", ["plot", "{d}/t.h5", "--kind", "cdu", "-o", f"{NOWHERE}.png"], f"{NOWHERE}.png", "-o"),
+            ("plot-folder", ["plot", "{d}/t.h5", "-o", NOWHERE], NOWHERE, "-o"),
+            ("report", ["report", "{d}/t.h5", "-o", f"{NOWHERE}.html"], f"{NOWHERE}.html", "-o"),
+            ("compare-plot", ["compare", "{d}/t.h5", "{d}/u.h5", "--plot", f"{NOWHERE}.png"], f"{NOWHERE}.png",
+             "--plot"),
+            ("schema", ["schema", "-o", f"{NOWHERE}.json"], f"{NOWHERE}.json", "-o"),
+            ("check-junit", ["check", "{scen}", "--jobs", "1", "--duration", "5", "--junit", f"{NOWHERE}.xml"],
+             f"{NOWHERE}.xml", "--junit"),
+            ("check-update-baseline", ["check", "{scen}", "--jobs", "1", "--duration", "5", "--update-baseline",
+                                       "--baseline", f"{NOWHERE}.toml"], f"{NOWHERE}.toml", "--update-baseline"),
+            ("size-csv", ["size", "{scen}", "--vary", "controls.flow_setpoint_lpm", "--target",
+                          "gpu_junction_margin_k=5", "--duration", "5", "--csv", f"{NOWHERE}.csv"],
+             f"{NOWHERE}.csv", "--csv"),
+            ("sweep", ["sweep", "{d}/s.toml", "-o", f"{NOWHERE}.parquet"], f"{NOWHERE}.parquet", "-o")]:
+        case(f"unwritable/{_id}", unwritable(_args, _out, _opt, "cannot write"))
+
+# an output path at a file the command did not write (a user's notes, the scenario
+# itself): refused, the file kept
+def over_notes(args, *needles):
+    def make(d):
+        (d / "notes.txt").write_text("my notes\n")
+        (d / "notes.png").write_text("not a picture\n")
+        path = scenario_dir(d)
+        return [str(a).replace("{scen}", str(path)).replace("{d}", str(d)) for a in args]
+    return make, needles, {}
+
+
+SIZE = ["size", "{scen}", "--vary", "controls.flow_setpoint_lpm", "--target", "gpu_junction_margin_k=5", "--duration", "5"]
+case("overwrite/size-csv-at-the-scenario", over_notes([*SIZE, "--csv", "{scen}"], "scen.toml", "--csv", "refusing"))
+case("overwrite/size-csv-at-notes", over_notes([*SIZE, "--csv", "{d}/notes.txt"], "notes.txt", "--csv", "refusing"))
+case("overwrite/size-plot-at-notes", over_notes([*SIZE, "--sweep", "facility.supply_temp_c=30:40:2", "--plot",
+                                                 "{d}/notes.png"], "notes.png", "--plot", "refusing"))
+case("overwrite/check-junit-at-notes", over_notes(["check", "{scen}", "--jobs", "1", "--duration", "5", "--junit",
+                                                   "{d}/notes.txt"], "notes.txt", "--junit", "refusing"))
+case("overwrite/check-junit-at-the-scenario", over_notes(["check", "{scen}", "--jobs", "1", "--duration", "5",
+                                                          "--junit", "{scen}"], "scen.toml", "--junit", "refusing"))
+case("overwrite/schema-at-notes", over_notes(["schema", "-o", "{d}/notes.txt"], "notes.txt", "-o", "refusing"))
+
 # special files as the scenario
 case("special/dev-zero", cli_args(["run", "/dev/zero"], "/dev/zero", "scenario", "not a regular file", proc=True))
 case("special/dev-null", cli_args(["run", "/dev/null"], "/dev/null", "scenario", "not a regular file", proc=True))

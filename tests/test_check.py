@@ -6,6 +6,7 @@ here a few short scenarios keep the suite quick.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -336,6 +337,56 @@ def test_the_live_progress_display_runs_and_reports_each_scenario(capsys):
     assert "[1/2] a: 2 margins, 1 outside their limits (0.5 s)" in err
     assert "[2/2] b: ERROR: broken.toml: faults.0.target: no such chip" in err
     assert "ran 2 scenarios" in err
+
+
+def test_the_closing_progress_line_counts_only_the_scenarios_that_ran(capsys):
+    """An interrupted check (Ctrl-C after one of three scenarios) closes its progress
+    display too. Catches: "ran 3 scenarios" printed above "error: interrupted" when one
+    ran."""
+    from twin.check import Progress
+
+    p = Progress(3, 2, live=False)
+    p.start("a")
+    p.done(dict(key="a", rows=[dict(status="ok")], elapsed_s=0.5))
+    p.close()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("ran 1 of 3 scenarios in "), last
+
+
+def test_sigterm_stops_a_parallel_check_with_its_workers_and_writes_nothing(tmp_path):
+    """`timeout`, a CI job cancelled: SIGTERM to `twin check` while two worker processes
+    run. Catches: the check killed outright (no message), its workers and their server
+    left running with its stdout and stderr (a CI log that never ends), a half-written
+    JUnit report or baseline."""
+    import signal
+    import time
+
+    baseline = tmp_path / "baseline.toml"
+    baseline.write_text(_entry_text("catalogue/h100-hgx-liquid", "gpu_junction_max_c", 1.0))
+    before = baseline.read_bytes()
+    junit = tmp_path / "j.xml"
+    earlier = '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="twin check" tests="0" />\n'
+    junit.write_text(earlier)  # an earlier report: the one file --junit may replace
+    p = subprocess.Popen([sys.executable, "-m", "twin.cli", "check", "catalogue/h100-hgx-liquid", "catalogue/nvl72-class",
+                          "--duration", "86400", "--jobs", "2", "--baseline", str(baseline), "--update-baseline",
+                          "--junit", str(junit)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=tmp_path, start_new_session=True)
+    try:
+        assert p.stderr.readline().startswith("checking 2 scenarios")
+        time.sleep(3.0)  # the workers are running their scenarios
+        assert p.poll() is None, "the check ended before it could be interrupted"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)  # EOF: nothing else holds the pipes
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # whatever the check left behind in its session
+        except ProcessLookupError:
+            pass
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "error: interrupted by SIGTERM", err
+    assert "Traceback" not in err
+    assert baseline.read_bytes() == before and junit.read_text() == earlier
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_a_margin_gone_from_the_scenario_fails(tmp_path):

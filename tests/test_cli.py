@@ -165,3 +165,29 @@ def test_a_row_runs_compares_and_inspects_from_the_command_line(tmp_path):
     lines = {ln.split("  ")[0].strip(): ln.split()[-2:] for ln in cmp_.stdout.splitlines()[1:]}
     reference_it, row_it = map(float, lines["IT power [kW]"])
     assert 6.0 < row_it / reference_it < 8.0  # eight racks training at their mean against one at full power
+
+
+def test_a_fault_after_the_end_of_the_run_is_said_not_to_happen(tmp_path):
+    """A pump trip at 100 s of a 30 s run. Catches: "verdict: OK" printed for a fault
+    scenario whose fault never struck, with nothing said."""
+    proc = twin_cli("run", REFERENCE, "--duration", 30, "--set",
+                    'faults=[{kind="pump_trip",target="cdu/pump1",start_s=100.0},'
+                    '{kind="pump_trip",target="cdu/pump0",start_s=10.0}]')
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: faults.0 (pump_trip cdu/pump1) starts at 100 s, after the end of the run (30 s): "
+                     "it did not happen"], proc.stdout
+
+
+def test_a_rack_above_its_cdus_rating_says_so_beside_its_heat():
+    """The next-generation rack (~183 kW into the coolant) on its CDU derated to 150 kW.
+    Catches: "verdict: OK" with nothing anywhere saying the CDU carries 122 % of its
+    rating (a row has cdu_capacity_margin_kw for it; a single rack had nothing)."""
+    import twin
+
+    cat = ROOT / "scenarios" / "catalogue" / "next-gen-220kw-class.toml"
+    r = twin.simulate(twin.load_scenario(cat, {"simulation.duration_s": 2.0, "cdu.heat_exchanger.rated_heat_kw": 150.0}))
+    row = next(m for m in r.margin_table.rows if m.name == "rack_liquid_heat_peak_kw")
+    assert f"above the CDU's rated 150 kW ({100 * row.value / 150:.0f} %)" in row.note, row.note
+    ok = twin.simulate(twin.load_scenario(cat, {"simulation.duration_s": 2.0}))
+    assert "rated" not in next(m for m in ok.margin_table.rows if m.name == "rack_liquid_heat_peak_kw").note

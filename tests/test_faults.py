@@ -184,3 +184,27 @@ def test_a_clogged_plate_drops_what_a_plate_with_fewer_channels_drops():
     assert 1.5 < n < 2.0  # a plate between viscous and inertial, as measured plates are
     expected = (2 - n) / (1 - f) + (n - 1) / (1 - f) ** 2
     assert path_dp(q, clog=f) / path_dp(q) == pytest.approx(expected, rel=1e-3)
+
+
+def test_no_ride_through_is_claimed_for_a_cdu_trip_after_the_end_of_the_run():
+    """The CDU trip scenario (trip at 60 s) run for 50 s. Catches: ride-through margins of
+    "-10 s ... at least this long" for a trip that never happened."""
+    r = twin.simulate(twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml",
+                                         {"simulation.duration_s": 50.0}))
+    rows = {m.name: m for m in r.margin_table.rows}
+    for key in ("ride_through_throttle_s", "ride_through_shutdown_s"):
+        assert np.isnan(rows[key].value), (key, rows[key].value)
+        assert "after the end of the run" in rows[key].note and "60 s" in rows[key].note, rows[key].note
+
+
+def test_the_pump_head_margin_says_when_every_pump_of_a_cdu_stopped():
+    """Both pumps of the N+1 pair trip at 10 s (no standby left). Catches:
+    "pump_head_margin_kpa 177.6 ok: full-speed head at the operating flow minus delivered
+    head" with no pump running, the reserve of the first 10 s passed off as the run's."""
+    r = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml", {"simulation.duration_s": 20.0, "faults": [
+        {"kind": "pump_trip", "target": "cdu/pump0", "start_s": 10.0},
+        {"kind": "pump_trip", "target": "cdu/pump1", "start_s": 10.0}]}))
+    row = next(m for m in r.margin_table.rows if m.name == "pump_head_margin_kpa")
+    assert "no pump of cdu1 running from 10 s" in row.note, row.note
+    ok = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml", {"simulation.duration_s": 20.0}))
+    assert "no pump" not in next(m for m in ok.margin_table.rows if m.name == "pump_head_margin_kpa").note

@@ -314,6 +314,43 @@ def test_compare_prints_margins_side_by_side_and_plots_both(sim_file, failing_fi
     assert a.model().scenario.rack.chip_types["gpu"].throttle_temp_c in _hlines(fig.axes[1])
 
 
+def test_compare_says_which_file_ended_early_and_that_the_spans_differ(sim_file, tmp_path):
+    """A CDU trip whose coolant boils at 530 s against a 15 s pump trip. Catches: the
+    margins of a run stopped at a model limit (and of runs over 530 s and 15 s) set side
+    by side with nothing said but each file's verdict."""
+    boil = tmp_path / "boil.h5"
+    twin.simulate(twin.load_scenario(ROOT / "scenarios" / "faults" / "cdu-trip.toml"), output=boil)
+    code, out, err = _run("compare", sim_file, boil)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[-1] == "verdict: trip OK, boil FAIL"
+    ended = [line for line in lines if line.startswith("boil: run ended early: ")]
+    assert len(ended) == 1 and "coolant_boiling" in ended[0] and "530 s" in ended[0], out
+    assert not any(line.startswith("trip: run ended early") for line in lines)
+    assert "simulated spans differ: trip 15 s, boil 530 s of 900 s" in out
+
+
+def test_a_one_sample_file_draws_its_sample_as_a_visible_mark(tmp_path):
+    """A 1 s run has one output row. Catches: each series drawn as a line of one point,
+    which matplotlib renders as nothing (empty axes under a legend)."""
+    one = tmp_path / "one.h5"
+    twin.simulate(twin.load_scenario(ROOT / "scenarios" / "reference-w32.toml", {"simulation.duration_s": 1.0}),
+                  output=one)
+    run = plots.load_run(one)
+    drawn = 0
+    for kind, fig, _ in plots.figures(run, ["rack", "junction", "cdu"], True):
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                x = np.atleast_1d(line.get_xdata())
+                if x.size == 1 and line.get_label() and not line.get_label().startswith("_"):
+                    assert line.get_marker() not in (None, "None", "", " "), (kind, line.get_label())
+                    drawn += 1
+    assert drawn >= 8  # IT power, heats, temperatures, flows, pumps, the hottest GPU
+    fig = plots.fig_compare([run, run], ["a", "b"])
+    assert all(ln.get_marker() not in (None, "None", "", " ") for ax in fig.axes for ln in ax.get_lines()
+               if np.atleast_1d(ln.get_xdata()).size == 1 and not ln.get_label().startswith("_"))
+
+
 def test_compare_keeps_scenarios_apart_from_results(sim_file):
     code, _, err = _run("compare", "reference-w32", "--plot", "x.png")
     assert_clean_error(code, err, "--plot", "results files")

@@ -133,11 +133,68 @@ def test_other_keys_temperature_pump_speed_and_a_plate_parameter():
     assert sz.key.unit == "K/W" and "rack01/tray09/gpu1" in sz.key.note
 
 
+def test_the_check_line_repeats_the_duration_the_answer_was_found_over():
+    """Catches: `--duration 1` searched over 1-s runs, but the check line printed the
+    scenario's full run, whose answer differs (the reference's 600 s reach the
+    checkpoint phase)."""
+    sz = sizing.size(REFERENCE, [f"{SUPPLY}=45"], FLOW, TARGET, duration_s=1.0)
+    sz.scenario = str(REFERENCE)
+    check = [line for line in sizing.report(sz).splitlines() if line.startswith("check: ")]
+    assert check and check[0].endswith(" --duration 1"), check
+    full = sizing.size(REFERENCE, [f"{SUPPLY}=45"], FLOW, TARGET, range_text="100:120")
+    full.scenario = str(REFERENCE)
+    assert "--duration" not in sizing.report(full)
+
+
+def test_a_default_range_cut_by_the_field_says_where_it_ends():
+    """The pump speed's default range, 0.1 to 4 times 1, is cut at the field's maximum.
+    Catches: "searched 0.1 to 1.2 (0.1 to 4 times the scenario's 1)" (4 times 1 is not 1.2)."""
+    k = sizing.knob(REFERENCE, [], "controls.pump_speed_fraction", "--vary")
+    lo, hi, why = sizing.default_range(k)
+    assert hi == k.bounds[1] < 4 * k.nominal
+    assert f"{k.bounds[1]:g}" in why and "field" in why, why
+
+
+@pytest.mark.parametrize("sig, code, last", [("SIGINT", 130, "error: interrupted"),
+                                             ("SIGTERM", 143, "error: interrupted by SIGTERM")])
+def test_an_interrupted_search_stops_and_prints_no_answer(tmp_path, sig, code, last):
+    """Ctrl-C in the middle of a sweep of searches. Catches: each run's own interrupt
+    handling (the run ends whole, marked incomplete) taking the signal, so that the
+    search went on with a run cut short as one of its points, printed answers and
+    exited 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "answers.csv"
+    p = subprocess.Popen([sys.executable, "-m", "twin.cli", "size", str(REFERENCE), "--vary", FLOW, "--target", TARGET,
+                          "--sweep", f"{SUPPLY}=17:45:15", "--csv", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # imported, searching
+    assert p.poll() is None, "the sweep ended before it could be interrupted"
+    p.send_signal(getattr(signal, sig))
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == code, stderr
+    assert stderr.strip().splitlines()[-1] == last, stderr
+    assert "found" not in stdout and not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
 def test_a_key_that_changes_nothing_says_so():
     sz = sizing.size(REFERENCE, [], "controls.pump_speed_fraction", TARGET, duration_s=1.0)
     (_, ans), = sz.answers
     assert ans.status == "unreachable"
     assert any("changes nothing" in n for n in ans.notes)
+
+
+def test_a_margin_flat_over_a_key_that_acts_is_not_called_a_key_that_changes_nothing():
+    """No GPU shuts down at 2 or at 60 degC supply, but the supply moves every
+    temperature. Catches: "facility.supply_temp_c changes nothing in this scenario"."""
+    sz = sizing.size(REFERENCE, [], SUPPLY, "gpu_shutdowns=1", duration_s=1.0)
+    (_, ans), = sz.answers
+    assert ans.status == "unreachable"
+    assert not any("changes nothing" in n for n in ans.notes), ans.notes
+    assert any("does not respond" in n and "GPU Tj max" in n for n in ans.notes), ans.notes
 
 
 BAD = [
@@ -147,6 +204,10 @@ BAD = [
     (["--vary", "rack.manifold.layout"], ["--vary", "not a number"]),
     (["--vary", "controls"], ["--vary", "is a table"]),
     (["--vary", "cdu.pumps.count"], ["--vary", "whole number"]),
+    # how the run is computed, not the design ("searched 6 s to 240 s ...; runs of 60 s")
+    (["--vary", "simulation.duration_s"], ["--vary", "simulation.duration_s", "--duration"]),
+    (["--vary", "simulation.time_step_s"], ["--vary", "simulation.time_step_s", "not a design"]),
+    (["--sweep", "simulation.time_step_s=0.1:1:2"], ["--sweep", "not a design"]),
     (["--vary", 'overrides."rack01/tray09/gpu9".r_tim_k_per_w'], ["--vary", "no component instance"]),
     (["--target", "gpu_junction_margin_k"], ["--target", "MARGIN=VALUE"]),
     (["--target", "gpu_junction_margin_k=abc"], ["--target", "not a finite number"]),
@@ -155,6 +216,8 @@ BAD = [
     (["--range", "0:100"], ["--range", "0.1-20000 L/min"]),  # outside the field's range
     (["--sweep", f"{SUPPLY}=17:45"], ["--sweep", "KEY=A:B:N"]),
     (["--sweep", f"{SUPPLY}=17:45:x"], ["--sweep", "whole number"]),
+    # one point of a range: which end? (the answer at 30 alone, 40 dropped without a word)
+    (["--sweep", f"{SUPPLY}=30:40:1"], ["--sweep", "N = 1", "A = B"]),
     (["--sweep", f"{SUPPLY}=17:99:3"], ["--sweep", "99 degC outside"]),
     (["--sweep", "facility.supply_tmp_c=17:45:3"], ["--sweep", "supply_temp_c"]),
     (["--sweep", f"{FLOW}=17:45:3"], ["--sweep", "--vary"]),
@@ -188,6 +251,7 @@ def test_parsers():
     key, values = sizing.parse_sweep(f"{SUPPLY}=17:45:8")
     assert key == SUPPLY and values[0] == 17 and values[-1] == 45 and len(values) == 8
     assert all(math.isclose(b - a, 4.0) for a, b in zip(values, values[1:]))
+    assert sizing.parse_sweep(f"{SUPPLY}=30:30:1") == (SUPPLY, [30.0])  # one point: A = B
 
 
 @pytest.mark.parametrize("args, absent", [

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import twin
@@ -269,6 +270,14 @@ def _cli(*args, cwd=None, timeout=300):
      'grid."facility.supply_temp_c"', "also varied or set in set"),
     ('base = "{ref}"\n[collect]\nchannels = {{"rack/return_temp" = "median"}}\n', 'collect.channels.rack/return_temp',
      "must be one of"),
+    # a base no run can complete whatever its values (a rack fragment, not a scenario)
+    ('base = "{ref_dir}/racks/nvl72-class.toml"\n[grid]\n"facility.supply_temp_c" = [30.0, 35.0]\n', "base",
+     "name: required field is missing"),
+    # not a value a run could take (pydantic said "grid.facility.supply_temp_c.list[union[bool,int,float,str]].1.bool")
+    ('base = "{ref}"\n[grid]\n"facility.supply_temp_c" = [30.0, nan]\n', 'grid."facility.supply_temp_c".1',
+     "finite number"),
+    ('base = "{ref}"\n[[list]]\n"facility.supply_temp_c" = inf\n', 'list.0."facility.supply_temp_c"',
+     "finite number"),
 ])
 def test_bad_sweep_files_exit_2_naming_the_file_and_field(tmp_path, text, field, words):
     from click.testing import CliRunner
@@ -276,13 +285,40 @@ def test_bad_sweep_files_exit_2_naming_the_file_and_field(tmp_path, text, field,
     from twin.cli import cli
 
     f = tmp_path / "bad.toml"
-    f.write_text(text.format(ref=REFERENCE))
+    f.write_text(text.format(ref=REFERENCE, ref_dir=REFERENCE.parent))
     r = CliRunner().invoke(cli, ["sweep", str(f), "-o", str(tmp_path / "r.parquet")], catch_exceptions=False)
     assert r.exit_code == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {f}: {field}"), lines
     assert words in lines[0]
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_an_existing_file_that_is_not_a_results_table_is_refused_and_kept(tmp_path):
+    """-o at a file the sweep did not write. Catches: a traceback from pyarrow reading it
+    as an earlier table (and, had it read, the file replaced by the results)."""
+    from click.testing import CliRunner
+
+    from twin.cli import cli
+
+    f = tmp_path / "s.toml"
+    f.write_text(f'base = "{REFERENCE}"\nduration_s = 5.0\n[grid]\n"facility.supply_temp_c" = [30.0]\n')
+    out = tmp_path / "notes.parquet"
+    out.write_text("my notes\n")
+    r = CliRunner().invoke(cli, ["sweep", str(f), "-o", str(out), "--workers", "1"])
+    assert r.exit_code == 2, (r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {out}: -o: "), lines
+    assert "not a Parquet" in lines[0]
+    assert out.read_text() == "my notes\n" and not (tmp_path / "notes.parquet.parts").exists()
+    table = tmp_path / "other.parquet"  # a Parquet table, not a sweep's
+    pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(table)
+    before = table.read_bytes()
+    r = CliRunner().invoke(cli, ["sweep", str(f), "-o", str(table), "--workers", "1"])
+    assert r.exit_code == 2, (r.stderr, r.exception)
+    assert r.stderr.strip().splitlines() == [f"error: {table}: -o: is a Parquet table but not a sweep's results "
+                                             "(no run_hash column); refusing to overwrite it"]
+    assert table.read_bytes() == before
 
 
 def test_workers_with_a_scheduler_is_a_usage_error(tmp_path):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from . import baseline as bl
 from .errors import TwinInputError
+from .files import check_replaceable, probe_output, writing
 
 FAIL, REGRESSED, GONE, ERROR = "FAIL", "REGRESSED", "GONE", "ERROR"
 BAD = (FAIL, REGRESSED, GONE, ERROR)
@@ -172,6 +173,7 @@ def run_one(target: Target, overrides: tuple) -> dict:
                    if target.duration_s is not None else None)
         s = load(target.path, list(overrides), options).scenario
         r = simulate(s, channels=(), track_margins=True)  # margins only: no telemetry kept
+        r.end.reraise()  # Ctrl-C stops the check, not this scenario alone
         out["duration_s"] = s.simulation.duration_s
         out["complete"], out["end"] = r.end.is_complete, r.end.reason
         out["rows"] = [dict(name=m.name, value=float(m.value), unit=m.unit, limit=m.limit, sense=m.sense,
@@ -246,7 +248,9 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress) -> dic
                 progress.done(results[t.key])
                 if queue:
                     progress.start(queue.pop(0).key)
-    except BaseException:
+    except BaseException:  # interrupted: the scenarios in progress (the row's day, ~30 s) are not waited for
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()  # in memory only: nothing of theirs to finish
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
@@ -392,6 +396,9 @@ def summary(rows: list[Row], n_scenarios: int) -> str:
     return f"check: FAIL: {kinds}; {tail}"
 
 
+JUNIT_MARK = b'<testsuites name="twin check"'  # what an earlier report starts with (after the XML declaration)
+
+
 def junit(rows: list[Row], answers: dict, targets: list[Target]) -> str:
     """JUnit XML: one <testsuite> per scenario, one <testcase> per margin (classname the
     scenario), a <failure> per FAIL, REGRESSED or GONE margin naming the margin, its value,
@@ -505,7 +512,8 @@ class Progress:
     def close(self) -> None:
         if self.live:
             self.bar.stop()
-        print(f"ran {self.total} scenario{'s' if self.total != 1 else ''} in {time.perf_counter() - self.t0:.1f} s",
+        ran = f"{self.total}" if self.n == self.total else f"{self.n} of {self.total}"  # interrupted: fewer
+        print(f"ran {ran} scenario{'s' if self.total != 1 else ''} in {time.perf_counter() - self.t0:.1f} s",
               file=sys.stderr, flush=True)
 
 
@@ -584,6 +592,10 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         junit_path = Path(junit_path)
         if junit_path.is_dir():
             raise TwinInputError(junit_path, "--junit", "is a directory; give a file path for the report")
+        check_replaceable(junit_path, JUNIT_MARK, "a JUnit report of twin check", "--junit", within=512)
+        probe_output(junit_path, "--junit")
+    if update:
+        probe_output(path, "--update-baseline")
     paths = find(args)
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -626,20 +638,22 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
     for r in problems:
         out(problem_line(r))
     if junit_path is not None:
-        junit_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = junit_path.with_name(junit_path.name + ".partial")
-        tmp.write_text(junit(rows, answers, targets), encoding="utf-8")
-        tmp.replace(junit_path)
+        with writing(junit_path, "--junit"):
+            junit_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = junit_path.with_name(junit_path.name + ".partial")
+            tmp.write_text(junit(rows, answers, targets), encoding="utf-8")
+            tmp.replace(junit_path)
         out(f"junit: {junit_path}")
     if update:
         out("against the baseline before the update: " + summary(rows, len(targets)))
         text, changes = new_baseline_text(base, rows, targets, answers, reason)
         old = base.text
         if text != old:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".partial")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            with writing(path, "--update-baseline"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".partial")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(path)
             out(bl.diff(old, text, path).rstrip("\n"))
         for line in changes:
             out(f"  {line}")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from .errors import TwinInputError, did_you_mean
+from .errors import Terminated, TwinInputError, did_you_mean
 
 ALLOW_LARGE = "--allow-large"
 
@@ -30,10 +31,35 @@ def _say(line: str, code: int):
     sys.exit(code)
 
 
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Terminated
+
+
+def interrupted_by(err: BaseException) -> tuple[str, int]:
+    """(" by SIGTERM" or "", exit status) of an interruption."""
+    cause = err if isinstance(err, KeyboardInterrupt) else (err.__cause__ or err.__context__)
+    return (" by SIGTERM", 128 + signal.SIGTERM) if isinstance(cause, Terminated) else ("", 128 + signal.SIGINT)
+
+
 class _Twin(click.Group):
     """The command group; its ``main`` reports every error on one line."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import threading
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        try:
+            code = self._main(args, prog_name, complete_var, **extra)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, old)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _main(self, args, prog_name, complete_var, **extra):
+        code = None
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except TwinInputError as err:
@@ -45,11 +71,10 @@ class _Twin(click.Group):
             _say(f"error: {_usage(err, self)}", 2)
         except click.ClickException as err:
             _say(f"error: {err.format_message()}", err.exit_code)
-        except click.Abort:
-            _say("error: interrupted", 130)
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+        except click.Abort as err:
+            by, status = interrupted_by(err)
+            _say(f"error: interrupted{by}", status)
+        return code
 
 
 def _usage(err: click.UsageError, group: click.Group) -> str:
@@ -135,6 +160,11 @@ def run(scenario, output, duration, overrides, strict, as_json, allow_large):
         if output is not None:
             click.echo(f"telemetry: {output}" + ("" if end.is_complete else " (marked incomplete)"))
         click.echo(margins.table())
+        t_end = s.simulation.duration_s if end.is_complete else end.time_s
+        for i, f in enumerate(s.faults):  # a fault scenario whose fault never struck must not read as judged
+            if f.start_s >= t_end:
+                click.echo(f"note: faults.{i} ({f.kind}{' ' + f.target if f.target else ''}) starts at {f.start_s:g} s, "
+                           f"after the end of the run ({t_end:g} s): it did not happen")
         if not end.is_complete:
             click.echo(f"run ended early: {end.reason}")
         line = margins.verdict_line()
@@ -251,8 +281,15 @@ def schema_cmd(output, resolved):
         return
     if output.is_dir():
         raise TwinInputError(output, "-o", "a directory, not a file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    from .files import check_replaceable, writing
+
+    check_replaceable(output, b'"$schema": "https://json-schema.org/', "a JSON Schema", within=256)
+
+    with writing(output, "-o"):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".partial")
+        tmp.write_text(text)
+        tmp.replace(output)
     click.echo(f"schema: {output}")
 
 
@@ -294,17 +331,22 @@ def _is_results(arg: str) -> bool:
 
 
 def _compare_results(files, plot):
-    from .plots import compare_keys, compare_table, fig_compare, load_run, write_png
+    from .plots import PNG_MAGIC, check_replaceable, compare_keys, compare_table, fig_compare, load_run, write_png
 
     if len(files) < 2:
         raise TwinInputError(files[0], "", "compare needs two results files or more")
     if plot is not None and plot.suffix.lower() != ".png":
         raise TwinInputError(plot, "--plot", "must name a .png file")
     runs = [load_run(f) for f in files]
+    if plot is not None:
+        from .files import probe_output
+
+        check_replaceable(plot, PNG_MAGIC, "a PNG image", "--plot")
+        probe_output(plot, "--plot")
     keys = compare_keys(files)
     click.echo(compare_table(runs, keys))
     if plot is not None:
-        write_png(fig_compare(runs, keys), plot)
+        write_png(fig_compare(runs, keys), plot, "--plot")
         click.echo(f"plot: {plot}")
 
 
@@ -357,6 +399,7 @@ def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
         col = {}
         for t, s in zip(facilities, variants):
             r = simulate(s, duration_s=2 * s.simulation.output_interval_s)
+            r.end.reraise()
             tel = r.telemetry()
             if t == facilities[0]:
                 # a row: its totals, its least-served rack's flow and its largest rack dP
@@ -492,6 +535,14 @@ def sweep_cmd(sweep_file, scheduler, output, workers, limit, retry_failed):
         raise TwinInputError(output, "-o", "is a directory")
     if output.suffix.lower() != ".parquet":
         raise TwinInputError(output, "-o", "must name a .parquet file")
+    if output.is_file():  # an earlier table of this sweep is read and replaced, nothing else
+        with open(output, "rb") as fh:
+            if fh.read(4) != b"PAR1":  # the Parquet format's magic number
+                raise TwinInputError(output, "-o", "exists and is not a Parquet table (an earlier result); "
+                                                   "refusing to overwrite it")
+    from .files import probe_output
+
+    probe_output(output, "-o")  # its folder takes OUTPUT.parts/ too: refused now, not after the runs
     from .sweeps import outputs_of, sensitivity_paths, sweep
 
     sm = plan.spec.sample
@@ -500,8 +551,10 @@ def sweep_cmd(sweep_file, scheduler, output, workers, limit, retry_failed):
     try:
         df = sweep(sweep_file, scheduler=scheduler, output=output, workers=workers, limit=limit,
                    retry_failed=retry_failed, progress=True)
-    except KeyboardInterrupt:
-        _say(f"error: interrupted; finished runs are kept in {output}.parts (run the same command to go on)", 130)
+    except KeyboardInterrupt as err:
+        by, status = interrupted_by(err)
+        _say(f"error: interrupted{by}; finished runs are kept in {output}.parts (run the same command to go on)",
+             status)
     a = df.attrs
     ok = int((df["status"] == "ok").sum()) if "status" in df else 0
     click.echo(f"runs: {len(df)} of {len(plan.runs)} recorded ({a['executed']} now, {a['skipped']} earlier); "

@@ -225,7 +225,7 @@ def _ride_through(s, wl, model, dt, t_end):
         return None
     t0 = math.ceil(min(trips) / dt - 1e-9) * dt
     gpu = model.gpu_index
-    out = {"t_end_s": t_end - t0}
+    out = {"t_end_s": t_end - t0, "trip_s": t0}
     for key, col in (("throttle", kw.WS_FIRST_THROTTLE), ("shutdown", kw.WS_FIRST_SHUTDOWN)):
         steps = wl.ws[gpu, col]
         after = steps[steps * dt >= t0 - 1e-9]

@@ -17,6 +17,13 @@ class TwinInputError(Exception):
         return " ".join(f"{where}: {self.message}".splitlines())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a cancelled CI job), raised where Ctrl-C would be: the same
+    clean-up (worker processes stopped, scratch files removed, nothing half-written) and
+    one line, exit 143 (``twin.cli``). A run handles both signals itself
+    (``twin.run_end``): it ends whole, marked incomplete."""
+
+
 def did_you_mean(word: str, candidates, n: int = 3) -> str:
     """``"; did you mean 'a' or 'b'?"`` for the near matches of ``word``, else ``""``."""
     import difflib  # only when there is something to suggest (12 ms to import)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import TwinInputError
@@ -106,6 +107,67 @@ def check_output(path, inputs: dict, option: str = "-o") -> None:
         raise TwinInputError(path, option, f"cannot create its directory: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise TwinInputError(path, option, f"cannot write in {parent}: permission denied")
+
+
+def check_replaceable(path, magic: bytes, what: str, option: str = "-o", within: int = 0) -> None:
+    """An output may replace an earlier one of its kind, never a directory, an input
+    or any other file: an existing file must start with ``magic`` (or, ``within`` > 0,
+    hold it in its first ``within`` bytes: a text format's mark)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TwinInputError(path, option, "is a directory")
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(max(len(magic), within))
+        except OSError:
+            head = b""
+        if not (magic in head if within else head == magic):
+            raise TwinInputError(path, option, f"exists and is not {what}; refusing to overwrite it")
+
+
+def _refused(path, option: str, exc: OSError) -> TwinInputError:
+    """``cannot write: REASON``, naming the directory the OS refused when it is not the
+    output's own (h5py's errors carry a long message: its errno is enough)."""
+    why = os.strerror(exc.errno) if exc.errno else (exc.strerror or exc.__class__.__name__)
+    path = Path(path)
+    where = exc.filename if exc.filename and Path(exc.filename).name not in (path.name, path.name + ".partial") else ""
+    return TwinInputError(path, option, f"cannot write: {why}" + (f" ({where})" if where else ""))
+
+
+def probe_output(path, option: str = "-o") -> None:
+    """Find out, before the work that produces it, whether ``path`` can be written: its
+    missing directories are created and its scratch file ``PATH.partial`` created and
+    removed again. What the permission bits do not tell (a read-only file system, a name
+    under ``/proc``, a file where a directory should be; root passes every ``os.access``)
+    is bad input on one line."""
+    path = Path(path)
+    scratch = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(scratch):
+            with open(scratch, "xb"):
+                pass
+            os.unlink(scratch)
+    except OSError as exc:
+        raise _refused(path, option, exc) from None
+
+
+@contextmanager
+def writing(path, option: str = "-o"):
+    """Around the writing of ``path`` (through ``PATH.partial``, renamed into place): an
+    OS error (no space left, a directory made read-only meanwhile) becomes one line
+    naming the output, and the scratch file is removed; an existing ``path`` is left as
+    it was."""
+    path = Path(path)
+    try:
+        yield
+    except OSError as exc:
+        try:
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise _refused(path, option, exc) from None
 
 
 def _is_telemetry(path) -> bool:

@@ -134,6 +134,7 @@ class MarginTracker:
         self.pump_time_s = 0.0
         self.return_max = -np.inf
         self.head_margin_min = np.inf
+        self.pumps_stopped: dict = {}  # CDU index -> the first time [s] none of its pumps ran
         self.rack_dp_max = -np.inf
         self.peak_liquid = -np.inf
         self.flow_at_peak = np.nan
@@ -146,10 +147,11 @@ class MarginTracker:
         self.rack_flow_min = np.full(model.n_racks, np.inf)  # each rack's flow over the run [L/min]
         self.rack_flow_max = np.full(model.n_racks, -np.inf)
 
-    def update(self, hyd, data, offsets=None, hx_lost=()):
+    def update(self, hyd, data, offsets=None, hx_lost=(), t_start=None):
         """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
         the sensor offsets in force (``twin.faults``), removed where a margin needs the
-        true value; ``hx_lost``: which CDUs reject no heat (tripped)."""
+        true value; ``hx_lost``: which CDUs reject no heat (tripped); ``t_start``: when
+        the first of the rows began [s]."""
         m = self.m
         # each tray against its requirement at its rack's supply temperature of every sample
         supply = np.asarray(data["rack/supply_temp"], dtype=float)
@@ -182,6 +184,9 @@ class MarginTracker:
         # head reserve of the running pumps: full-speed curve at today's flow minus the
         # head their CDU's pumps deliver now
         delivered = (hyd.pressure_pa[m.cdu_discharge_node] - hyd.pressure_pa[m.cdu_suction_node])[m.pump_cdu]
+        for c in range(m.n_cdus):  # the head reserve is that of running pumps: say when there were none
+            if c not in self.pumps_stopped and not np.any(hyd.speed[m.pump_cdu == c] > 0):
+                self.pumps_stopped[c] = t_start
         for i, e in enumerate(m.pump_edges):
             if hyd.speed[i] > 0:
                 q = hyd.flow_m3s[e]
@@ -283,7 +288,10 @@ class MarginTracker:
         if self.head_margin_min != np.inf:
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
                                   s.margin_limit("pump_head_margin_kpa"), "min",
-                                  "full-speed head at the operating flow minus delivered head", instance="cdu"))
+                                  "full-speed head at the operating flow minus delivered head" + "".join(
+                                      f"; no pump of {m.cdu_names[c]} running" + (f" from {t:g} s" if t is not None else "")
+                                      + " (the reserve is that of the time pumps ran)"
+                                      for c, t in sorted(self.pumps_stopped.items())), instance="cdu"))
         if coolant is not None:
             stop = end.reason if end is not None and end.kind.startswith("coolant") else ""
             rows.append(MarginRow("coolant_temp_max_c", coolant.t_max, "degC", coolant.boil_c, "max",
@@ -300,7 +308,12 @@ class MarginTracker:
             rows.append(MarginRow("cdu_pump_power_mean_kw", mean_kw, "kW",
                                   note=f"{mean_kw * 24:.1f} kWh per day at this mean"))
         unit = "row" if m.is_row else "rack"  # a row: the whole row's heat and flow
-        rows.append(MarginRow(f"{unit}_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW", note="output-interval mean"))
+        rated = float(np.sum(m.cdu_rated_heat_w))
+        over = ("" if m.is_row or not self.peak_liquid > rated else  # a row: cdu_capacity_margin_kw judges it
+                f"; above the CDU's rated {rated / 1e3:g} kW ({100 * self.peak_liquid / rated:.0f} %): its exchanger "
+                "runs at a wider approach than rated")
+        rows.append(MarginRow(f"{unit}_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW",
+                              note="output-interval mean" + over))
         per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan
         rows.append(MarginRow(f"{unit}_flow_per_kw_lpm", per_kw, "L/min/kW", note=f"{unit} flow over liquid heat at the peak"))
         rows.append(MarginRow("liquid_heat_fraction", self.liquid_sum / self.it_sum if self.it_sum > 0 else math.nan, "1",
@@ -308,7 +321,12 @@ class MarginTracker:
         if ride_through is not None:
             for key, what in (("throttle", "its throttle temperature"), ("shutdown", "shutdown")):
                 v = ride_through[key]
-                if v is None:
+                if ride_through["t_end_s"] <= 0:  # a shortened run (--duration) that ends before the trip
+                    end_s = ride_through["trip_s"] + ride_through["t_end_s"]
+                    rows.append(MarginRow(f"ride_through_{key}_s", math.nan, "s",
+                                          note=f"the CDU trip at {ride_through['trip_s']:g} s is after the end of "
+                                               f"the run ({end_s:g} s): nothing to measure"))
+                elif v is None:
                     rows.append(MarginRow(f"ride_through_{key}_s", ride_through["t_end_s"], "s",
                                           note=f"no GPU reached {what} within the run: at least this long"))
                 else:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TwinInputError
+from .files import check_replaceable, writing
 
 KINDS = ("rack", "junction", "trays", "cdu", "margins")
 # what each kind draws: it needs at least one of these channels with a finite sample
@@ -175,6 +176,7 @@ def _plot_channel(ax, run: Run, t, name: str, label: str, scale: float = 1.0, me
     if not run.has(name):
         return False
     x = np.asarray(run.tel[name], dtype=float) * scale
+    style = _lone(t, style)
     if x.ndim == 1:
         ax.plot(t, x, label=label, **style)
         return True
@@ -183,6 +185,12 @@ def _plot_channel(ax, run: Run, t, name: str, label: str, scale: float = 1.0, me
         who = names[j] if j < len(names) else f"#{j}"
         ax.plot(t, x[:, j], label=f"{label} {who}", **style)
     return True
+
+
+def _lone(t, style: dict) -> dict:
+    """A series of one sample (a run of one output interval) is a line of one point,
+    which matplotlib draws as nothing: mark its point."""
+    return {"marker": "o", **style} if np.size(t) == 1 else style
 
 
 def _legend(ax) -> None:
@@ -328,9 +336,9 @@ def fig_junction(run: Run):
     else:
         ax.set_title(f"GPU junction temperature, {what}; {note}", fontsize=9)
     with np.errstate(invalid="ignore"), _quiet():
-        ax2.plot(t, np.nanmax(x, axis=1), color="tab:red", label="hottest GPU")
-        ax2.plot(t, np.nanmean(x, axis=1), color="tab:orange", label="mean")
-        ax2.plot(t, np.nanmin(x, axis=1), color="tab:blue", label="coolest GPU")
+        ax2.plot(t, np.nanmax(x, axis=1), **_lone(t, dict(color="tab:red", label="hottest GPU")))
+        ax2.plot(t, np.nanmean(x, axis=1), **_lone(t, dict(color="tab:orange", label="mean")))
+        ax2.plot(t, np.nanmin(x, axis=1), **_lone(t, dict(color="tab:blue", label="coolest GPU")))
     if thr_min is not None:
         ax2.axhline(thr_min, color="tab:red", linestyle="--", linewidth=1.2, label=f"throttle {thr_min:g} degC")
     ax2.set_ylabel("junction [degC]")
@@ -495,28 +503,15 @@ def png_bytes(fig) -> bytes:
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def write_png(fig, path: Path) -> None:
+def write_png(fig, path: Path, option: str = "-o") -> None:
     """Save a figure, through a scratch file renamed into place."""
-    check_replaceable(path, PNG_MAGIC, "a PNG image")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(png_bytes(fig))
-    os.replace(tmp, path)
-
-
-def check_replaceable(path: Path, magic: bytes, what: str) -> None:
-    """An output may replace an earlier one of its kind (a file starting with ``magic``),
-    never a directory or another file."""
-    if path.is_dir():
-        raise TwinInputError(path, "-o", "is a directory")
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(len(magic))
-        except OSError:
-            head = b""
-        if head != magic:
-            raise TwinInputError(path, "-o", f"exists and is not {what}; refusing to overwrite it")
+    check_replaceable(path, PNG_MAGIC, "a PNG image", option)
+    data = png_bytes(fig)
+    with writing(path, option):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
 def plot(path, kinds=None, out=None) -> list:
@@ -587,9 +582,25 @@ def compare_table(runs: list, keys: list) -> str:
     for run, k in zip(runs, keys):
         if not run.margins:
             lines.append(f"{k}: no margins ({'measured telemetry' if run.measured else 'none in the file'})")
+        elif "complete" in run.tel.attrs and not bool(run.tel.attrs["complete"]):
+            lines.append(f"{k}: run ended early: {run.tel.attrs.get('end_reason', '')}")
+    spans = [_span(run) for run in runs]
+    if len({s for s, _ in spans}) > 1:  # margins over different times: a throttled time, an energy
+        lines.append("simulated spans differ: " + ", ".join(
+            f"{k} {s:g} s" + (f" of {d:g} s" if d is not None and d != s else "") for k, (s, d) in zip(keys, spans)))
     lines.append("verdict: " + ", ".join(f"{k} {str(run.tel.attrs.get('verdict', 'n/a')).upper()}"
                                          for run, k in zip(runs, keys)))
     return "\n".join(lines)
+
+
+def _span(run: Run) -> tuple:
+    """(the time a file covers [s], the duration its run was set for or None): a
+    simulation's end time, else (measured) its time axis."""
+    a = run.tel.attrs
+    if "end_time_s" in a:
+        return float(a["end_time_s"]), float(a["duration_s"]) if "duration_s" in a else None
+    t = run.tel.time
+    return (float(t[-1] - t[0]) if t.size else 0.0), None
 
 
 def fig_compare(runs: list, keys: list):
@@ -609,8 +620,8 @@ def fig_compare(runs: list, keys: list):
         name = "gpu/junction_temp_max" if run.has("gpu/junction_temp_max") else "gpu/junction_temp"
         if run.has(name):
             with _quiet():
-                ax_j.plot(t, np.nanmax(np.asarray(run.tel[name], dtype=float).reshape(t.size, -1), axis=1), color=c,
-                          label=f"{key} hottest GPU")
+                ax_j.plot(t, np.nanmax(np.asarray(run.tel[name], dtype=float).reshape(t.size, -1), axis=1),
+                          **_lone(t, dict(color=c, label=f"{key} hottest GPU")))
             drew[1] = True
             labels = run.tel.labels.get("gpu/labels", [])
             thr, _ = _throttle(run, labels) if labels else (None, "")

@@ -66,7 +66,8 @@ class _Recorder:
             data = _record_rows(self.m, snap, rec, b - a, self.type_slices)
             self.writer.append(self.times[a:b].copy(), data)
             if self.tracker is not None:
-                self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost)
+                dt = self.m.scenario.simulation.output_interval_s
+                self.tracker.update(snap.hyd, data, snap.offsets, snap.hx_lost, float(self.times[a]) - dt)
         self._new(self.times.size)
 
 

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from .errors import TwinInputError
+from .files import writing
 from .plots import check_replaceable
 
 # The first line of every page this module writes: an existing file is replaced only when
@@ -120,8 +121,9 @@ def write(path, out=None) -> Path:
         raise TwinInputError(out, "-o", "must name a .html file")
     check_replaceable(out, MARK.encode(), "a report written by twin report")
     text = build(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    with writing(out, "-o"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
     return out

@@ -51,6 +51,15 @@ class RunEnd:
             self.kind, self.signal = "interrupted", signum
             self.reason = f"interrupted by {signal.Signals(signum).name}"
 
+    def reraise(self) -> None:
+        """For a command made of many runs (``twin size``, ``twin check``, ``twin compare``):
+        a run that was interrupted stops them all, as the signal would have outside a run,
+        instead of counting as a run that ended early."""
+        if self.kind == "interrupted":
+            from .errors import Terminated
+
+            raise Terminated() if self.signal == signal.SIGTERM else KeyboardInterrupt()
+
     def complete(self, duration):
         self.kind, self.time_s, self.reason = "completed", duration, "completed"
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import TwinInputError, did_you_mean
+from .files import check_replaceable, probe_output, writing
 from .sources import key_parts
 
 # Default range of a key with a positive value (a flow, a resistance, a speed, a scale):
@@ -114,6 +115,8 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
         raise TwinInputError("--sweep", "", f"{text!r}: N must be 1-{MAX_SWEEP_POINTS}, got {n}")
     if n > 1 and a == b:
         raise TwinInputError("--sweep", "", f"{text!r}: A and B are equal")
+    if n == 1 and a != b:  # as a sweep file's range 'a:b:n'
+        raise TwinInputError("--sweep", "", f"{text!r}: N = 1 is one point: give it as A:A:1 (A = B), or N >= 2")
     values = [a] if n == 1 else [a + (b - a) * i / (n - 1) for i in range(n)]
     return key.strip(), values
 
@@ -160,8 +163,12 @@ def knob(path, sets, key: str, option: str) -> Knob:
     from .scenario import FACILITY_SUPPLY_C, field_at, field_bounds, load
 
     label = f"{option} {key}"
-    loaded = load(path, list(sets))
     parts = key_parts(key)
+    if parts[0] == "simulation":  # the run's length and steps: the answer must not depend on them
+        raise TwinInputError(option, "", f"{key} sets how the runs are computed, not a design value"
+                                         + ("; --duration sets the length of each run" if parts[-1] == "duration_s"
+                                            else ""))
+    loaded = load(path, list(sets))
     if parts[0] == "overrides":
         return _instance_knob(path, sets, key, parts, loaded, label)
     value = loaded.scenario.model_dump(mode="python")
@@ -237,12 +244,17 @@ def default_range(k: Knob) -> tuple[float, float, str]:
         return lo_b, hi_b, "the facility supply range (ASHRAE W17-W45 and W+)"
     if k.nominal is None:
         raise TwinInputError("--range", "", f"{k.key} has no value in this scenario: give --range LO:HI")
-    if k.unit == "degC":
-        lo, hi = max(lo_b, k.nominal - TEMP_SPAN_K), min(hi_b, k.nominal + TEMP_SPAN_K)
-        why = f"the scenario's {k.show(k.nominal)} +-{TEMP_SPAN_K:g} K"
-    elif k.nominal > 0:
-        lo, hi = max(lo_b, k.nominal * RANGE_BELOW), min(hi_b, k.nominal * RANGE_ABOVE)
-        why = f"{RANGE_BELOW:g} to {RANGE_ABOVE:g} times the scenario's {k.show(k.nominal)}"
+    if k.unit == "degC" or k.nominal > 0:
+        if k.unit == "degC":
+            want = k.nominal - TEMP_SPAN_K, k.nominal + TEMP_SPAN_K
+            why = f"the scenario's {k.show(k.nominal)} +-{TEMP_SPAN_K:g} K"
+        else:
+            want = k.nominal * RANGE_BELOW, k.nominal * RANGE_ABOVE
+            why = f"{RANGE_BELOW:g} to {RANGE_ABOVE:g} times the scenario's {k.show(k.nominal)}"
+        lo, hi = max(lo_b, want[0]), min(hi_b, want[1])
+        # say so: "4 times 1" is not the 1.2 searched
+        why += "".join(f", cut at the field's {end} {b:g}" for end, b, cut in
+                       (("minimum", lo_b, lo != want[0]), ("maximum", hi_b, hi != want[1])) if cut)
     elif math.isfinite(lo_b) and math.isfinite(hi_b):
         lo, hi, why = lo_b, hi_b, "the field's physical range"
     else:
@@ -302,6 +314,7 @@ class Runs:
         t0 = time.perf_counter()
         try:
             r = simulate(s)
+            r.end.reraise()  # Ctrl-C stops the search, not one run of it
         except TwinInputError as err:  # found while building: an instance parameter out of its range
             if err.file == "<scenario>":
                 err.file = str(loaded.where(err.field))
@@ -400,8 +413,13 @@ def _from_ends(runs, target, ftol, lo, hi) -> Answer:
             return Answer("found", p, a, b, rising=rising, notes=notes)
     if (a.value - target) * (b.value - target) > 0:
         if abs(a.value - b.value) <= ftol / 10:
-            notes.append(f"the margin is the same at both ends: {runs.key} changes nothing in this scenario "
-                         "(is it used? e.g. controls.pump_speed_fraction acts only with controls.pump_mode = speed)")
+            ta, tb = (p.figures.get("gpu_junction_max_c", math.nan) for p in (a, b))
+            if abs(ta - tb) > 0.01:  # the key acts on the rack, not on this margin
+                notes.append(f"the margin is the same at both ends although the runs differ (GPU Tj max "
+                             f"{ta:.1f} and {tb:.1f} degC): it does not respond to {runs.key} over this range")
+            else:
+                notes.append(f"the margin is the same at both ends: {runs.key} changes nothing in this scenario "
+                             "(is it used? e.g. controls.pump_speed_fraction acts only with controls.pump_mode = speed)")
         return Answer("unreachable", lo=a, hi=b, rising=rising, notes=notes)
     ans = _brent(runs, target, ftol, a, b)
     ans.lo, ans.hi, ans.rising, ans.notes = a, b, rising, notes + ans.notes
@@ -507,6 +525,7 @@ class Sizing:
     answers: list = field(default_factory=list)  # [(sweep value or None, Answer)]
     wall_s: float = 0.0
     sets: list = field(default_factory=list)
+    duration_given: bool = False  # --duration: the check line repeats it
 
     @property
     def runs(self) -> int:
@@ -539,7 +558,7 @@ def size(path, sets, vary: str, target: str, range_text=None, sweep_text=None, d
     base = load(path, list(sets)).scenario
     duration = duration_s if duration_s is not None else base.simulation.duration_s
     out = Sizing(str(path), k, name, goal, tol if tol is not None else FTOL_REL * max(1.0, abs(goal)), lo, hi, why,
-                 duration, sweep=sk, sets=list(sets))
+                 duration, sweep=sk, sets=list(sets), duration_given=duration_s is not None)
     start = rising = None
     for v in sweep_values:
         fixed = {sweep_key: (v, f"--sweep {sweep_key}")} if sweep_key is not None else {}
@@ -633,7 +652,8 @@ def _single(sz: Sizing, ans: Answer) -> list:
                    f"{_fmt(f.get('rack_rise_max_k'), '.1f')} K, return {_fmt(f.get('return_max_c'), '.1f')} degC, "
                    f"GPU Tj max {_fmt(f.get('gpu_junction_max_c'), '.1f')} degC")
         sets = " ".join(f"--set {s}" for s in sz.sets)
-        out.append(f"check: twin run {sz.scenario} {sets + ' ' if sets else ''}--set {k.key}={p.x:.6g}")
+        out.append(f"check: twin run {sz.scenario} {sets + ' ' if sets else ''}--set {k.key}={p.x:.6g}"
+                   + (f" --duration {sz.duration_s:g}" if sz.duration_given else ""))
     elif ans.status == "unreachable":
         u = _u(sz.unit)
         out.append(f"unreachable: {sz.margin} is {ans.lo.value:.3f}{u} at {k.show(ans.lo.x)} and "
@@ -690,6 +710,9 @@ def to_json(sz: Sizing) -> dict:
                 runs=sz.runs, all_found=sz.all_found, answers=rows(sz))
 
 
+CSV_MARK = b",status,runs,"  # in the header of every table write_csv writes
+
+
 def write_csv(sz: Sizing, path: Path) -> None:
     """The answers as CSV, one line per point; unreachable points keep their line with an
     empty value and the margin at both ends."""
@@ -701,7 +724,7 @@ def write_csv(sz: Sizing, path: Path) -> None:
         f"{k.key} [{k.unit}]", f"{sz.margin} [{sz.unit}]", "status", "runs", f"{sz.margin} at lo [{sz.unit}]", "lo",
         f"{sz.margin} at hi [{sz.unit}]", "hi", "flow_per_kw [L/min/kW]", "rack_rise [K]"]
     tmp = Path(str(path) + ".partial")
-    with open(tmp, "w", newline="") as fh:
+    with writing(path, "--csv"), open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(head)
         for r in rows(sz):
@@ -711,7 +734,8 @@ def write_csv(sz: Sizing, path: Path) -> None:
                 r["margin_at_lo"], r["lo"], r["margin_at_hi"], r["hi"], f.get("flow_per_kw_lpm"),
                 f.get("rack_rise_max_k")]
             w.writerow(["" if c is None else (f"{c:.6g}" if isinstance(c, float) else c) for c in cells])
-    tmp.replace(path)
+    with writing(path, "--csv"):
+        tmp.replace(path)
 
 
 def check_outputs(csv_path: Optional[Path], plot_path: Optional[Path], sweep: bool) -> None:
@@ -754,15 +778,24 @@ def write_plot(sz: Sizing, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = Path(str(path) + ".partial.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with writing(path, "--plot"):
+            fig.savefig(tmp, dpi=100)
+            tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def _check_out(path: Path, option: str) -> None:
-    """An output file: not a directory or a device; missing directories are created."""
+    """An output file: not a directory or a device, an earlier output of its kind if it
+    exists (never the scenario or another file); missing directories are created."""
     if path.is_dir():
         raise TwinInputError(path, option, "is a directory")
     if path.exists() and not path.is_file():
         raise TwinInputError(path, option, "exists and is not a regular file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if option == "--csv":
+        check_replaceable(path, CSV_MARK, "a CSV table of twin size", option, within=4096)
+    else:
+        check_replaceable(path, b"\x89PNG\r\n\x1a\n", "a PNG image", option)
+    probe_output(path, option)

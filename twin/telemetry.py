@@ -28,6 +28,7 @@ import numpy as np
 
 from .channels import dim_of_labels, is_scale_name, labels_key, member_dimension
 from .errors import TwinInputError
+from .files import writing
 
 _mem_ids = itertools.count()  # names of in-memory telemetry files (TelemetryWriter)
 
@@ -82,9 +83,10 @@ class TelemetryWriter:
         """``channels``: name -> (units, width or None for 1-D, dtype)."""
         self.path = Path(path) if path is not None else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = self.path.with_name(self.path.name + ".partial")
-            self.f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
+            with writing(self.path, "-o"):  # a path the OS refuses is bad input, before the run
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
         else:
             self.tmp = None
             # a name no open in-memory file has: id(self) is reused once a writer is freed while

@@ -49,6 +49,11 @@ class Store:
             frames = [pd.read_parquet(p) for p in sorted(self.parts.glob("part-*.parquet"))]
         if not frames and self.output is not None and self.output.is_file():
             frames = [pd.read_parquet(self.output)]
+            if "run_hash" not in frames[0]:
+                from ..errors import TwinInputError
+
+                raise TwinInputError(self.output, "-o", "is a Parquet table but not a sweep's results (no run_hash "
+                                                        "column); refusing to overwrite it")
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame(columns=list(FIRST))

@@ -160,8 +160,27 @@ def load(sweep) -> Plan:
         path = Path(sweep)
         regular_file(path, path, "", "sweep file")
         file, data, here = str(path), read_toml(path), path.parent
+    _finite_values(data, file)
     spec = validate_as(Sweep, data, file)
     return plan(spec, file, here)
+
+
+def _finite_values(data: dict, file) -> None:
+    """A value of ``set``, ``grid`` or ``list`` a run could not take (TOML's nan, inf) is
+    named here: the union of value types would report it in pydantic's words."""
+    def check(where, value):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TwinInputError(file, where, f"must be a finite number, got {value}")
+
+    for part in ("set", "grid"):
+        table = data.get(part)
+        for key, value in (table.items() if isinstance(table, dict) else ()):
+            for i, v in enumerate(value) if isinstance(value, list) else [(None, value)]:
+                check(f"{part}.{_q(key)}" + (f".{i}" if i is not None else ""), v)
+    rows = data.get("list")
+    for i, row in enumerate(rows if isinstance(rows, list) else ()):
+        for key, v in (row.items() if isinstance(row, dict) else ()):
+            check(f"list.{i}.{_q(key)}", v)
 
 
 def _base(spec: Sweep, file, here: Path):
@@ -322,6 +341,11 @@ def _check_keys(p: Plan) -> None:
         for key in first:
             if structural and (err.field == key or err.field.startswith(key + ".") or key.startswith(err.field + ".")):
                 raise TwinInputError(p.file, _where(p, key), f"{err.field}: {err.message}") from None
+        # a field the base lacks and no run sets (a rack fragment as the base): every run would fail
+        varied = {k for r in p.runs for k in r.overrides}
+        if err.message.startswith("required field is missing") and not any(
+                err.field == k or err.field.startswith(k + ".") or k.startswith(err.field + ".") for k in varied):
+            raise TwinInputError(p.file, "base", f"{p.base_path}: {err.field}: {err.message}") from None
 
 
 def _where(p: Plan, key: str) -> str:
