@@ -693,6 +693,7 @@ case("out/dev-null", output(lambda d, p: "/dev/null", "/dev/null", "-o", "device
 # outputs the OS refuses although the permission bits allow them (root passes every
 # os.access): nothing can be created under /proc; refused before any run, on one line
 NOWHERE = "/proc/twin-nowhere"
+QUICK_SPEC = ROOT / "calibration" / "specs" / "nvl72-gpu-tim.toml"
 
 
 def unwritable(args, *needles):
@@ -721,7 +722,14 @@ if Path("/proc/self").is_dir():
             ("size-csv", ["size", "{scen}", "--vary", "controls.flow_setpoint_lpm", "--target",
                           "gpu_junction_margin_k=5", "--duration", "5", "--csv", f"{NOWHERE}.csv"],
              f"{NOWHERE}.csv", "--csv"),
-            ("sweep", ["sweep", "{d}/s.toml", "-o", f"{NOWHERE}.parquet"], f"{NOWHERE}.parquet", "-o")]:
+            ("sweep", ["sweep", "{d}/s.toml", "-o", f"{NOWHERE}.parquet"], f"{NOWHERE}.parquet", "-o"),
+            # before the fit, which takes minutes
+            ("calibrate-overlay", ["calibrate", "{d}/t.h5", "--scenario", "{scen}", "--spec", QUICK_SPEC, "-o",
+                                   f"{NOWHERE}.toml"], f"{NOWHERE}.toml", "-o"),
+            ("calibrate-trend-plot", ["calibrate", "{d}/t.h5", "--scenario", "{scen}", "--spec", QUICK_SPEC,
+                                      "--windows", "60s", "--plot", f"{NOWHERE}.png"], f"{NOWHERE}.png", "--plot"),
+            ("accept-json", ["accept", "{d}/t.h5", "--scenario", "{scen}", "--spec", QUICK_SPEC, "--json",
+                             f"{NOWHERE}.json"], f"{NOWHERE}.json", "--json")]:
         case(f"unwritable/{_id}", unwritable(_args, _out, _opt, "cannot write"))
 
 # an output path at a file the command did not write (a user's notes, the scenario
@@ -745,6 +753,11 @@ case("overwrite/check-junit-at-notes", over_notes(["check", "{scen}", "--jobs", 
 case("overwrite/check-junit-at-the-scenario", over_notes(["check", "{scen}", "--jobs", "1", "--duration", "5",
                                                           "--junit", "{scen}"], "scen.toml", "--junit", "refusing"))
 case("overwrite/schema-at-notes", over_notes(["schema", "-o", "{d}/notes.txt"], "notes.txt", "-o", "refusing"))
+case("overwrite/accept-json-at-notes", over_notes(["accept", "{d}/t.h5", "--scenario", "{scen}", "--spec", QUICK_SPEC,
+                                                   "--json", "{d}/notes.txt"], "notes.txt", "--json", "refusing"))
+case("overwrite/accept-json-at-the-scenario", over_notes(["accept", "{d}/t.h5", "--scenario", "{scen}", "--spec",
+                                                          QUICK_SPEC, "--json", "{scen}"], "scen.toml", "--json",
+                                                         "refusing"))
 
 # special files as the scenario
 case("special/dev-zero", cli_args(["run", "/dev/zero"], "/dev/zero", "scenario", "not a regular file", proc=True))

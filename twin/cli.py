@@ -628,26 +628,41 @@ def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
     from .catalogue import resolve
     from .scenario import load
 
+    from .files import probe_output, writing
+    from .plots import PNG_MAGIC, check_replaceable
+
+    if plot is not None:  # before the fits, which take minutes
+        if plot.suffix.lower() != ".png":
+            raise TwinInputError(plot, "--plot", "must name a .png file")
+        check_replaceable(plot, PNG_MAGIC, "a PNG image", "--plot")
+        probe_output(plot, "--plot")
     loaded = load(resolve(scenario), list(overrides))
     fits = windows(loaded.scenario, telemetry, spec, _duration_s(window))
     rows = trend(fits)
     if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise TwinInputError(plot, "--plot", "must name a .png file")
-        trend_plot(rows, plot)
+        with writing(plot, "--plot"):
+            trend_plot(rows, plot)
     click.echo(json.dumps(rows, indent=2) if as_json else trend_table(rows))
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """``path.partial`` renamed to ``path`` once written: a file that exists is whole."""
+def _write_whole(path: Path, text: str, option: str) -> None:
+    """``path.partial`` renamed to ``path`` once written: a file that exists is whole; an
+    OS error is one line naming the output (files.writing)."""
+    from .files import writing
+
     tmp = Path(str(path) + ".partial")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with writing(path, option):
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+# the first bytes of `twin accept --json`'s file: what it may replace
+ACCEPT_JSON_MARK = b'"spec":'
 
 
 def _check_overlay_path(output: Path, *inputs) -> None:
@@ -665,6 +680,9 @@ def _check_overlay_path(output: Path, *inputs) -> None:
         if not head.startswith("# Calibrated by twin calibrate"):
             raise TwinInputError(output, "-o", "exists and is not an overlay written by twin calibrate; "
                                                "refusing to overwrite it")
+    from .files import probe_output
+
+    probe_output(output, "-o")
 
 
 @cli.command("calibrate")
@@ -702,10 +720,11 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
         from .scenario import load
 
         target = load(resolve(predict), list(overrides)).scenario
+    if output is not None:  # before the fit, which takes minutes
+        _check_overlay_path(output, telemetry, spec)
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
-        _check_overlay_path(output, telemetry, spec)
-        _write_whole(output, overlay_toml(f, str(telemetry)))
+        _write_whole(output, overlay_toml(f, str(telemetry)), "-o")
     out = to_dict(f)
     if target is not None:
         from .calibration.report import predict_margins, predict_table
@@ -739,6 +758,14 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
 
     from .calibration.report import NOT_JUDGED, SUSPECT, judge, table, to_dict, verdict
 
+    if json_path is not None:  # before the fit, which takes minutes
+        from .files import check_replaceable, probe_output
+
+        for inp in (telemetry, spec):
+            if Path(inp).exists() and json_path.exists() and json_path.resolve() == Path(inp).resolve():
+                raise TwinInputError(json_path, "--json", "is an input of this acceptance; refusing to overwrite it")
+        check_replaceable(json_path, ACCEPT_JSON_MARK, "a verdict written by twin accept", "--json", within=64)
+        probe_output(json_path, "--json")
     f = _calibrate(telemetry, scenario, spec, overrides)
     js = judge(f)
     click.echo(table(f, js))
@@ -757,7 +784,7 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     else:
         click.echo("verdict: PASS: every component within its tolerance")
     if json_path is not None:
-        _write_whole(json_path, json.dumps(to_dict(f, js), indent=2))
+        _write_whole(json_path, json.dumps(to_dict(f, js), indent=2), "--json")
     if said != "pass":
         raise SystemExit(1)
 
