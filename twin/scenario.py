@@ -765,6 +765,36 @@ class Workload(_Model):
     replay: Optional[Replay] = None
 
 
+# A power peak is resolved (ASSUMPTION, measured below) when the thermal step fits into its high-power phase twice:
+# then at least one step lies wholly inside it, whatever the alignment, and its step-mean
+# power is the peak's. Measured (docs/model.md, *Time step*): faults/w45-hot-day, whose
+# compute phases last 0.467 s, gives a GPU junction margin of 10.504 K at 0.05 s, 10.512
+# at 0.1, 10.534 at 0.2 (below half the phase), then 10.817 at 0.25, 11.396 at 0.5 and
+# 13.186 K at 1 s: a coarser step averages the peaks away and overstates the margin.
+STEPS_PER_PEAK = 2
+
+
+def fastest_peak(workload: Workload, chip_types=("gpu",)):
+    """(seconds, what) of the shortest high-power phase the workload repeats: a training
+    job's compute phase (its step time times its compute share, or the communication
+    share where that draws more), a square schedule's high half; None when nothing
+    repeats faster than the thermal loop follows (inference curves, constant entries) or
+    the power comes from a replayed trace (its own sampling). Of the chips of
+    ``chip_types``: jobs run on GPUs, schedule entries on their ``chips``."""
+    out = []
+    for j in workload.jobs if "gpu" in chip_types else ():
+        if isinstance(j, TrainingJob):
+            high = j.compute_fraction if j.compute_power_fraction_of_tdp >= j.comm_power_fraction_of_tdp \
+                else 1.0 - j.compute_fraction
+            if high < 1.0:
+                out.append((j.step_time_s * high, f"job {j.name}'s {'compute' if high == j.compute_fraction else 'communication'} phase"))
+    for i, e in enumerate(workload.schedule):
+        if e.kind == "square" and e.high_fraction_of_tdp != e.low_fraction_of_tdp and e.chips in chip_types:
+            high = e.duty if e.high_fraction_of_tdp > e.low_fraction_of_tdp else 1.0 - e.duty
+            out.append((e.period_s * high, f"schedule.{i}'s high half-wave"))
+    return min(out, default=None, key=lambda x: x[0])
+
+
 class Simulation(_Model):
     duration_s: Annotated[float, Bounds(0, MAX_TIME_S, "s", lo_open=True)]
     # The fastest dynamics are the junctions' (Cj * R_jb ~ 5 J/K * 0.016 K/W = 0.08 s for
