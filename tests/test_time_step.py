@@ -88,3 +88,20 @@ def test_ride_through_at_a_coarse_step_is_marked_not_converged():
     for key in ("ride_through_throttle_s", "ride_through_shutdown_s"):
         assert "not converged" not in _row(ok, key).note
         assert "time step 1 s: not converged" in _row(coarse, key).note
+
+
+def test_twin_check_says_when_a_scenario_steps_past_its_peaks(tmp_path):
+    """A check prints no margin notes, so a scenario written with a coarse step would pass
+    on overstated junction margins without a word: the check names it above the table."""
+    from click.testing import CliRunner
+
+    from twin.cli import cli
+
+    (tmp_path / "coarse.toml").write_text(f'name = "coarse-hot-day"\ninclude = ["{HOT}"]\n'
+                                          "[simulation]\ntime_step_s = 1.0\noutput_interval_s = 10.0\n"
+                                          "hydraulic_update_s = 10.0\n")
+    r = CliRunner().invoke(cli, ["check", str(tmp_path / "coarse.toml"), "--jobs", "1", "--duration", "60",
+                                 "--baseline", str(tmp_path / "none.toml"), "--update-baseline"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "coarse-hot-day: time step 1 s against job llm's compute phase" in r.stdout, r.stdout

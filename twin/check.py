@@ -173,6 +173,9 @@ def run_one(target: Target, overrides: tuple) -> dict:
                    if target.duration_s is not None else None)
         s = load(target.path, list(overrides), options).scenario
         r = simulate(s, channels=(), track_margins=True)  # margins only: no telemetry kept
+        from .margins import coarse_step
+
+        out["caveat"] = coarse_step(s)  # a step too long for the workload's peaks: margins overstated
         r.end.reraise()  # Ctrl-C stops the check, not this scenario alone
         out["duration_s"] = s.simulation.duration_s
         out["complete"], out["end"] = r.end.is_complete, r.end.reason
@@ -633,6 +636,8 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
             out(f"{t.key}: baseline taken over {rec.duration_s:g} s, run over {ran:g} s: not compared")
         if not answer.get("error") and not answer.get("complete", True):
             out(f"{t.key}: {answer['end']}")
+        if answer.get("caveat"):
+            out(f"{t.key}: {answer['caveat']}")
     out(table(rows))
     problems = [r for r in rows if r.bad]
     for r in problems:
