@@ -105,3 +105,18 @@ def test_twin_check_says_when_a_scenario_steps_past_its_peaks(tmp_path):
                            catch_exceptions=False)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "coarse-hot-day: time step 1 s against job llm's compute phase" in r.stdout, r.stdout
+
+
+def test_a_replayed_trace_is_resolved_at_half_its_sample_interval():
+    """The HPC trace holds each 15 s sample: a 10 s step can straddle a peak sample and
+    is flagged, on every chip (they all follow the trace); 7.5 s is not."""
+    def margins(dt):
+        s = twin.load_scenario("replay-hpc-trace", {"simulation.time_step_s": dt, "simulation.output_interval_s": 30.0,
+                                                    "simulation.hydraulic_update_s": 30.0,
+                                                    "simulation.duration_s": 120.0})
+        return twin.simulate(s).margin_table
+
+    coarse, fine = margins(10.0), margins(7.5)
+    for name in ("gpu_junction_margin_k", "other_chip_junction_margin_k"):
+        assert "time step 10 s against the replayed trace's samples of 15 s" in _row(coarse, name).note
+        assert "time step" not in _row(fine, name).note

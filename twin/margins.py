@@ -38,10 +38,19 @@ RIDE_THROUGH_STEP_MAX_S = 0.5
 
 def coarse_step(s, chip_types=("gpu",)) -> str:
     """The caveat of a thermal step too long to resolve the power peaks of the chips of
-    ``chip_types`` (scenario.STEPS_PER_PEAK steps to the shortest high-power phase), or ''."""
+    ``chip_types`` (scenario.STEPS_PER_PEAK steps to the shortest high-power phase, or to
+    a replayed trace's median sample interval: a sample holds until the next), or ''."""
     from .scenario import STEPS_PER_PEAK, fastest_peak
 
     peak = fastest_peak(s.workload, chip_types)
+    rp = s.workload.replay
+    if rp is not None:  # every chip follows the trace; a sample holds until the next
+        from .workload import load_replay_trace
+
+        t, _ = load_replay_trace(rp.file, rp.column, rp.time_column)
+        hold = float(np.median(np.diff(t))) if t.size > 1 else math.inf
+        if peak is None or hold < peak[0]:
+            peak = (hold, "the replayed trace's samples")
     dt = s.simulation.time_step_s
     if peak is None or dt * STEPS_PER_PEAK <= peak[0] * (1 + 1e-9):
         return ""
