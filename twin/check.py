@@ -196,7 +196,8 @@ def run_one(target: Target, overrides: tuple) -> dict:
 
 def _context():
     """Worker processes: forkserver where the platform has it, the server importing the
-    engine (numpy, numba, scipy, h5py) once so that each worker, a fork of it, starts
+    engine (numpy, numba, scipy, h5py; :mod:`twin.check_worker`, with the console
+    script's collector thresholds) once so that each worker, a fork of it, starts
     without importing them again; else spawn. Each worker loads the numba kernels from
     their on-disk cache at its first run (~0.5 s), the workers in parallel. (Loading them
     in the server too would save that CPU, but spend it serially, before any worker
@@ -205,7 +206,7 @@ def _context():
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["twin.engine"])
+        ctx.set_forkserver_preload(["twin.check_worker"])
         return ctx
     return mp.get_context("spawn")
 

@@ -790,22 +790,19 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
 
 
 def main():
-    """The console script. It collects garbage less often (below), and at exit it freezes the garbage collector's generations
-    (``gc.freeze``): the interpreter's finalization otherwise runs full collections over
-    every object numba, pydantic and the model made, 0.4-0.7 s after the last line
-    (docs/performance.md, *Start-up and exit*). atexit handlers still run, files are
+    """The console script. It collects garbage in large batches (:mod:`twin.gctune`), and
+    at exit it freezes the garbage collector's generations (``gc.freeze``): the
+    interpreter's finalization otherwise runs full collections over every object numba,
+    pydantic and the model made, 0.4-0.7 s after the last line (docs/performance.md,
+    *Start-up and exit*). atexit handlers still run, files are
     closed by the code that opened them; only collecting cycles is skipped, whose memory
     the operating system frees anyway. Not in ``_Twin.main``: a process that calls the
     group in a loop (tests, notebooks) keeps its collector."""
     import gc
 
-    # The collector's first generation at 50,000 allocations instead of 700 (ASSUMPTION: a
-    # tuning, measured in benchmarks/bench_startup.py): importing numpy, numba, pydantic,
-    # fluids and ht and loading the kernels leaves ~134,000 tracked objects, hardly any
-    # garbage, and the default thresholds ran 325 collections (28 of the older
-    # generations) to get there: 0.1-0.2 s of a 1.3 s start. Cycles are still collected,
-    # in batches of up to 50,000 new objects.
-    gc.set_threshold(50_000, 20, 20)
+    from .gctune import tune
+
+    tune()
     try:
         cli()
     finally:
