@@ -12,7 +12,9 @@ A control measures what the machine gives two processes at that moment: a pure-P
 loop (no I/O, no shared state) run twice in one process and once in each of two
 processes, in every repeat (``spin``): its 1-process/2-process ratio is the best speed-up
 any two-job run could show then (2 on an idle 2-core machine; other jobs on the shared
-cores take it down).
+cores take it down). A second control does the same with the check's own work, two runs
+of mixed-rack in warm processes (the start-up chain paid before the clock): what the
+machine gives two simulations, without the per-process start-up.
 
 From each ``jobs1`` run the benchmark also predicts what two free cores would give: its
 scenarios' times (the progress lines) handed to two workers longest first, plus the
@@ -86,6 +88,40 @@ def _control(n: int = 5_000_000) -> float:
     return serial / parallel
 
 
+def _warm() -> None:
+    from twin import load_scenario, simulate
+
+    simulate(load_scenario("reference-w32", {"simulation.duration_s": 1.0}), channels=(), track_margins=True)
+
+
+def _simulate(n: int) -> float:
+    """``n`` runs of a catalogue scenario in this (warm) process: its wall time."""
+    from twin import load_scenario, simulate
+
+    t = time.perf_counter()
+    for _ in range(n):
+        simulate(load_scenario("mixed-rack"), channels=(), track_margins=True)
+    return time.perf_counter() - t
+
+
+def _sim_control() -> float:
+    """As :func:`_control`, with the check's own work: two runs of mixed-rack in one warm
+    process over one in each of two warm processes (the start-up chain paid before the
+    clock starts). The best two-job speed-up this machine gives the simulation itself
+    at that moment."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(2, initializer=_warm) as pool:
+        pool.map(_spin, [1000, 1000], chunksize=1)  # both workers up and warm
+        t = time.perf_counter()
+        pool.apply(_simulate, (2,))
+        serial = time.perf_counter() - t
+        t = time.perf_counter()
+        pool.map(_simulate, [1, 1], chunksize=1)
+        parallel = time.perf_counter() - t
+    return serial / parallel
+
+
 def _predicted(run: dict) -> float:
     """jobs1 wall time over the wall time two free workers would need (see the docstring)."""
     times = sorted((s for _, s in run["scenarios"]), reverse=True)
@@ -116,7 +152,7 @@ def main() -> int:
     warm = _check(2)
     print(f"warm-up (untimed): {warm['wall_s']:.1f} s, exit {warm['code']}", flush=True)
     runs = {"jobs1": [], "jobs2": []}
-    ratios, controls, predicted = [], [], []
+    ratios, controls, sim_controls, predicted = [], [], [], []
     last = {}
     for i in range(a.repeats):
         order = ("jobs1", "jobs2") if i % 2 == 0 else ("jobs2", "jobs1")
@@ -128,10 +164,12 @@ def main() -> int:
                 print(f"  {case} exit {got[case]['code']}: {got[case]['tail']}", flush=True)
         ratios.append(got["jobs1"]["wall_s"] / got["jobs2"]["wall_s"])
         controls.append(_control())
+        sim_controls.append(_sim_control())
         predicted.append(_predicted(got["jobs1"]))
         last = got
         print(f"repeat {i + 1}: jobs1 {got['jobs1']['wall_s']:.1f} s, jobs2 {got['jobs2']['wall_s']:.1f} s, "
-              f"ratio {ratios[-1]:.2f}; control (two processes) {controls[-1]:.2f}; predicted on two free cores "
+              f"ratio {ratios[-1]:.2f}; control (two processes) {controls[-1]:.2f}, of the simulation "
+              f"{sim_controls[-1]:.2f}; predicted on two free cores "
               f"{predicted[-1]:.2f} (load {_load()})", flush=True)
     load1 = _load()
     summary = {case: dict(median_s=statistics.median(v), min_s=min(v), max_s=max(v), runs_s=v)
@@ -140,6 +178,8 @@ def main() -> int:
     summary["predicted"] = dict(median=statistics.median(predicted), min=min(predicted), max=max(predicted),
                                 runs=predicted)
     summary["control"] = dict(median=statistics.median(controls), min=min(controls), max=max(controls), runs=controls)
+    summary["simulation_control"] = dict(median=statistics.median(sim_controls), min=min(sim_controls),
+                                         max=max(sim_controls), runs=sim_controls)
     print(f"\n{'case':<8} {'median [s]':>11} {'min-max [s]':>14}")
     for case in ("jobs1", "jobs2"):
         s = summary[case]
@@ -149,6 +189,9 @@ def main() -> int:
           f"ratio of medians {summary['jobs1']['median_s'] / summary['jobs2']['median_s']:.2f}")
     c = summary["control"]
     print(f"control, two processes of a pure loop against one: median {c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f})")
+    c = summary["simulation_control"]
+    print(f"control, two warm processes simulating mixed-rack against one: median {c['median']:.2f} "
+          f"({c['min']:.2f}-{c['max']:.2f})")
     p = summary["predicted"]
     print(f"predicted jobs1/jobs2 on two free cores (from the jobs1 runs): median {p['median']:.2f} "
           f"({p['min']:.2f}-{p['max']:.2f})")
