@@ -44,7 +44,8 @@ def open_results(path):
 
 
 def margins_frame(source):
-    """Margins of a result or a results file as a :class:`pandas.DataFrame`; see
+    """Margins of a result or a results file (or a list of them, with a ``source`` column)
+    as a :class:`pandas.DataFrame`; see
     :func:`twin.pydata.margins_frame`."""
     from .pydata import margins_frame as _frame
 
