@@ -45,6 +45,42 @@ def short_run(tmp_path_factory):
     return r, out
 
 
+def test_load_scenario_takes_python_objects_as_overrides(tmp_path, monkeypatch):
+    """numpy numbers, a pathlib.Path for a file (relative to the working directory, where
+    the caller made it), a table as a dict, a list of faults."""
+    import pathlib
+
+    trace = ROOT / "scenarios" / "data" / "hpc-cdu-power-trace" / "input_04-07-24.csv"
+    monkeypatch.chdir(trace.parent)
+    s = twin.load_scenario("replay-hpc-trace", {"workload.replay.file": pathlib.Path(trace.name),
+                                                "facility.supply_temp_c": np.float64(35.5),
+                                                "workload.seed": np.int64(3),
+                                                "simulation": {"duration_s": np.float64(600.0)},
+                                                "faults": [{"kind": "pump_trip", "target": "cdu1/pump0",
+                                                            "start_s": np.float32(10.0)}]})
+    assert s.workload.replay.file == str(trace)
+    assert s.facility.supply_temp_c == 35.5 and s.workload.seed == 3 and s.simulation.duration_s == 600.0
+    assert s.faults[-1].start_s == 10.0
+    monkeypatch.chdir(tmp_path)  # a Path that does not exist is named as the caller gave it
+    with pytest.raises(twin.TwinInputError, match="workload.replay.file: replay file .*nope.csv not found"):
+        twin.load_scenario("replay-hpc-trace", {"workload.replay.file": pathlib.Path("nope.csv")})
+
+
+@pytest.mark.parametrize("value", [np.bool_(True), True, "35 degC"])
+def test_a_number_field_refuses_booleans_numpy_ones_too_and_text(value):
+    with pytest.raises(twin.TwinInputError, match="facility.supply_temp_c: expected a number, got"):
+        twin.load_scenario(REFERENCE, {"facility.supply_temp_c": value})
+
+
+@pytest.mark.parametrize("path, overrides, words", [
+    (None, None, "expected a scenario file or a catalogue name, got NoneType"),
+    (REFERENCE, "facility.supply_temp_c=35", "a dict {key: value} or a list of 'key=value' strings"),
+    (REFERENCE, 35, "a dict {key: value} or a list of 'key=value' strings")])
+def test_load_scenario_refuses_arguments_of_the_wrong_type(path, overrides, words):
+    with pytest.raises(twin.TwinInputError, match=words.replace("(", r"\(").replace("{", r"\{")):
+        twin.load_scenario(path, overrides)
+
+
 @pytest.mark.parametrize("kind", ["rack", "junction", "trays", "cdu", "margins"])
 def test_plot_draws_a_result_as_its_file(short_run, kind):
     from matplotlib.figure import Figure
