@@ -81,6 +81,55 @@ def test_load_scenario_refuses_arguments_of_the_wrong_type(path, overrides, word
         twin.load_scenario(path, overrides)
 
 
+def test_simulate_refuses_an_output_that_is_not_a_results_file_before_running(tmp_path):
+    """As ``twin run -o``: a user's file is not overwritten, a directory is named, and
+    nothing is left behind (no ``.partial``)."""
+    s = twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0})
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    (tmp_path / "d.h5").mkdir()
+    for out, words in ((notes, "not a rack-twin telemetry file; refusing to overwrite it"),
+                       (tmp_path / "d.h5", "is a directory")):
+        with pytest.raises(twin.TwinInputError, match=words):
+            twin.simulate(s, output=out)
+    assert notes.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "notes.txt"]
+    twin.simulate(s, output=tmp_path / "r.h5")  # a new file, then an earlier result, are written
+    twin.simulate(s, output=tmp_path / "r.h5")
+
+
+def test_synthetic_telemetry_takes_a_name_and_refuses_offsets_it_cannot_plant(tmp_path):
+    """An offset on a channel or member the run does not have would be recorded as truth
+    but never planted: an error naming it, and no file written."""
+    out = tmp_path / "syn.h5"
+    s = twin.load_scenario(REFERENCE, {"simulation.duration_s": 3.0})
+    for offsets, words in (({"rack/supply_tmp": 0.5}, "rack/supply_tmp: no such channel.*'rack/supply_temp'"),
+                           ({"gpu/junction_temp": {"rack01/tray05/gpu9": 1.0}},
+                            "gpu/junction_temp: no member 'rack01/tray05/gpu9'")):
+        with pytest.raises(twin.TwinInputError, match=words):
+            twin.synthetic_telemetry(s, out, sensor_offsets=offsets)
+        assert list(tmp_path.iterdir()) == []
+    (tmp_path / "d.h5").mkdir()
+    with pytest.raises(twin.TwinInputError, match="is a directory"):
+        twin.synthetic_telemetry(s, tmp_path / "d.h5")
+    assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
+    (tmp_path / "d.h5").rmdir()
+    short = tmp_path / "short.toml"  # a scenario file, not a loaded Scenario
+    short.write_text(f'include = ["{REFERENCE}"]\n[simulation]\nduration_s = 3.0\n')
+    path = twin.synthetic_telemetry(str(short), out, sensor_offsets={"rack/supply_temp": 0.5}, noise=False)
+    clean = twin.simulate(s).telemetry()
+    tel = twin.open_results(path)
+    np.testing.assert_allclose(tel["rack_supply_temp"].values[:3], clean["rack/supply_temp"][:3] + 0.5, rtol=1e-12)
+
+
+@pytest.mark.parametrize("call", ["accept", "residuals_frame", "overlay_toml"])
+def test_fit_readers_refuse_what_is_not_a_fit(call, short_run):
+    r, _ = short_run
+    for bad in (None, r):
+        with pytest.raises(twin.TwinInputError, match="expected a fit of twin.calibrate"):
+            getattr(twin, call)(bad)
+
+
 @pytest.mark.parametrize("kind", ["rack", "junction", "trays", "cdu", "margins"])
 def test_plot_draws_a_result_as_its_file(short_run, kind):
     from matplotlib.figure import Figure
