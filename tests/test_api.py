@@ -122,6 +122,22 @@ def test_synthetic_telemetry_takes_a_name_and_refuses_offsets_it_cannot_plant(tm
     np.testing.assert_allclose(tel["rack_supply_temp"].values[:3], clean["rack/supply_temp"][:3] + 0.5, rtol=1e-12)
 
 
+def test_result_to_hdf5_refuses_a_user_file_and_writes_whole(tmp_path, monkeypatch):
+    r = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0}))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    with pytest.raises(twin.TwinInputError, match="refusing to overwrite it"):
+        r.to_hdf5(notes)
+    assert notes.read_text() == "precious"
+    r.to_hdf5(tmp_path / "r.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "r.h5"]  # no scratch file left
+    streamed = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0}),
+                             output=tmp_path / "s.h5")
+    monkeypatch.chdir(tmp_path)
+    streamed.to_hdf5("s.h5")  # itself, spelled otherwise: nothing to do
+    assert twin.open_results("s.h5").sizes["time"] == 2
+
+
 @pytest.mark.parametrize("call", ["accept", "residuals_frame", "overlay_toml"])
 def test_fit_readers_refuse_what_is_not_a_fit(call, short_run):
     r, _ = short_run
