@@ -222,6 +222,9 @@ def test_a_spec_that_is_neither_a_file_nor_a_name_is_an_input_error(line_test):
     base, path = line_test
     with pytest.raises(twin.TwinInputError):
         twin.calibrate(base, path, "no-such-spec")
+    for bad in (None, 3):
+        with pytest.raises(twin.TwinInputError, match="expected a spec file or the name of one"):
+            twin.calibrate(base, path, bad)
 
 
 def test_import_twin_loads_no_heavy_library():

@@ -104,6 +104,11 @@ def calibrate(scenario, telemetry, spec, max_evaluations=400):
     from .calibration.report import run
     from .scenario import load_scenario
 
+    from pathlib import Path
+
+    if not isinstance(spec, (str, Path)):
+        raise TwinInputError("twin.calibrate", "spec", f"expected a spec file or the name of one, got "
+                                                       f"{type(spec).__name__}")
     if not hasattr(scenario, "model_dump"):
         scenario = load_scenario(scenario)
     return run(scenario, telemetry, _spec_path(spec), max_evaluations)
