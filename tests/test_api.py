@@ -45,6 +45,107 @@ def short_run(tmp_path_factory):
     return r, out
 
 
+def test_load_scenario_takes_python_objects_as_overrides(tmp_path, monkeypatch):
+    """numpy numbers, a pathlib.Path for a file (relative to the working directory, where
+    the caller made it), a table as a dict, a list of faults."""
+    import pathlib
+
+    trace = ROOT / "scenarios" / "data" / "hpc-cdu-power-trace" / "input_04-07-24.csv"
+    monkeypatch.chdir(trace.parent)
+    s = twin.load_scenario("replay-hpc-trace", {"workload.replay.file": pathlib.Path(trace.name),
+                                                "facility.supply_temp_c": np.float64(35.5),
+                                                "workload.seed": np.int64(3),
+                                                "simulation": {"duration_s": np.float64(600.0)},
+                                                "faults": [{"kind": "pump_trip", "target": "cdu1/pump0",
+                                                            "start_s": np.float32(10.0)}]})
+    assert s.workload.replay.file == str(trace)
+    assert s.facility.supply_temp_c == 35.5 and s.workload.seed == 3 and s.simulation.duration_s == 600.0
+    assert s.faults[-1].start_s == 10.0
+    monkeypatch.chdir(tmp_path)  # a Path that does not exist is named as the caller gave it
+    with pytest.raises(twin.TwinInputError, match="workload.replay.file: replay file .*nope.csv not found"):
+        twin.load_scenario("replay-hpc-trace", {"workload.replay.file": pathlib.Path("nope.csv")})
+
+
+@pytest.mark.parametrize("value", [np.bool_(True), True, "35 degC"])
+def test_a_number_field_refuses_booleans_numpy_ones_too_and_text(value):
+    with pytest.raises(twin.TwinInputError, match="facility.supply_temp_c: expected a number, got"):
+        twin.load_scenario(REFERENCE, {"facility.supply_temp_c": value})
+
+
+@pytest.mark.parametrize("path, overrides, words", [
+    (None, None, "expected a scenario file or a catalogue name, got NoneType"),
+    (REFERENCE, "facility.supply_temp_c=35", "a dict {key: value} or a list of 'key=value' strings"),
+    (REFERENCE, 35, "a dict {key: value} or a list of 'key=value' strings")])
+def test_load_scenario_refuses_arguments_of_the_wrong_type(path, overrides, words):
+    with pytest.raises(twin.TwinInputError, match=words.replace("(", r"\(").replace("{", r"\{")):
+        twin.load_scenario(path, overrides)
+
+
+def test_simulate_refuses_an_output_that_is_not_a_results_file_before_running(tmp_path):
+    """As ``twin run -o``: a user's file is not overwritten, a directory is named, and
+    nothing is left behind (no ``.partial``)."""
+    s = twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0})
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    (tmp_path / "d.h5").mkdir()
+    for out, words in ((notes, "not a rack-twin telemetry file; refusing to overwrite it"),
+                       (tmp_path / "d.h5", "is a directory")):
+        with pytest.raises(twin.TwinInputError, match=words):
+            twin.simulate(s, output=out)
+    assert notes.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "notes.txt"]
+    twin.simulate(s, output=tmp_path / "r.h5")  # a new file, then an earlier result, are written
+    twin.simulate(s, output=tmp_path / "r.h5")
+
+
+def test_synthetic_telemetry_takes_a_name_and_refuses_offsets_it_cannot_plant(tmp_path):
+    """An offset on a channel or member the run does not have would be recorded as truth
+    but never planted: an error naming it, and no file written."""
+    out = tmp_path / "syn.h5"
+    s = twin.load_scenario(REFERENCE, {"simulation.duration_s": 3.0})
+    for offsets, words in (({"rack/supply_tmp": 0.5}, "rack/supply_tmp: no such channel.*'rack/supply_temp'"),
+                           ({"gpu/junction_temp": {"rack01/tray05/gpu9": 1.0}},
+                            "gpu/junction_temp: no member 'rack01/tray05/gpu9'")):
+        with pytest.raises(twin.TwinInputError, match=words):
+            twin.synthetic_telemetry(s, out, sensor_offsets=offsets)
+        assert list(tmp_path.iterdir()) == []
+    (tmp_path / "d.h5").mkdir()
+    with pytest.raises(twin.TwinInputError, match="is a directory"):
+        twin.synthetic_telemetry(s, tmp_path / "d.h5")
+    assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
+    (tmp_path / "d.h5").rmdir()
+    short = tmp_path / "short.toml"  # a scenario file, not a loaded Scenario
+    short.write_text(f'include = ["{REFERENCE}"]\n[simulation]\nduration_s = 3.0\n')
+    path = twin.synthetic_telemetry(str(short), out, sensor_offsets={"rack/supply_temp": 0.5}, noise=False)
+    clean = twin.simulate(s).telemetry()
+    tel = twin.open_results(path)
+    np.testing.assert_allclose(tel["rack_supply_temp"].values[:3], clean["rack/supply_temp"][:3] + 0.5, rtol=1e-12)
+
+
+def test_result_to_hdf5_refuses_a_user_file_and_writes_whole(tmp_path, monkeypatch):
+    r = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0}))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    with pytest.raises(twin.TwinInputError, match="refusing to overwrite it"):
+        r.to_hdf5(notes)
+    assert notes.read_text() == "precious"
+    r.to_hdf5(tmp_path / "r.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "r.h5"]  # no scratch file left
+    streamed = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0}),
+                             output=tmp_path / "s.h5")
+    monkeypatch.chdir(tmp_path)
+    streamed.to_hdf5("s.h5")  # itself, spelled otherwise: nothing to do
+    assert twin.open_results("s.h5").sizes["time"] == 2
+
+
+@pytest.mark.parametrize("call", ["accept", "residuals_frame", "overlay_toml"])
+def test_fit_readers_refuse_what_is_not_a_fit(call, short_run):
+    r, _ = short_run
+    for bad in (None, r):
+        with pytest.raises(twin.TwinInputError, match="expected a fit of twin.calibrate"):
+            getattr(twin, call)(bad)
+
+
 @pytest.mark.parametrize("kind", ["rack", "junction", "trays", "cdu", "margins"])
 def test_plot_draws_a_result_as_its_file(short_run, kind):
     from matplotlib.figure import Figure
@@ -121,6 +222,9 @@ def test_a_spec_that_is_neither_a_file_nor_a_name_is_an_input_error(line_test):
     base, path = line_test
     with pytest.raises(twin.TwinInputError):
         twin.calibrate(base, path, "no-such-spec")
+    for bad in (None, 3):
+        with pytest.raises(twin.TwinInputError, match="expected a spec file or the name of one"):
+            twin.calibrate(base, path, bad)
 
 
 def test_import_twin_loads_no_heavy_library():

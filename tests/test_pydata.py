@@ -225,3 +225,36 @@ def test_import_twin_and_twin_run_do_not_load_xarray_or_pandas(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.stdout.splitlines()[-1] == "loaded:", p.stdout[-300:] + p.stderr[-500:]
     assert (tmp_path / "r.h5").exists()
+
+
+def test_margins_frame_refuses_a_file_that_is_not_telemetry_as_open_results_does(tmp_path):
+    """A foreign HDF5 file (another tool's, a netCDF file) is not "a run without margins":
+    an empty frame would say it holds no failing margin."""
+    foreign = tmp_path / "other.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3.0)
+    for call in (twin.open_results, twin.margins_frame):
+        with pytest.raises(twin.TwinInputError, match="not a rack-twin telemetry file"):
+            call(foreign)
+
+
+@pytest.mark.parametrize("bad", [None, 3.5, {"a": 1}])
+def test_open_results_and_margins_frame_refuse_what_is_not_a_path_or_result(bad):
+    for call in (twin.open_results, twin.margins_frame):
+        with pytest.raises(twin.TwinInputError, match="a results file"):
+            call(bad)
+
+
+def test_margins_frame_of_several_results_stacks_them_with_their_source(run, tmp_path):
+    path, result = run
+    other = twin.simulate(twin.load_scenario(REFERENCE, {"simulation.duration_s": 2.0,
+                                                        "facility.supply_temp_c": 40.0}))
+    df = twin.margins_frame([path, other])
+    assert list(df.columns) == ["source"] + list(MARGIN_COLUMNS)
+    assert list(df["source"].unique()) == [str(path), "reference-w32"]
+    assert len(df) == len(result.margin_table.rows) + len(other.margin_table.rows)
+    assert df["value"].dtype == np.float64 and df["limit"].dtype == np.float64
+    a = df[df.source == "reference-w32"].set_index("name")["value"]
+    assert a["gpu_junction_max_c"] == other.margins["gpu_junction_max_c"]
+    b = df[df.source == str(path)].set_index("name")["value"]
+    assert b["gpu_junction_max_c"] == result.margins["gpu_junction_max_c"]

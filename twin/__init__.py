@@ -30,10 +30,21 @@ from .errors import TwinInputError  # noqa: E402
 
 
 def simulate(scenario, output=None, **kwargs):
-    """Run a scenario; see :func:`twin.engine.simulate`."""
+    """Run a scenario; see :func:`twin.engine.simulate`. ``output`` is refused before the
+    run, as ``twin run -o`` refuses it, when it is a directory, an input of the run or an
+    existing file that is not a results file."""
     from .engine import simulate as _simulate
 
+    if output is not None:
+        _check_output(scenario, output, "output")
     return _simulate(scenario, output=output, **kwargs)
+
+
+def _check_output(scenario, output, option):
+    from .files import check_output
+
+    replay = getattr(getattr(scenario, "workload", None), "replay", None)
+    check_output(output, {replay.file: "the replay trace"} if replay is not None else {}, option)
 
 
 def open_results(path):
@@ -44,7 +55,8 @@ def open_results(path):
 
 
 def margins_frame(source):
-    """Margins of a result or a results file as a :class:`pandas.DataFrame`; see
+    """Margins of a result or a results file (or a list of them, with a ``source`` column)
+    as a :class:`pandas.DataFrame`; see
     :func:`twin.pydata.margins_frame`."""
     from .pydata import margins_frame as _frame
 
@@ -69,12 +81,16 @@ def plot(source, kind="junction"):
 
 def synthetic_telemetry(scenario, out, overrides=None, sensor_offsets=None, seed=0, noise=True):
     """Synthetic measured telemetry with a known truth, for trying calibration: the
-    scenario run with ``overrides`` planted (dotted keys, ``{"overrides": {PATH: {param:
+    scenario (a loaded Scenario, a file or a catalogue name) run with ``overrides`` planted (dotted keys, ``{"overrides": {PATH: {param:
     value}}}``), sensor noise, quantisation and ``sensor_offsets`` (channel -> offset)
     added, written to ``out`` marked synthetic; returns its path. See
     :func:`twin.calibration.synthetic.make`."""
     from .calibration.synthetic import make
+    from .scenario import load_scenario
 
+    if not hasattr(scenario, "model_dump"):
+        scenario = load_scenario(scenario)
+    _check_output(scenario, out, "out")
     return make(scenario, out, overrides=overrides, sensor_offsets=sensor_offsets, seed=seed, noise=noise)
 
 
@@ -88,6 +104,11 @@ def calibrate(scenario, telemetry, spec, max_evaluations=400):
     from .calibration.report import run
     from .scenario import load_scenario
 
+    from pathlib import Path
+
+    if not isinstance(spec, (str, Path)):
+        raise TwinInputError("twin.calibrate", "spec", f"expected a spec file or the name of one, got "
+                                                       f"{type(spec).__name__}")
     if not hasattr(scenario, "model_dump"):
         scenario = load_scenario(scenario)
     return run(scenario, telemetry, _spec_path(spec), max_evaluations)
@@ -114,6 +135,7 @@ def accept(fit):
 
     from .calibration.report import judge
 
+    _fit(fit, "twin.accept")
     rows = [dict(component=j.label, status=j.status, fitted=j.value, low=j.low, high=j.high, reference=j.reference,
                  tolerance=j.tolerance, evidence=j.evidence) for j in judge(fit)]
     return pd.DataFrame(rows, columns=["component", "status", "fitted", "low", "high", "reference", "tolerance",
@@ -127,6 +149,7 @@ def residuals_frame(fit):
     Guideline 14's statistics; docs/calibration.md)."""
     import pandas as pd
 
+    _fit(fit, "twin.residuals_frame")
     rows = [dict(channel=name, window=w, **s) for name, st in fit.stats.items() for w, s in st.items()]
     return pd.DataFrame(rows)
 
@@ -137,7 +160,15 @@ def overlay_toml(fit, source=""):
     scenario it was fitted on."""
     from .calibration.report import overlay_toml as _toml
 
+    _fit(fit, "twin.overlay_toml")
     return _toml(fit, source)
+
+
+def _fit(fit, where):
+    from .calibration.fit import Fit
+
+    if not isinstance(fit, Fit):
+        raise TwinInputError(where, "fit", f"expected a fit of twin.calibrate, got {type(fit).__name__}")
 
 
 def sweep(sweep_file_or_dict, scheduler=None, output=None, **kwargs):

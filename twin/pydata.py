@@ -67,7 +67,17 @@ def open_results(path):
     """A results file (a run's, or measured telemetry from ``twin import``; schema /1 or
     /2) as an :class:`xarray.Dataset`, read whole into memory. A file that is not
     telemetry raises :class:`twin.TwinInputError`."""
-    return to_dataset(read_telemetry(path, require=()))
+    return to_dataset(read_telemetry(_path(path, "twin.open_results"), require=()))
+
+
+def _path(source, where: str):
+    """A results file's path; anything else (None, a number, a list) is bad input."""
+    import os
+
+    if not isinstance(source, (str, os.PathLike)):
+        raise TwinInputError(where, "source", f"expected a results file (a path) or a twin Result, got "
+                                              f"{type(source).__name__}")
+    return source
 
 
 def frame(records):
@@ -87,9 +97,31 @@ def frame(records):
 def margins_frame(source):
     """The margins of a :class:`twin.result.Result` or of a results file, one row per
     margin, columns name, value, unit, limit, sense, status, instance, note (as
-    ``margins/verdicts``); no rows for a file without margins (measured telemetry)."""
+    ``margins/verdicts``); no rows for a file without margins (measured telemetry). A
+    file that is not rack-twin telemetry raises :class:`twin.TwinInputError`.
+
+    A list or tuple of them: their frames stacked, with a first column ``source`` (the
+    file's path as given, or the Result's scenario name)."""
     from .result import Result
 
+    if isinstance(source, (list, tuple)):
+        import pandas as pd
+
+        frames = []
+        for one in source:
+            df = margins_frame(one)
+            df.insert(0, "source", one.scenario.name if isinstance(one, Result) else str(one))
+            frames.append(df)
+        if not frames:
+            return frame([]).assign(source="")[["source", *MARGIN_COLUMNS]]
+        return pd.concat(frames, ignore_index=True)
     if isinstance(source, Result):
         return frame(margin_records(source.margin_table))
-    return frame(read_margins(source) or [])
+    records = read_margins(_path(source, "twin.margins_frame"))
+    if records is None:  # measured telemetry has none; a foreign file is not telemetry
+        from .telemetry import open_hdf5
+
+        with open_hdf5(source) as f:
+            if f.attrs.get("schema") is None:
+                raise TwinInputError(source, "schema", "root attribute missing: not a rack-twin telemetry file")
+    return frame(records or [])

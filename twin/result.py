@@ -28,15 +28,27 @@ class Result:
     end: object = None  # RunEnd: completed, interrupted or stopped at a model limit
 
     def to_hdf5(self, path) -> None:
-        """Write the run's telemetry to ``path`` (copied if it was streamed elsewhere)."""
+        """Write the run's telemetry to ``path`` (copied if it was streamed elsewhere),
+        whole (through ``PATH.partial``); a directory or an existing file that is not a
+        results file raises :class:`twin.TwinInputError`, as ``twin run -o`` does."""
+        import os
         import shutil
         from pathlib import Path
 
-        if self._memfile is not None:  # the file's image: its dimension scales' references stay whole
-            self._memfile.flush()
-            Path(path).write_bytes(self._memfile.id.get_file_image())
-        elif self.telemetry_path is not None and str(path) != str(self.telemetry_path):
-            shutil.copyfile(self.telemetry_path, path)
+        from .files import _same, check_output, writing
+
+        if self._memfile is None and (self.telemetry_path is None or _same(path, self.telemetry_path)):
+            return
+        check_output(path, {}, "path")
+        path = Path(path)
+        tmp = path.with_name(path.name + ".partial")
+        with writing(path, "path"):
+            if self._memfile is not None:  # the file's image: its dimension scales' references stay whole
+                self._memfile.flush()
+                tmp.write_bytes(self._memfile.id.get_file_image())
+            else:
+                shutil.copyfile(self.telemetry_path, tmp)
+            os.replace(tmp, path)
 
     def telemetry(self, require=None):
         """The telemetry as a :class:`twin.telemetry.Telemetry` (``require``: as

@@ -72,7 +72,8 @@ class Bounds:
         what = "a whole number" if kind == "int" else "a number"
 
         def check(v):
-            if isinstance(v, (str, bool)):
+            # numpy's bool is no bool subclass (pydantic would read it as 0 / 1)
+            if isinstance(v, (str, bool)) or type(v).__name__ in ("bool_", "bool") and type(v).__module__ == "numpy":
                 raise PydanticCustomError("twin_type", "expected {what}, got {got}", {"what": what, "got": repr(v)})
             return v
         return check
@@ -1327,6 +1328,11 @@ def load_scenario(path, overrides: Optional[dict | list] = None) -> Scenario:
     ``{"facility.supply_temp_c": 45}`` or a list of ``"key=value"`` strings (as given to
     ``--set``). Raises :class:`TwinInputError`.
     """
+    import os
+
     from .catalogue import resolve
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TwinInputError("twin.load_scenario", "path",
+                             f"expected a scenario file or a catalogue name, got {type(path).__name__}")
     return load(resolve(path), overrides).scenario

@@ -12,6 +12,7 @@ imported. :mod:`twin.scenario` validates what :func:`gather` returns.
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,10 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
     data, origins, files = _resolve_includes(path)
     if isinstance(overrides, (list, tuple)):
         overrides = dict(parse_override(o) for o in overrides)
-    given = {key: (value, f"--set {key}") for key, value in (overrides or {}).items()}
+    elif overrides is not None and not isinstance(overrides, dict):
+        raise TwinInputError(path, "overrides", f"expected a dict {{key: value}} or a list of 'key=value' strings, "
+                                                f"got {type(overrides).__name__}")
+    given = {key: (_plain(value), f"--set {key}") for key, value in (overrides or {}).items()}
     given.update(options or {})
     for key, (value, option) in given.items():
         set_dotted(data, key, value, f"{path} ({option})")
@@ -64,6 +68,19 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
         origins[k] = f"{path} ({option})"
     _row_rack_includes(path, data, origins, files)
     return Sources(path, data, origins, files)
+
+
+def _plain(value):
+    """An override given in Python as TOML would give it: a ``pathlib.Path`` as the text of
+    its absolute path (a relative one is relative to the working directory, where the
+    caller made it), inside dicts and lists too."""
+    if isinstance(value, os.PathLike):
+        return str(Path(value).absolute())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def where(origins: Optional[dict], key: str, default):

@@ -55,6 +55,12 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
     rng = np.random.default_rng(seed)
     tmp = out.with_name(out.name + ".partial")
     raw.replace(tmp)  # the whole file: its dimension scales' references stay whole
+    try:
+        with h5py.File(tmp, "r") as f:
+            _check_offsets(f, sensor_offsets or {})
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     with h5py.File(tmp, "r+") as dst:
         for name in _channels(dst):
             ds = dst[name]
@@ -84,6 +90,24 @@ def make(scenario, out, *, overrides: dict | None = None, seed: int = 0, noise: 
                                         default=str)
     tmp.replace(out)
     return out
+
+
+def _check_offsets(f, offsets: dict) -> None:
+    """Every offset names a channel of the run (and a member of it): one that does not
+    would be written as truth and never planted."""
+    from ..errors import TwinInputError, did_you_mean
+    from ..telemetry import member_labels
+
+    names = _channels(f)
+    for name, off in offsets.items():
+        if name not in names:
+            raise TwinInputError("sensor_offsets", name, "no such channel in this run" + did_you_mean(name, names))
+        if isinstance(off, dict):
+            labels = member_labels(f, name) or []  # a 1-D channel has no members
+            for member in off:
+                if member not in labels:
+                    raise TwinInputError("sensor_offsets", name, f"no member {member!r}"
+                                         + did_you_mean(member, labels))
 
 
 def _channels(f) -> list:
