@@ -173,6 +173,22 @@ def test_a_sweep_resumes_and_runs_only_what_is_missing(client, tmp_path):
     assert table[cols].equals(second[cols])  # the same results, however they were reached
 
 
+def test_a_sweep_written_over_another_sweeps_results_says_so(client, tmp_path, capsys):
+    """Catches: a table of another sweep's results replaced without a word (its runs are
+    kept in the parts, but the table a reader opens is no longer theirs). Resuming the
+    same sweep says nothing."""
+    out = tmp_path / "g.parquet"
+    twin.sweep(grid_sweep(), client=client, output=out, limit=1)
+    capsys.readouterr()
+    twin.sweep(grid_sweep(), client=client, output=out, limit=1)  # the same sweep, resumed
+    assert "another sweep" not in capsys.readouterr().err
+    other = grid_sweep(grid={"facility.supply_temp_c": [35]})
+    table = twin.sweep(other, client=client, output=out)
+    err = capsys.readouterr().err
+    assert f"{out} holds 2 runs of another sweep, none of them in this one" in err, err
+    assert len(table) == 1 and (out.parent / "g.parquet.parts").is_dir()
+
+
 def test_a_failing_run_is_a_row_with_its_error(client, tmp_path):
     """A value out of range and a run that stops at a model limit are rows with status
     failed and their error; the others run. Catches: one bad run failing the sweep,

@@ -166,7 +166,11 @@ def execute(plan, scheduler=None, output=None, workers=None, limit=None, retry_f
     store = Store(output)
     done = store.done()
     hashes = {r.hash for r in plan.runs}
+    recorded = len(done)
     done = done[done["run_hash"].isin(hashes)] if len(done) else done
+    if recorded and not len(done):  # an edited sweep file, or another sweep's -o: say so, then replace
+        print(f"sweep: {output} holds {recorded} runs of another sweep, none of them in this one: its table is "
+              f"replaced by this sweep's (their parts stay in {store.parts})", file=sys.stderr, flush=True)
     if retry_failed and len(done):
         done = done[done["status"] == OK]
     have = set(done["run_hash"]) if len(done) else set()
