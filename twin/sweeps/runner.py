@@ -187,9 +187,13 @@ def execute(plan, scheduler=None, output=None, workers=None, limit=None, retry_f
             if client is None:
                 client, own = client_for(scheduler, workers)
             # a list, not the dict: a scattered dict becomes one future per key, named by
-            # the key ("data"), and two sweeps on one client would share them
-            [payload] = client.scatter([plan.payload], broadcast=True, hash=True)
-            futures = {client.submit(run_one, payload, r.task(), key=f"twin-run-{r.hash}", pure=False): r
+            # the key ("data"), and two sweeps on one client would share them. Keys unique
+            # to this call, not content hashes: a key an earlier sweep on the same client
+            # released can be forgotten by the scheduler after this one reuses it, and its
+            # runs are cancelled ("lost dependencies", seen in tests/test_sweep.py)
+            call = uuid.uuid4().hex[:8]
+            [payload] = client.scatter([plan.payload], broadcast=True, hash=False)
+            futures = {client.submit(run_one, payload, r.task(), key=f"twin-run-{r.hash}-{call}", pure=False): r
                        for r in pending}
             for fut in as_completed(futures):
                 try:
