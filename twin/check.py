@@ -34,7 +34,7 @@ from pathlib import Path
 
 from . import baseline as bl
 from .errors import TwinInputError
-from .files import check_replaceable, probe_output, writing
+from .files import prepare_output, probe_output, write_whole
 
 FAIL, REGRESSED, GONE, ERROR = "FAIL", "REGRESSED", "GONE", "ERROR"
 BAD = (FAIL, REGRESSED, GONE, ERROR)
@@ -596,8 +596,7 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         junit_path = Path(junit_path)
         if junit_path.is_dir():
             raise TwinInputError(junit_path, "--junit", "is a directory; give a file path for the report")
-        check_replaceable(junit_path, JUNIT_MARK, "a JUnit report of twin check", "--junit", within=512)
-        probe_output(junit_path, "--junit")
+        prepare_output(junit_path, JUNIT_MARK, "a JUnit report of twin check", "--junit", within=512)
     if update:
         probe_output(path, "--update-baseline")
     paths = find(args)
@@ -644,22 +643,14 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
     for r in problems:
         out(problem_line(r))
     if junit_path is not None:
-        with writing(junit_path, "--junit"):
-            junit_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = junit_path.with_name(junit_path.name + ".partial")
-            tmp.write_text(junit(rows, answers, targets), encoding="utf-8")
-            tmp.replace(junit_path)
+        write_whole(junit_path, junit(rows, answers, targets), "--junit")
         out(f"junit: {junit_path}")
     if update:
         out("against the baseline before the update: " + summary(rows, len(targets)))
         text, changes = new_baseline_text(base, rows, targets, answers, reason)
         old = base.text
         if text != old:
-            with writing(path, "--update-baseline"):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".partial")
-                tmp.write_text(text, encoding="utf-8")
-                tmp.replace(path)
+            write_whole(path, text, "--update-baseline")
             out(bl.diff(old, text, path).rstrip("\n"))
         for line in changes:
             out(f"  {line}")

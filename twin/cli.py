@@ -281,15 +281,10 @@ def schema_cmd(output, resolved):
         return
     if output.is_dir():
         raise TwinInputError(output, "-o", "a directory, not a file")
-    from .files import check_replaceable, writing
+    from .files import check_replaceable, write_whole
 
     check_replaceable(output, b'"$schema": "https://json-schema.org/', "a JSON Schema", within=256)
-
-    with writing(output, "-o"):
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".partial")
-        tmp.write_text(text)
-        tmp.replace(output)
+    write_whole(output, text)
     click.echo(f"schema: {output}")
 
 
@@ -331,7 +326,7 @@ def _is_results(arg: str) -> bool:
 
 
 def _compare_results(files, plot):
-    from .plots import PNG_MAGIC, check_replaceable, compare_keys, compare_table, fig_compare, load_run, write_png
+    from .plots import compare_keys, compare_table, fig_compare, load_run, write_png
 
     if len(files) < 2:
         raise TwinInputError(files[0], "", "compare needs two results files or more")
@@ -339,10 +334,9 @@ def _compare_results(files, plot):
         raise TwinInputError(plot, "--plot", "must name a .png file")
     runs = [load_run(f) for f in files]
     if plot is not None:
-        from .files import probe_output
+        from .files import PNG_MAGIC, prepare_output
 
-        check_replaceable(plot, PNG_MAGIC, "a PNG image", "--plot")
-        probe_output(plot, "--plot")
+        prepare_output(plot, PNG_MAGIC, "a PNG image", "--plot")
     keys = compare_keys(files)
     click.echo(compare_table(runs, keys))
     if plot is not None:
@@ -628,14 +622,12 @@ def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
     from .catalogue import resolve
     from .scenario import load
 
-    from .files import probe_output, writing
-    from .plots import PNG_MAGIC, check_replaceable
+    from .files import PNG_MAGIC, prepare_output, writing
 
     if plot is not None:  # before the fits, which take minutes
         if plot.suffix.lower() != ".png":
             raise TwinInputError(plot, "--plot", "must name a .png file")
-        check_replaceable(plot, PNG_MAGIC, "a PNG image", "--plot")
-        probe_output(plot, "--plot")
+        prepare_output(plot, PNG_MAGIC, "a PNG image", "--plot")
     loaded = load(resolve(scenario), list(overrides))
     fits = windows(loaded.scenario, telemetry, spec, _duration_s(window))
     rows = trend(fits)
@@ -645,44 +637,9 @@ def _drift(telemetry, scenario, spec, overrides, window, plot, as_json):
     click.echo(json.dumps(rows, indent=2) if as_json else trend_table(rows))
 
 
-def _write_whole(path: Path, text: str, option: str) -> None:
-    """``path.partial`` renamed to ``path`` once written: a file that exists is whole; an
-    OS error is one line naming the output (files.writing)."""
-    from .files import writing
-
-    tmp = Path(str(path) + ".partial")
-    with writing(path, option):
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp.write_text(text)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-
-# the first bytes of `twin accept --json`'s file: what it may replace
+# the first bytes of the files twin calibrate -o and twin accept --json write: what each may replace
+OVERLAY_MARK = b"# Calibrated by twin calibrate"
 ACCEPT_JSON_MARK = b'"spec":'
-
-
-def _check_overlay_path(output: Path, *inputs) -> None:
-    """An overlay may replace an earlier overlay, never an input, a directory or another file."""
-    for inp in inputs:
-        if Path(inp).exists() and output.exists() and output.resolve() == Path(inp).resolve():
-            raise TwinInputError(output, "-o", "is an input of this calibration; refusing to overwrite it")
-    if output.is_dir():
-        raise TwinInputError(output, "-o", "is a directory")
-    if output.exists():
-        try:
-            head = output.read_text(errors="replace")[:40]
-        except OSError:
-            head = ""
-        if not head.startswith("# Calibrated by twin calibrate"):
-            raise TwinInputError(output, "-o", "exists and is not an overlay written by twin calibrate; "
-                                               "refusing to overwrite it")
-    from .files import probe_output
-
-    probe_output(output, "-o")
 
 
 @cli.command("calibrate")
@@ -721,10 +678,15 @@ def calibrate_cmd(telemetry, scenario, spec, output, overrides, as_json, window,
 
         target = load(resolve(predict), list(overrides)).scenario
     if output is not None:  # before the fit, which takes minutes
-        _check_overlay_path(output, telemetry, spec)
+        from .files import prepare_output
+
+        prepare_output(output, OVERLAY_MARK, "an overlay written by twin calibrate", "-o", within=len(OVERLAY_MARK),
+                       inputs=(telemetry, spec))
     f = _calibrate(telemetry, scenario, spec, overrides)
     if output is not None:
-        _write_whole(output, overlay_toml(f, str(telemetry)), "-o")
+        from .files import write_whole
+
+        write_whole(output, overlay_toml(f, str(telemetry)), "-o")
     out = to_dict(f)
     if target is not None:
         from .calibration.report import predict_margins, predict_table
@@ -759,13 +721,10 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     from .calibration.report import NOT_JUDGED, SUSPECT, judge, table, to_dict, verdict
 
     if json_path is not None:  # before the fit, which takes minutes
-        from .files import check_replaceable, probe_output
+        from .files import prepare_output
 
-        for inp in (telemetry, spec):
-            if Path(inp).exists() and json_path.exists() and json_path.resolve() == Path(inp).resolve():
-                raise TwinInputError(json_path, "--json", "is an input of this acceptance; refusing to overwrite it")
-        check_replaceable(json_path, ACCEPT_JSON_MARK, "a verdict written by twin accept", "--json", within=64)
-        probe_output(json_path, "--json")
+        prepare_output(json_path, ACCEPT_JSON_MARK, "a verdict written by twin accept", "--json", within=64,
+                       inputs=(telemetry, spec))
     f = _calibrate(telemetry, scenario, spec, overrides)
     js = judge(f)
     click.echo(table(f, js))
@@ -784,7 +743,9 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
     else:
         click.echo("verdict: PASS: every component within its tolerance")
     if json_path is not None:
-        _write_whole(json_path, json.dumps(to_dict(f, js), indent=2), "--json")
+        from .files import write_whole
+
+        write_whole(json_path, json.dumps(to_dict(f, js), indent=2), "--json")
     if said != "pass":
         raise SystemExit(1)
 

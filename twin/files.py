@@ -109,6 +109,9 @@ def check_output(path, inputs: dict, option: str = "-o") -> None:
         raise TwinInputError(path, option, f"cannot write in {parent}: permission denied")
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
 def check_replaceable(path, magic: bytes, what: str, option: str = "-o", within: int = 0) -> None:
     """An output may replace an earlier one of its kind, never a directory, an input
     or any other file: an existing file must start with ``magic`` (or, ``within`` > 0,
@@ -168,6 +171,32 @@ def writing(path, option: str = "-o"):
         except OSError:
             pass
         raise _refused(path, option, exc) from None
+
+
+def prepare_output(path, magic: bytes, what: str, option: str = "-o", within: int = 0, inputs=()) -> None:
+    """Before the work that produces it: ``path`` is none of ``inputs``, may replace only an
+    earlier output of its kind (:func:`check_replaceable`) and can be written
+    (:func:`probe_output`)."""
+    for inp in inputs:
+        if _same(path, inp):
+            raise TwinInputError(path, option, "is an input of this command; refusing to overwrite it")
+    check_replaceable(path, magic, what, option, within)
+    probe_output(path, option)
+
+
+def write_whole(path, data, option: str = "-o") -> None:
+    """Write ``data`` (text, UTF-8, or bytes) to ``PATH.partial`` and rename it into place:
+    a file that exists is whole; an OS error is one line naming the output (:func:`writing`)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    with writing(path, option):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def _is_telemetry(path) -> bool:

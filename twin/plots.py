@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TwinInputError
-from .files import check_replaceable, writing
+from .files import PNG_MAGIC, check_replaceable, write_whole
 
 KINDS = ("rack", "junction", "trays", "cdu", "margins")
 # what each kind draws: it needs at least one of these channels with a finite sample
@@ -500,18 +499,10 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
 def write_png(fig, path: Path, option: str = "-o") -> None:
     """Save a figure, through a scratch file renamed into place."""
     check_replaceable(path, PNG_MAGIC, "a PNG image", option)
-    data = png_bytes(fig)
-    with writing(path, option):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    write_whole(path, png_bytes(fig), option)
 
 
 def plot(path, kinds=None, out=None) -> list:

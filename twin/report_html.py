@@ -11,12 +11,10 @@ import base64
 import html
 import json
 import math
-import os
 from pathlib import Path
 
 from .errors import TwinInputError
-from .files import writing
-from .plots import check_replaceable
+from .files import check_replaceable, write_whole
 
 # The first line of every page this module writes: an existing file is replaced only when
 # it starts with it (a report written earlier), never any other file.
@@ -121,9 +119,5 @@ def write(path, out=None) -> Path:
         raise TwinInputError(out, "-o", "must name a .html file")
     check_replaceable(out, MARK.encode(), "a report written by twin report")
     text = build(path)
-    with writing(out, "-o"):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+    write_whole(out, text)
     return out

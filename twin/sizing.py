@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import TwinInputError, did_you_mean
-from .files import check_replaceable, probe_output, writing
+from .files import PNG_MAGIC, prepare_output, writing
 from .sources import key_parts
 
 # Default range of a key with a positive value (a flow, a resistance, a speed, a scale):
@@ -795,7 +795,6 @@ def _check_out(path: Path, option: str) -> None:
     if path.exists() and not path.is_file():
         raise TwinInputError(path, option, "exists and is not a regular file")
     if option == "--csv":
-        check_replaceable(path, CSV_MARK, "a CSV table of twin size", option, within=4096)
+        prepare_output(path, CSV_MARK, "a CSV table of twin size", option, within=4096)
     else:
-        check_replaceable(path, b"\x89PNG\r\n\x1a\n", "a PNG image", option)
-    probe_output(path, option)
+        prepare_output(path, PNG_MAGIC, "a PNG image", option)
