@@ -389,6 +389,69 @@ def test_sigterm_stops_a_parallel_check_with_its_workers_and_writes_nothing(tmp_
     assert not list(tmp_path.glob("*.partial"))
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children from /proc (Linux)")
+def test_a_worker_killed_mid_run_fails_its_scenario_alone(tmp_path):
+    """Out of memory, a killed process: the worker running the longest scenario dies.
+    Catches: the whole check failing with it, the other scenarios reported as failed
+    (a broken process pool failing every future still queued), the scheduler hanging on
+    a worker that will never answer, and a check that does not count the lost scenario
+    as a failure (exit 0)."""
+    import signal
+    import time
+
+    long_run = tmp_path / "long.toml"  # a day of the H100 rack: the longest estimate, the worker's
+    long_run.write_text(f'name = "long-h100"\ninclude = ["{(SCEN / "catalogue" / "h100-hgx-liquid.toml").as_posix()}"]\n'
+                        '[simulation]\nduration_s = 86400.0\n')
+    baseline = tmp_path / "baseline.toml"
+    baseline.write_text("")
+    p = subprocess.Popen([sys.executable, "-m", "twin.cli", "check", str(long_run), "catalogue/h100-hgx-liquid",
+                          "catalogue/nvl72-class", "--jobs", "2", "--baseline", str(baseline)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         start_new_session=True)
+    try:
+        assert p.stderr.readline().startswith("checking 3 scenarios")
+        deadline = time.monotonic() + 20
+        while not (workers := _children(p.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert workers, "no worker process"
+        time.sleep(2.0)  # the worker has its engine and runs the day
+        assert p.poll() is None, "the check ended before its worker could be killed"
+        for w in workers:
+            os.kill(w, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert p.returncode == 1, out + err
+    assert re.search(r"long-h100: ERROR: worker process failed", err), err
+    assert "Traceback" not in err
+    rows = _rows(out)
+    for key in ("catalogue/h100-hgx-liquid", "catalogue/nvl72-class"):
+        assert rows[(key, "gpu_junction_margin_k")][-1] == "new", out  # ran and judged (no baseline entry)
+
+
+def test_warming_a_worker_loads_the_engines_own_kernel_specialisation():
+    """`twin check`'s workers start numba by calling one kernel on dummy arrays
+    (twin.kernels.warm). Catches: dummy arguments of other types than the engine's, which
+    would make every worker compile a second specialisation (seconds, per worker) instead
+    of loading the cached one."""
+    code = ("import twin; from twin.kernels import warm, props; warm(); "
+            "twin.simulate(twin.load_scenario('catalogue/nvl72-class', {'simulation.duration_s': 1.0})); "
+            "print(len(props.interp_column.signatures))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == "1", r.stdout
+
+
 def test_a_margin_gone_from_the_scenario_fails(tmp_path):
     """Catches: a baseline entry that no margin matches passing silently (a renamed or
     dropped margin would otherwise stop being checked without anyone noticing)."""

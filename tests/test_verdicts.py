@@ -132,6 +132,26 @@ def test_an_interrupted_run_leaves_a_readable_file_marked_incomplete(tmp_path, s
     assert inspect.returncode == 0 and "INCOMPLETE" in inspect.stdout
 
 
+def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """`nohup`, a background job of a non-interactive shell, `twin check`'s workers: a
+    process started with SIGINT ignored. Catches: the run installing its own SIGINT
+    handler over the ignore, so that a Ctrl-C meant for the foreground job (or the whole
+    process group) ends this run early, incomplete."""
+    out = tmp_path / "nohup.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", REFERENCE, "--duration", "600", "-o", out],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    partial = tmp_path / "nohup.h5.partial"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and time.monotonic() < deadline:  # the run has started writing
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    with h5py.File(out, "r") as f:
+        assert f.attrs["complete"] and f.attrs["end_time_s"] == pytest.approx(600.0)
+
+
 def test_a_loop_that_would_boil_stops_with_a_named_event_not_a_traceback(tmp_path):
     """10 L/min through a 100 kW rack: the loop's steady state is above boiling. It once
     ended in 'outside the pg25 table'."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -195,13 +196,10 @@ def run_one(target: Target, overrides: tuple) -> dict:
 
 
 def _context():
-    """Worker processes: forkserver where the platform has it, the server importing the
-    engine (numpy, numba, scipy, h5py; :mod:`twin.check_worker`, with the console
-    script's collector thresholds) once so that each worker, a fork of it, starts
-    without importing them again; else spawn. Each worker loads the numba kernels from
-    their on-disk cache at its first run (~0.5 s), the workers in parallel. (Loading them
-    in the server too would save that CPU, but spend it serially, before any worker
-    starts.) The kernels are not parallel: no threads are forked."""
+    """Worker processes where fork is not used (:func:`start_workers`): forkserver where
+    the platform has it, the server importing the engine (numpy, numba, scipy, h5py;
+    :mod:`twin.check_worker`, with the console script's collector thresholds) once so that
+    each worker, a fork of it, starts without importing them again; else spawn."""
     import multiprocessing as mp
 
     if "forkserver" in mp.get_all_start_methods():
@@ -211,53 +209,122 @@ def _context():
     return mp.get_context("spawn")
 
 
-def _start_server() -> None:
-    """Start the forkserver now (it does not wait for the server's imports)."""
+def _warm() -> None:
+    """A forked worker's first act, while the checking process still reads the scenarios:
+    SIGINT ignored (Ctrl-C reaches the whole process group; the checking process stops
+    the workers itself) and SIGTERM default (the parent's handler raises, for its own
+    clean-up), the console script's collector thresholds, the engine imported and numba's
+    runtime started (:func:`twin.kernels.warm`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from . import check_worker  # noqa: F401  (tunes the collector, imports the engine)
+    from .kernels import warm
+
+    warm()
+
+
+def start_workers(n: int):
+    """A pool of ``n`` worker processes, started now, before the scenarios are read (the
+    checking process itself is one more worker: :func:`run_all`).
+
+    Where the platform forks and this process has no other thread (the console script; not
+    a notebook or a test runner with threads, where forking can deadlock), the workers are
+    forks of this process taken before it has imported the engine: each imports it and
+    starts numba's runtime itself while this process reads and validates the scenarios
+    (~0.5 s), and is ready about when this process would be. A forkserver instead imports
+    the engine serially before its first fork, and each worker then starts numba's runtime
+    inside its first scenario: ~0.9 s more before the first scenario starts
+    (docs/performance.md, *twin check over the catalogue*). Elsewhere: :func:`_context`."""
+    import multiprocessing as mp
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork"), initializer=_warm)
+        pool.submit(int)  # a fork pool starts all its workers at its first task
+        return pool
     ctx = _context()
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        forkserver.ensure_running()  # it imports the engine while this process reads the scenarios
+    return ProcessPoolExecutor(max_workers=n, mp_context=ctx)
 
 
-def run_all(targets: list[Target], overrides: tuple, jobs: int, progress) -> dict:
-    """Run every target (longest estimate first), ``jobs`` at a time; key -> answer."""
-    order = sorted(targets, key=lambda t: -t.estimate_s)
-    results = {}
-    if jobs <= 1 or len(order) <= 1:
-        for t in order:
+def _stop(pool) -> None:
+    """Kill the workers (in memory only: nothing of theirs to finish) and drop the queue."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, pool=None) -> dict:
+    """Run every target, ``jobs`` at a time; key -> answer.
+
+    One queue, longest estimate first, is served by this process and by ``jobs - 1``
+    worker processes (``pool``, else new ones; shut down at the end), each taking the next
+    scenario when it is free. This process runs its scenarios in memory, as ``--jobs 1``
+    does: one process fewer to start on the machine the check fills. A worker that dies
+    (killed, out of memory) fails its scenario alone; the others' scenarios go on in the
+    processes left."""
+    import threading
+    from collections import deque
+
+    order = deque(sorted(targets, key=lambda t: -t.estimate_s))
+    results, lock, stopped = {}, threading.Lock(), threading.Event()
+    helpers = min(jobs, len(order)) - 1
+    if helpers < 1:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        pool = None
+    elif pool is None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=helpers, mp_context=_context())
+
+    def take():
+        with lock:
+            if not order:
+                return None
+            t = order.popleft()
             progress.start(t.key)
-            results[t.key] = run_one(t, overrides)
-            progress.done(results[t.key])
-        return results
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+            return t
 
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=_context())
+    def record(t, answer):
+        with lock:
+            if stopped.is_set():  # interrupted: the killed workers' scenarios are not reported
+                return
+            results[t.key] = answer
+            progress.done(answer)
+
+    def feed():  # one thread per worker process: hands it the next scenario when it is free
+        while (t := take()) is not None:
+            try:
+                answer = pool.submit(run_one, t, overrides).result()
+            except BaseException as err:  # the worker died: its scenario fails, the others go on elsewhere
+                record(t, dict(key=t.key, rows=[], error=f"worker process failed: {type(err).__name__}: {err}",
+                               elapsed_s=math.nan, complete=False))
+                return
+            record(t, answer)
+
+    feeders = [threading.Thread(target=feed, daemon=True, name=f"twin-check-feed-{i}") for i in range(helpers)]
     try:
-        pending = {}
-        for t in order:
-            pending[pool.submit(run_one, t, overrides)] = t
-        for t in order[:jobs]:
-            progress.start(t.key)
-        queue = order[jobs:]
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                t = pending.pop(fut)
-                try:
-                    results[t.key] = fut.result()
-                except Exception as err:  # the worker died (killed, out of memory)
-                    results[t.key] = dict(key=t.key, rows=[], error=f"worker process failed: {type(err).__name__}: "
-                                                                   f"{err}", elapsed_s=math.nan, complete=False)
-                progress.done(results[t.key])
-                if queue:
-                    progress.start(queue.pop(0).key)
+        for th in feeders:
+            th.start()
+        while (t := take()) is not None:
+            record(t, run_one(t, overrides))
+        for th in feeders:
+            while th.is_alive():
+                th.join(0.1)  # a timeout keeps Ctrl-C and SIGTERM deliverable
     except BaseException:  # interrupted: the scenarios in progress (the row's day, ~30 s) are not waited for
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()  # in memory only: nothing of theirs to finish
-        pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            order.clear()
+            stopped.set()
+        if pool is not None:
+            _stop(pool)
         raise
-    pool.shutdown()
+    if pool is not None:
+        pool.shutdown()
     return results
 
 
@@ -602,13 +669,17 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
     paths = find(args)
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if jobs > 1 and len(paths) > 1:
-        _start_server()  # it imports the engine while this process reads the scenarios
-    targets = collect(paths, overrides, duration, base)
-    jobs = max(1, min(jobs, len(targets)))
-    progress = Progress(len(targets), jobs)
+    pool = start_workers(min(jobs, len(paths)) - 1) if jobs > 1 and len(paths) > 1 else None
     try:
-        answers = run_all(targets, tuple(overrides), jobs, progress)
+        targets = collect(paths, overrides, duration, base)
+        jobs = max(1, min(jobs, len(targets)))
+        progress = Progress(len(targets), jobs)
+    except BaseException:
+        if pool is not None:
+            _stop(pool)
+        raise
+    try:
+        answers = run_all(targets, tuple(overrides), jobs, progress, pool)
     finally:
         progress.close()
     rows = []

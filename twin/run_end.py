@@ -78,7 +78,9 @@ def _interrupts(end: RunEnd):
     """SIGINT and SIGTERM stop the run after the current segment instead of killing it,
     so the file is closed whole and marked incomplete. A second signal raises
     KeyboardInterrupt (the run aborts and removes its partial file). Only in the main
-    thread (signal handlers cannot be installed elsewhere)."""
+    thread (signal handlers cannot be installed elsewhere). A signal the process ignores
+    (``nohup``, a background job of a non-interactive shell, ``twin check``'s worker
+    processes for SIGINT) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -88,7 +90,8 @@ def _interrupts(end: RunEnd):
             raise KeyboardInterrupt
         end.interrupt(signum)
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+           if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:

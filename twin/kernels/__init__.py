@@ -32,3 +32,16 @@ def _drop_stale_cache(here: Path = Path(__file__).resolve().parent) -> None:
 
 
 _drop_stale_cache()
+
+
+def warm() -> None:
+    """Start numba's machinery in this process without a scenario: the first kernel a
+    process loads, even from the on-disk cache, pays for numba's target registries (which
+    import scipy.linalg) and compiles numba's runtime (~0.4 s; docs/performance.md); this
+    pays it now, by loading the smallest kernel with the argument types the engine passes
+    it (a test checks that it adds no compiled signature of its own)."""
+    import numpy as np
+
+    from .props import interp_column
+
+    interp_column(np.zeros((1, 2)), 0, 0.0, 1.0, np.zeros(1))
