@@ -1,5 +1,7 @@
 """Faults on the schedule: pump trip with N+1, CDU trip ride-through, clogged plate,
 isolated tray, facility excursion, sensor offset."""
+import re
+
 import numpy as np
 import pytest
 
@@ -208,3 +210,27 @@ def test_the_pump_head_margin_says_when_every_pump_of_a_cdu_stopped():
     assert "no pump of cdu1 running from 10 s" in row.note, row.note
     ok = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml", {"simulation.duration_s": 20.0}))
     assert "no pump" not in next(m for m in ok.margin_table.rows if m.name == "pump_head_margin_kpa").note
+
+
+def test_a_flow_setpoint_the_pumps_cannot_reach_fails_the_pump_head_margin():
+    """The N+1 pair of the reference CDU at full speed delivers some flow Q (speed mode,
+    speed 1); a flow controller asked for 2 % less holds it with head to spare, asked for
+    2 % more runs the pumps flat out and delivers Q. Catches: "pump_head_margin_kpa 0.000
+    ok" with the setpoint not held (the reserve taken at the flow the saturated pumps
+    deliver, always 0), and a held setpoint flagged."""
+    base = {"simulation.duration_s": 20.0, "faults": []}
+    full = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml", {
+        **base, "controls.pump_mode": "speed", "controls.pump_speed_fraction": 1.0}))
+    q_max = float(full.telemetry()["rack/flow"][-1])
+
+    def head_row(setpoint):
+        r = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml",
+                                             {**base, "controls.flow_setpoint_lpm": setpoint}))
+        return next(m for m in r.margin_table.rows if m.name == "pump_head_margin_kpa")
+
+    held = head_row(0.98 * q_max)
+    assert held.status == "ok" and held.value > 0 and "not held" not in held.note, held
+    short = head_row(1.02 * q_max)
+    assert short.status == "fail" and short.value < 0, short
+    delivered, asked = (float(x) for x in re.search(r"not held: ([\d.]+) of ([\d.]+) L/min", short.note).groups())
+    assert delivered == pytest.approx(q_max, abs=0.05) and asked == pytest.approx(1.02 * q_max, abs=1e-3)

@@ -35,6 +35,12 @@ GOODPUT_RTOL = 1e-9
 # control acts too late to hold the junctions below shutdown).
 RIDE_THROUGH_STEP_MAX_S = 0.5
 
+# ASSUMPTION: a flow controller whose running pumps are at their top speed and deliver
+# more than 0.1 % below its setpoint does not hold it (the ideal controller's own
+# tolerance is 1e-6, twin.network.FLOW_CONTROL_RTOL; 0.1 % is a tenth of a good
+# flow meter's accuracy, so a shortfall flagged is the pumps', not the meter's).
+SETPOINT_SHORT = 1e-3
+
 
 def coarse_step(s, chip_types=("gpu",)) -> str:
     """The caveat of a thermal step too long to resolve the power peaks of the chips of
@@ -164,6 +170,9 @@ class MarginTracker:
         self.return_max = -np.inf
         self.head_margin_min = np.inf
         self.pumps_stopped: dict = {}  # CDU index -> the first time [s] none of its pumps ran
+        # the flow setpoint not held with the running pumps at their top speed: the least
+        # delivered/setpoint seen, (delivered, setpoint) [L/min] there, and since when [s]
+        self.setpoint_ratio_min, self.setpoint_at, self.setpoint_lost_s = np.inf, (np.nan, np.nan), None
         self.rack_dp_max = -np.inf
         self.peak_liquid = -np.inf
         self.flow_at_peak = np.nan
@@ -175,6 +184,38 @@ class MarginTracker:
         self.cdus_up_min = model.n_cdus
         self.rack_flow_min = np.full(model.n_racks, np.inf)  # each rack's flow over the run [L/min]
         self.rack_flow_max = np.full(model.n_racks, -np.inf)
+
+    def _setpoint_scale(self, hyd, t_start) -> float:
+        """Setpoint over delivered flow when a flow controller's running pumps are at their
+        top speed (1 for an ideal flow controller, ``pump_speed_max`` for a PI one) and
+        deliver less than the setpoint by more than SETPOINT_SHORT; else 1. The head
+        reserve is then that at the setpoint: each running pump's full-speed head at its
+        flow times the scale, against the head the loop would need there, the delivered
+        head times the scale squared (ASSUMPTION: a closed loop's resistance, no static
+        head, grows with the square of the flow, turbulent; with an exponent of 1.8
+        instead the shortfall would be ~10 % smaller)."""
+        m = self.m
+        c = m.scenario.controls
+        if not (c.pump_mode == "flow" or c.pump_mode == "pid" and c.pid_variable == "flow"):
+            return 1.0
+        running = hyd.speed > 0
+        top = 1.0 if c.pump_mode == "flow" else c.pump_speed_max
+        if not running.any() or np.any(hyd.speed[running] < top - 1e-9):
+            return 1.0
+        if c.pump_mode == "flow":
+            setpoint = c.flow_setpoint_lpm
+        else:
+            from .controls import _in_force
+
+            setpoint = _in_force(c.setpoint_changes, t_start or 0.0, c.flow_setpoint_lpm)
+        q = float(hyd.flow_m3s[m.cdu_hx_edge].sum() if m.is_row else hyd.flow_m3s[m.edge["supply_hose"]]) / LPM
+        if not q > 0 or q >= setpoint * (1 - SETPOINT_SHORT):
+            return 1.0
+        if q / setpoint < self.setpoint_ratio_min:
+            self.setpoint_ratio_min, self.setpoint_at = q / setpoint, (q, setpoint)
+        if self.setpoint_lost_s is None:
+            self.setpoint_lost_s = t_start
+        return setpoint / q
 
     def update(self, hyd, data, offsets=None, hx_lost=(), t_start=None):
         """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
@@ -216,11 +257,12 @@ class MarginTracker:
         for c in range(m.n_cdus):  # the head reserve is that of running pumps: say when there were none
             if c not in self.pumps_stopped and not np.any(hyd.speed[m.pump_cdu == c] > 0):
                 self.pumps_stopped[c] = t_start
+        scale = self._setpoint_scale(hyd, t_start)  # >1: the pumps at their top speed short of the setpoint
         for i, e in enumerate(m.pump_edges):
             if hyd.speed[i] > 0:
-                q = hyd.flow_m3s[e]
+                q = hyd.flow_m3s[e] * scale
                 avail = m.pump_shutoff_pa[i] - m.pump_k[i] * q * abs(q)
-                self.head_margin_min = -_nanmax(-self.head_margin_min, -(avail - delivered[i]) / 1e3)
+                self.head_margin_min = -_nanmax(-self.head_margin_min, -(avail - delivered[i] * scale ** 2) / 1e3)
         total = "row/" if "row/liquid_heat" in data else "rack/"
         liquid = data[f"{total}liquid_heat"]
         self.liquid_sum += float(np.sum(liquid))
@@ -321,7 +363,12 @@ class MarginTracker:
         if self.head_margin_min != np.inf:
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
                                   s.margin_limit("pump_head_margin_kpa"), "min",
-                                  "full-speed head at the operating flow minus delivered head" + "".join(
+                                  ("full-speed head at the operating flow minus delivered head"
+                                   if self.setpoint_lost_s is None else
+                                   "flow setpoint not held: {:.1f} of {:g} L/min with the pumps at top speed{}; "
+                                   "reserve at the setpoint, the loop's head taken to grow with flow squared".format(
+                                       *self.setpoint_at, f" from {self.setpoint_lost_s:g} s"
+                                       if self.setpoint_lost_s is not None else "")) + "".join(
                                       f"; no pump of {m.cdu_names[c]} running" + (f" from {t:g} s" if t is not None else "")
                                       + " (the reserve is that of the time pumps ran)"
                                       for c, t in sorted(self.pumps_stopped.items())), instance="cdu"))
