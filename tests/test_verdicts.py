@@ -192,3 +192,15 @@ def test_a_cdu_trip_stops_at_boiling_and_without_clock_control_every_tray_powers
     assert np.max(tel["rack/return_temp"]) < 100.0
     # the GPUs reached their throttle temperature (no clock control) before shutting down
     assert 0 < r.margins["ride_through_throttle_s"] < r.margins["ride_through_shutdown_s"]
+
+
+def test_a_margin_a_hair_past_its_limit_prints_its_sign_and_size():
+    """A throttled GPU held at its throttle point: junction margin -1e-4 K, verdict fail.
+    Catches: "-0.000 K fail" (3 decimals hide the sign's cause) and "-0.000" for a zero."""
+    from twin.margins import MarginRow
+
+    row = MarginRow("gpu_junction_margin_k", -1.2e-4, "K", 0.0, "min")
+    assert row.status == "fail" and row.formatted() == "-1.2e-04"
+    assert MarginRow("gpu_junction_margin_k", -0.0, "K", 0.0, "min").formatted() == "0.000"
+    assert MarginRow("gpu_junction_margin_k", 3.21049, "K", 0.0, "min").formatted() == "3.210"
+    assert MarginRow("gpu_shutdowns", 2.0, "1", 0.0, "max", integer=True).formatted() == "2"

@@ -332,11 +332,9 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, pool=N
 
 
 def _fmt(v, integer=False) -> str:
-    if v is None:
-        return ""
-    if not math.isfinite(v):
-        return "n/a"
-    return f"{int(round(v))}" if integer else f"{v:.3f}"
+    from .margins import format_value
+
+    return "" if v is None else format_value(v, integer)
 
 
 def _u(unit: str) -> str:

@@ -64,6 +64,18 @@ def coarse_step(s, chip_types=("gpu",)) -> str:
             f"margin overstated (use time_step_s <= {peak[0] / STEPS_PER_PEAK:.3g}; docs/model.md, Time step)")
 
 
+def format_value(v: float, integer: bool = False) -> str:
+    """A margin's value as tables print it: 3 decimals; a value that would print as 0.000
+    or -0.000 but is not zero (a throttled GPU held a hair past its limit) in 2 significant
+    digits, so that its sign and size can be read against its verdict."""
+    if not math.isfinite(v):
+        return "n/a"
+    if integer:
+        return f"{int(round(v))}"
+    v = v + 0.0  # -0.0 prints as 0.000
+    return f"{v:.1e}" if v != 0 and abs(v) < 5e-4 else f"{v:.3f}"
+
+
 @dataclass
 class MarginRow:
     name: str
@@ -97,9 +109,7 @@ class MarginRow:
         return None if not st else st == OK
 
     def formatted(self) -> str:
-        if not math.isfinite(self.value):
-            return "n/a"
-        return f"{int(round(self.value))}" if self.integer else f"{self.value:.3f}"
+        return format_value(self.value, self.integer)
 
     def to_dict(self) -> dict:
         finite = math.isfinite(self.value)
