@@ -305,6 +305,9 @@ case("unknown/in-job", sets(_job(colour='"red"'), "workload.schedule=[]",
 case("unknown/in-fault", sets(_fault(kind='"cdu_trip"', start_s="1.0", colour="1"),
                               needles=("scen.toml", "faults.0.colour", "unknown key")))
 case("unknown/from-set", sets("facility.colour=3", needles=("scen.toml", "facility.colour", "unknown key")))
+# a --set that makes another field, set by a file, fail a check across both: the option is named too
+case("cross/set-moves-the-other-field", sets("controls.pump_speed_max=0.1", needles=(
+    "row-cdu-250kw.toml", "controls.pump_speed_min", "must not exceed", "given --set controls.pump_speed_max")))
 case("unknown/table", append("[workloads]\nseed = 1", "scen.toml", "workloads", "unknown key"))
 
 # wrong types

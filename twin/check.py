@@ -274,8 +274,8 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, pool=N
     results, lock, stopped = {}, threading.Lock(), threading.Event()
     helpers = min(jobs, len(order)) - 1
     if helpers < 1:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:  # fewer scenarios than the paths named (one named twice): no use for it
+            _stop(pool)
         pool = None
     elif pool is None:
         from concurrent.futures import ProcessPoolExecutor

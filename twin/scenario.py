@@ -1121,11 +1121,25 @@ def _validate(data: dict, file, origins: Optional[dict] = None) -> Scenario:
         loc, msg = _explain(exc.errors()[0], data)
         loc = tuple(loc)
         field = ".".join(str(p) for p in loc)
-        raise TwinInputError(where(origins, field, file), field, msg) from None
+        raise TwinInputError(where(origins, field, file), field, msg + _options_nearby(origins, loc, file)) from None
     except RecursionError:
         raise TwinInputError(file, "", "tables or arrays nested too deeply") from None
     _check_physics(scenario, file, origins)
     return scenario
+
+
+def _options_nearby(origins: Optional[dict], loc: tuple, file) -> str:
+    """`` (given --set KEY, ...)`` when the field in error was set by a file but an option
+    (``--set``, ``--duration``) set another field of its table: a check across fields
+    (``pump_speed_min`` against ``pump_speed_max``) that the option made fail names the
+    file's field, and the option that moved the other one would go unmentioned."""
+    if not origins or len(loc) < 2 or not isinstance(where(origins, ".".join(map(str, loc)), file), Path):
+        return ""
+    section = tuple(loc[:-1])
+    options = sorted({str(o)[str(o).rindex(" (") + 2:-1] for k, o in origins.items()
+                      if not isinstance(o, Path) and str(o).endswith(")") and " (" in str(o)
+                      and tuple(k[:len(section)]) == section and tuple(k) != tuple(loc)})
+    return f" (given {', '.join(options)})" if options else ""
 
 
 def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
@@ -1135,7 +1149,8 @@ def _check_physics(s: Scenario, file, origins: Optional[dict] = None) -> None:
     def fail(field, msg, among=()):
         """Report ``field``; or, where several fields meet (``among``), the one an option set."""
         field = next((f for f in among if not isinstance(where(origins, f, file), Path)), field)
-        raise TwinInputError(where(origins, field, file), field, msg)
+        raise TwinInputError(where(origins, field, file), field,
+                             msg + _options_nearby(origins, tuple(field.split(".")), file))
 
     table = coolant_table(s.coolant.name)
     t, (lo, hi) = s.facility.supply_temp_c, FACILITY_SUPPLY_C
