@@ -9,8 +9,10 @@ import tomllib
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import twin
+from twin.cli import cli
 
 from .conftest import REFERENCE, ROOT
 
@@ -64,6 +66,23 @@ def test_load_scenario_takes_python_objects_as_overrides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a Path that does not exist is named as the caller gave it
     with pytest.raises(twin.TwinInputError, match="workload.replay.file: replay file .*nope.csv not found"):
         twin.load_scenario("replay-hpc-trace", {"workload.replay.file": pathlib.Path("nope.csv")})
+
+
+def test_a_file_given_as_an_override_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """A replay trace named in an override, as text (Python) or by `--set` (the command
+    line): relative to where the caller is, as a Path already is, not to the catalogue's
+    folder. A file in the scenario stays relative to that file. Catches: 'replay file
+    .../scenarios/input_04-07-24.csv not found' for a file in the working directory."""
+    trace = ROOT / "scenarios" / "data" / "hpc-cdu-power-trace" / "input_04-07-24.csv"
+    monkeypatch.chdir(trace.parent)
+    s = twin.load_scenario("replay-hpc-trace", {"workload.replay.file": trace.name})
+    assert s.workload.replay.file == str(trace)
+    own = twin.load_scenario("replay-hpc-trace")  # the catalogue file's own relative path
+    assert own.workload.replay.file == str(trace)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["run", "replay-hpc-trace", "--set", f"workload.replay.file={trace.name}",
+                                 "--duration", "60"])
+    assert r.exit_code == 2 and f"{tmp_path / trace.name} not found" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("value", [np.bool_(True), True, "35 degC"])

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import TwinInputError, did_you_mean
 from .files import regular_file
-from .sources import Sources, gather, key_parts, parse_override, set_dotted, show, where  # noqa: F401 (parse_override: API)
+from .sources import Sources, gather, key_parts, parse_override, relative_base, set_dotted, show, where  # noqa: F401 (parse_override: API)
 
 
 @dataclass(frozen=True)
@@ -748,7 +748,8 @@ class IdleJob(_Job):
 class Replay(_Model):
     """Drive chip power from a measured trace instead of jobs."""
 
-    file: str = Field(description="CSV with a time column [s], or a telemetry HDF5; relative to the scenario file")
+    file: str = Field(description="CSV with a time column [s], or a telemetry HDF5; relative to the file that "
+                                  "names it (given by --set or in Python: to the working directory)")
     column: str = Field(default="", description="CSV column of power [W]")
     time_column: str = Field(default="time")
     peak_fraction_of_tdp: Annotated[float, Bounds(0, 1.5, lo_open=True)] = Field(
@@ -1254,8 +1255,7 @@ def validate(sources: Sources) -> Loaded:
     if rp is not None:
         origin = origins.get(("workload", "replay", "file"), path)
         if not Path(rp.file).is_absolute():
-            base = Path(origin).parent if isinstance(origin, Path) else path.parent
-            rp.file = str((base / rp.file).resolve())
+            rp.file = str((relative_base(origin) / rp.file).resolve())
         from .traces import read_trace
         regular_file(rp.file, origin, "workload.replay.file", f"replay file {rp.file}")
         read_trace(rp.file, rp.column, rp.time_column)

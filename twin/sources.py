@@ -83,6 +83,13 @@ def _plain(value):
     return value
 
 
+def relative_base(origin) -> Path:
+    """What a relative path in a scenario is relative to: the folder of the file that
+    wrote it; a path given on the command line (``--set``) or in Python (an override) is
+    relative to the working directory, as every other path given there is."""
+    return Path(origin).parent if isinstance(origin, Path) else Path.cwd()
+
+
 def where(origins: Optional[dict], key: str, default):
     """The file that set the deepest known part of a dotted key."""
     loc = tuple(key_parts(key))
@@ -178,7 +185,7 @@ def _resolve_includes(path: Path, seen: tuple = (), via: tuple = ()) -> tuple[di
 def _row_rack_includes(path: Path, data: dict, origins: dict, files: list) -> None:
     """A row position's ``include = "racks/....toml"`` takes that file's ``[rack]`` table
     (its own includes resolved), under what the position gives in its own ``rack`` table.
-    The path is relative to the file that declared the position."""
+    The path is relative to the file that declared the position (:func:`relative_base`)."""
     row = data.get("row")
     racks = row.get("racks") if isinstance(row, dict) else None
     if not isinstance(racks, list):
@@ -190,9 +197,8 @@ def _row_rack_includes(path: Path, data: dict, origins: dict, files: list) -> No
         declared = origins.get(("row", "racks", str(i)), path)
         if not isinstance(inc, str) or not inc.strip():
             raise TwinInputError(declared, f"row.racks.{i}.include", f"must be a rack file's path, got {show(inc)}")
-        base = Path(declared).parent if isinstance(declared, Path) else path.parent
         try:
-            inc_data, inc_origins, inc_files = _resolve_includes(base / inc, (), (declared, inc))
+            inc_data, inc_origins, inc_files = _resolve_includes(relative_base(declared) / inc, (), (declared, inc))
         except TwinInputError as exc:
             if exc.field != "include":
                 raise
