@@ -439,6 +439,35 @@ def test_a_worker_killed_mid_run_fails_its_scenario_alone(tmp_path):
         assert rows[(key, "gpu_junction_margin_k")][-1] == "new", out  # ran and judged (no baseline entry)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_check(monkeypatch):
+    """Python runs a signal handler between any two bytecodes, also inside a finalizer or
+    a weakref callback the garbage collector runs, where the KeyboardInterrupt it raises
+    is printed as "Exception ignored" and lost (seen once in `twin size`'s Ctrl-C test).
+    Catches: the check carrying on after such a Ctrl-C, printing its table, exit 0."""
+    import signal
+
+    from twin import check, errors
+
+    real, calls = check.run_one, []
+
+    class Finalizer:
+        def __del__(self):
+            errors.raise_signal(signal.SIGINT)  # the handler, run where its exception is swallowed
+
+    def run_one(target, overrides):
+        calls.append(target.key)
+        if len(calls) == 1:
+            Finalizer()  # made and collected at once: the Ctrl-C lands in its __del__
+        return real(target, overrides)
+
+    monkeypatch.setattr(check, "run_one", run_one)
+    code, out, err = _run("catalogue/nvl72-class", "catalogue/h100-hgx-liquid", "--jobs", "1")
+    assert code == 130, out + err
+    assert err.strip().splitlines()[-1] == "error: interrupted", err
+    assert "check:" not in out
+
+
 def test_warming_a_worker_loads_the_engines_own_kernel_specialisation():
     """`twin check`'s workers start numba by calling one kernel on dummy arrays
     (twin.kernels.warm). Catches: dummy arguments of other types than the engine's, which

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from .errors import Terminated, TwinInputError, did_you_mean
+from .errors import Terminated, TwinInputError, clear_signals, did_you_mean, pending_signal, raise_signal
 
 ALLOW_LARGE = "--allow-large"
 
@@ -29,10 +29,6 @@ ALLOW_LARGE = "--allow-large"
 def _say(line: str, code: int):
     click.echo(" ".join(line.splitlines()), err=True)
     sys.exit(code)
-
-
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise Terminated
 
 
 def interrupted_by(err: BaseException) -> tuple[str, int]:
@@ -48,12 +44,17 @@ class _Twin(click.Group):
         import threading
 
         main_thread = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        old = {}
+        if main_thread:  # SIGTERM as Ctrl-C; both remembered (twin.errors.raise_signal); an ignored SIGINT stays so
+            clear_signals()
+            old[signal.SIGTERM] = signal.signal(signal.SIGTERM, raise_signal)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                old[signal.SIGINT] = signal.signal(signal.SIGINT, raise_signal)
         try:
             code = self._main(args, prog_name, complete_var, **extra)
         finally:
-            if main_thread:
-                signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -62,6 +63,8 @@ class _Twin(click.Group):
         code = None
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            if pending_signal():  # a Ctrl-C lost in a finalizer (twin.errors): the command did not end whole
+                raise click.Abort() from (Terminated() if pending_signal() == signal.SIGTERM else KeyboardInterrupt())
         except TwinInputError as err:
             _say(f"error: {err.line()}", 2)
         except click.exceptions.NoArgsIsHelpError as err:  # bare `twin`: the help, not an error

@@ -24,6 +24,33 @@ class Terminated(KeyboardInterrupt):
     (``twin.run_end``): it ends whole, marked incomplete."""
 
 
+# Signals the command line's handlers turned into exceptions (:func:`raise_signal`). Python
+# runs a handler between any two bytecodes, also inside a finalizer or a weakref callback
+# that the garbage collector is running; an exception raised there is printed as
+# "Exception ignored in ..." and lost, and the command would carry on as if no Ctrl-C had
+# come. Kept here, a signal is honoured again at the next checkpoint: a run's start
+# (``twin.run_end``) and the command's end (``twin.cli``).
+_PENDING: list = []
+
+
+def raise_signal(signum, frame=None):  # noqa: ARG001  (a signal handler's signature)
+    """The command line's handler of SIGINT and SIGTERM: remember the signal, raise
+    KeyboardInterrupt (SIGINT) or :class:`Terminated` (SIGTERM)."""
+    import signal
+
+    _PENDING.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def pending_signal() -> int:
+    """The last signal :func:`raise_signal` took (0: none since :func:`clear_signals`)."""
+    return _PENDING[-1] if _PENDING else 0
+
+
+def clear_signals() -> None:
+    _PENDING.clear()
+
+
 def did_you_mean(word: str, candidates, n: int = 3) -> str:
     """``"; did you mean 'a' or 'b'?"`` for the near matches of ``word``, else ``""``."""
     import difflib  # only when there is something to suggest (12 ms to import)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .build import Model
+from .errors import pending_signal
 from .kernels import thermal as tk
 
 
@@ -92,6 +93,8 @@ def _interrupts(end: RunEnd):
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
            if signal.getsignal(sig) is not signal.SIG_IGN}
+    if pending_signal():  # the command line took a signal a finalizer swallowed: this run does not start
+        end.interrupt(pending_signal())
     try:
         yield
     finally:
