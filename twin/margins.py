@@ -224,8 +224,15 @@ class MarginTracker:
         if q / setpoint < self.setpoint_ratio_min:
             self.setpoint_ratio_min, self.setpoint_at = q / setpoint, (q, setpoint)
         if self.setpoint_lost_s is None:
-            self.setpoint_lost_s = t_start
+            self.setpoint_lost_s = t_start or 0.0
         return setpoint / q
+
+    def _head_note(self) -> str:
+        if self.setpoint_lost_s is None:
+            return "full-speed head at the operating flow minus delivered head"
+        (q, setpoint), t = self.setpoint_at, self.setpoint_lost_s
+        return (f"flow setpoint not held: {q:.1f} of {setpoint:g} L/min with the pumps at top speed from {t:g} s; "
+                "reserve at the setpoint, the loop's head taken to grow with flow squared")
 
     def update(self, hyd, data, offsets=None, hx_lost=(), t_start=None):
         """Fold in a run of output rows taken on one hydraulic state ``hyd``; ``offsets``:
@@ -373,12 +380,7 @@ class MarginTracker:
         if self.head_margin_min != np.inf:
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
                                   s.margin_limit("pump_head_margin_kpa"), "min",
-                                  ("full-speed head at the operating flow minus delivered head"
-                                   if self.setpoint_lost_s is None else
-                                   "flow setpoint not held: {:.1f} of {:g} L/min with the pumps at top speed{}; "
-                                   "reserve at the setpoint, the loop's head taken to grow with flow squared".format(
-                                       *self.setpoint_at, f" from {self.setpoint_lost_s:g} s"
-                                       if self.setpoint_lost_s is not None else "")) + "".join(
+                                  self._head_note() + "".join(
                                       f"; no pump of {m.cdu_names[c]} running" + (f" from {t:g} s" if t is not None else "")
                                       + " (the reserve is that of the time pumps ran)"
                                       for c, t in sorted(self.pumps_stopped.items())), instance="cdu"))
