@@ -246,8 +246,8 @@ def test_the_reserve_short_of_a_setpoint_matches_the_loop_solved_at_the_setpoint
     head, is the reserve the margin should report. Catches: a scale applied to the flow
     but not the head (or squared twice), and the exponent assumption failing on this loop
     (1.8 instead of 2 would be off by ~10 % of the shortfall: the tolerance is 3 %). Found:
-    -36.20 kPa against -35.25 solved (2.7 %), on the safe side (the loop's laminar plate
-    channels make its exponent a little under 2); the row of 8 racks with one of three CDU
+    -36.20 kPa against -35.25 solved (2.7 %), on the safe side (this loop's head grows a
+    little slower than the flow squared); the row of 8 racks with one of three CDU
     pumps tripped: -3.197 against -3.145 (1.7 %)."""
     from scipy.optimize import brentq
 
