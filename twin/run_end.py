@@ -30,6 +30,7 @@ class RunEnd:
     reason: str = "running"
     signal: int = 0
     events: list = field(default_factory=list)
+    late: int = 0  # a signal that came once the run had ended, while it closed its file: the caller's
 
     @property
     def stopped(self) -> bool:
@@ -81,7 +82,9 @@ def _interrupts(end: RunEnd):
     KeyboardInterrupt (the run aborts and removes its partial file). Only in the main
     thread (signal handlers cannot be installed elsewhere). A signal the process ignores
     (``nohup``, a background job of a non-interactive shell, ``twin check``'s worker
-    processes for SIGINT) stays ignored."""
+    processes for SIGINT) stays ignored. A signal that comes after the run has ended, while
+    it closes its file, is delivered again once the caller's handlers are back: a command
+    of many runs (``twin size``) would otherwise lose a Ctrl-C that fell between two."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -89,6 +92,9 @@ def _interrupts(end: RunEnd):
     def handler(signum, frame):  # noqa: ARG001
         if end.kind == "interrupted":
             raise KeyboardInterrupt
+        if end.stopped:  # the run is over (complete, or at a limit) and closing its file: not this run's
+            end.late = end.late or signum
+            return
         end.interrupt(signum)
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -100,6 +106,8 @@ def _interrupts(end: RunEnd):
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        if end.late:  # delivered again to the handler it would have met outside the run: not lost
+            signal.raise_signal(end.late)
 
 
 class CoolantLimits:
