@@ -90,6 +90,24 @@ def test_run_hashes_depend_on_parameters_base_content_and_collect(tmp_path):
     assert not {r.hash for r in changed.runs} & {r.hash for r in a.runs}
 
 
+def test_a_file_named_in_a_sweep_is_relative_to_the_sweep_file(tmp_path):
+    """A replay trace set, varied or listed in a sweep file next to it. Catches: the path
+    resolved against the base scenario's folder (every run a 'failed' row, 'replay file
+    .../scenarios/mytrace.csv not found'), and a caller's dict changed in place."""
+    trace = tmp_path / "mytrace.csv"
+    trace.write_text("time,power_w\n0,1000\n1,1000\n")
+    f = tmp_path / "sw.toml"
+    f.write_text('base = "replay-hpc-trace"\n[set]\n"workload.replay.file" = "mytrace.csv"\n'
+                 '[grid]\n"facility.supply_temp_c" = [30.0, 35.0]\n')
+    p = spec.load(f)
+    assert {r.overrides["workload.replay.file"] for r in p.runs} == {str(trace)}
+    f.write_text('base = "replay-hpc-trace"\n[grid]\n"workload.replay.file" = ["mytrace.csv", "sub/other.csv"]\n')
+    assert [r.params["workload.replay.file"] for r in spec.load(f).runs] == [str(trace), str(tmp_path / "sub/other.csv")]
+    given = {"base": "replay-hpc-trace", "list": [{"workload.replay.file": "x.csv"}]}
+    spec.load(given)
+    assert given["list"][0]["workload.replay.file"] == "x.csv"
+
+
 def test_spread_replicates_feed_one_seed_per_run_to_every_draw():
     """Catches: replicates that share a seed, draws of the sweep file not added to the
     scenario's, workload.seed left alone."""

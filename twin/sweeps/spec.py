@@ -161,8 +161,33 @@ def load(sweep) -> Plan:
         regular_file(path, path, "", "sweep file")
         file, data, here = str(path), read_toml(path), path.parent
     _finite_values(data, file)
-    spec = validate_as(Sweep, data, file)
+    spec = validate_as(Sweep, _files_from(data, here), file)
     return plan(spec, file, here)
+
+
+# Scenario fields whose value names a file: set, varied or listed in a sweep, a relative
+# one is relative to the sweep file (a dict: to the working directory), as ``base`` is,
+# not to the base scenario's folder.
+FILE_KEYS = ("workload.replay.file",)
+
+
+def _files_from(data: dict, here: Path) -> dict:
+    """``data`` with the relative paths of :data:`FILE_KEYS` in ``set``, ``grid`` and
+    ``list`` made absolute from ``here`` (a copy: a caller's dict is not changed)."""
+    def fix(v):
+        return str((here / v).resolve()) if isinstance(v, str) and v.strip() and not Path(v).is_absolute() else v
+
+    def fixed(table: dict) -> dict:
+        return {k: ([fix(x) for x in v] if isinstance(v, list) else fix(v)) if k in FILE_KEYS else v
+                for k, v in table.items()}
+
+    out = dict(data)
+    for part in ("set", "grid"):
+        if isinstance(data.get(part), dict):
+            out[part] = fixed(data[part])
+    if isinstance(data.get("list"), list):
+        out["list"] = [fixed(r) if isinstance(r, dict) else r for r in data["list"]]
+    return out
 
 
 def _finite_values(data: dict, file) -> None:
