@@ -231,10 +231,11 @@ def start_workers(n: int):
     a notebook or a test runner with threads, where forking can deadlock), the workers are
     forks of this process taken before it has imported the engine: each imports it and
     starts numba's runtime itself while this process reads and validates the scenarios
-    (~0.5 s), and is ready about when this process would be. A forkserver instead imports
-    the engine serially before its first fork, and each worker then starts numba's runtime
-    inside its first scenario: ~0.9 s more before the first scenario starts
-    (docs/performance.md, *twin check over the catalogue*). Elsewhere: :func:`_context`."""
+    (~0.5 s), and is ready about when this process would be. (A forkserver imports the
+    engine once, serially, before its first fork; on two busy cores the two take the same
+    wall time, 1.02 of each other in an interleaved A/B: docs/performance.md, *twin check
+    over the catalogue*. This way a worker's death fails its scenario alone.) Elsewhere:
+    :func:`_context`."""
     import multiprocessing as mp
     import threading
     from concurrent.futures import ProcessPoolExecutor
