@@ -28,7 +28,8 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import TwinInputError, did_you_mean
 from .files import regular_file
-from .sources import Sources, gather, key_parts, parse_override, relative_base, set_dotted, show, where  # noqa: F401 (parse_override: API)
+from .sources import (Sources, gather, key_parts, option_of, parse_override, relative_base, set_dotted,  # noqa: F401
+                      show, where)  # (parse_override: API)
 
 
 @dataclass(frozen=True)
@@ -1137,9 +1138,8 @@ def _options_nearby(origins: Optional[dict], loc: tuple, file) -> str:
     if not origins or len(loc) < 2 or not isinstance(where(origins, ".".join(map(str, loc)), file), Path):
         return ""
     section = tuple(loc[:-1])
-    options = sorted({str(o)[str(o).rindex(" (") + 2:-1] for k, o in origins.items()
-                      if not isinstance(o, Path) and str(o).endswith(")") and " (" in str(o)
-                      and tuple(k[:len(section)]) == section and tuple(k) != tuple(loc)})
+    options = sorted({option_of(o) for k, o in origins.items()
+                      if tuple(k[:len(section)]) == section and tuple(k) != tuple(loc)} - {""})
     return f" (given {', '.join(options)})" if options else ""
 
 

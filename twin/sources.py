@@ -60,12 +60,13 @@ def gather(path, overrides: Optional[dict | list] = None, options: Optional[dict
     given = {key: (_plain(value), f"--set {key}") for key, value in (overrides or {}).items()}
     given.update(options or {})
     for key, (value, option) in given.items():
-        set_dotted(data, key, value, f"{path} ({option})")
+        origin = _by_option(path, option)
+        set_dotted(data, key, value, origin)
         k = tuple(key_parts(key))
         for o in list(origins):  # an override is reported against the scenario and its option
             if o[:len(k)] == k:
-                origins[o] = f"{path} ({option})"
-        origins[k] = f"{path} ({option})"
+                origins[o] = origin
+        origins[k] = origin
     _row_rack_includes(path, data, origins, files)
     return Sources(path, data, origins, files)
 
@@ -81,6 +82,19 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _by_option(path, option: str) -> str:
+    """The origin of a key an option set: ``"FILE (--set KEY)"`` (:func:`option_of` reads it)."""
+    return f"{path} ({option})"
+
+
+def option_of(origin) -> str:
+    """The option (``--set KEY``, ``--duration``) that set a key of this origin; "" for a file."""
+    if isinstance(origin, Path) or not str(origin).endswith(")") or " (" not in str(origin):
+        return ""
+    text = str(origin)
+    return text[text.rindex(" (") + 2:-1]
 
 
 def relative_base(origin) -> Path:

@@ -211,7 +211,7 @@ def _finite_values(data: dict, file) -> None:
 def _base(spec: Sweep, file, here: Path):
     """The base scenario's path and its merged data (replay traces made absolute)."""
     from ..catalogue import resolve
-    from ..sources import gather
+    from ..sources import gather, relative_base
 
     candidate = here / spec.base
     try:
@@ -226,9 +226,8 @@ def _base(spec: Sweep, file, here: Path):
         raise
     replay = src.data.get("workload", {}).get("replay") if isinstance(src.data.get("workload"), dict) else None
     if isinstance(replay, dict) and isinstance(replay.get("file"), str) and not Path(replay["file"]).is_absolute():
-        origin = src.origins.get(("workload", "replay", "file"), path)
-        base = Path(origin).parent if isinstance(origin, Path) else path.parent
-        replay["file"] = str((base / replay["file"]).resolve())
+        replay["file"] = str((relative_base(src.origins.get(("workload", "replay", "file"), path))
+                              / replay["file"]).resolve())
     return path.resolve(), src.data
 
 
