@@ -368,12 +368,12 @@ def test_sigterm_stops_a_parallel_check_with_its_workers_and_writes_nothing(tmp_
     earlier = '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="twin check" tests="0" />\n'
     junit.write_text(earlier)  # an earlier report: the one file --junit may replace
     p = subprocess.Popen([sys.executable, "-m", "twin.cli", "check", "catalogue/h100-hgx-liquid", "catalogue/nvl72-class",
-                          "--duration", "86400", "--jobs", "2", "--baseline", str(baseline), "--update-baseline",
+                          "--duration", "864000", "--jobs", "2", "--baseline", str(baseline), "--update-baseline",
                           "--junit", str(junit)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=tmp_path, start_new_session=True)
     try:
         assert p.stderr.readline().startswith("checking 2 scenarios")
-        time.sleep(3.0)  # the workers are running their scenarios
+        time.sleep(3.0)  # the workers are running their scenarios (ten days each: ~10 s or more)
         assert p.poll() is None, "the check ended before it could be interrupted"
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=30)  # EOF: nothing else holds the pipes
@@ -406,9 +406,9 @@ def test_a_worker_killed_mid_run_fails_its_scenario_alone(tmp_path):
     import signal
     import time
 
-    long_run = tmp_path / "long.toml"  # a day of the H100 rack: the longest estimate, the worker's
+    long_run = tmp_path / "long.toml"  # ten days of the H100 rack: the longest estimate, the worker's
     long_run.write_text(f'name = "long-h100"\ninclude = ["{(SCEN / "catalogue" / "h100-hgx-liquid.toml").as_posix()}"]\n'
-                        '[simulation]\nduration_s = 86400.0\n')
+                        '[simulation]\nduration_s = 864000.0\n')
     baseline = tmp_path / "baseline.toml"
     baseline.write_text("")
     p = subprocess.Popen([sys.executable, "-m", "twin.cli", "check", str(long_run), "catalogue/h100-hgx-liquid",
@@ -421,7 +421,7 @@ def test_a_worker_killed_mid_run_fails_its_scenario_alone(tmp_path):
         while not (workers := _children(p.pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert workers, "no worker process"
-        time.sleep(2.0)  # the worker has its engine and runs the day
+        time.sleep(2.0)  # the worker has its engine and runs the ten days
         assert p.poll() is None, "the check ended before its worker could be killed"
         for w in workers:
             os.kill(w, signal.SIGKILL)
@@ -517,3 +517,58 @@ def test_a_violation_is_accepted_only_with_the_status_the_baseline_accepted(tmp_
     assert code == 1, out + err
     row = _rows(out)[("faults/isolated-tray", "tray_flow_ratio_min")]
     assert row[-1] == "FAIL" and row[-2] == "+0.000", row
+
+
+# What a process shows of threads that Python did not start: OpenBLAS's pool (nproc - 1
+# threads when numpy loads it, unless OPENBLAS_NUM_THREADS says otherwise).
+_NATIVE_THREADS = ("import os, threading\n"
+                   "print('native threads:', len(os.listdir('/proc/self/task')) - threading.active_count())\n")
+
+
+def _native_threads(code: str, **env) -> int:
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                             "OMP_NUM_THREADS")}
+    p = subprocess.run([sys.executable, "-c", code + _NATIVE_THREADS], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT, env={**base, **env})
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("native threads:")]
+    assert line, p.stdout[-500:] + p.stderr[-500:]
+    return int(line[-1].split(":")[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                    reason="counts a process's threads in /proc; OpenBLAS starts none on one CPU")
+def test_the_console_script_and_the_check_workers_start_no_blas_threads():
+    """The console script (and so the workers it forks) and the forkserver's preload
+    (twin.check_worker) run one BLAS thread: OpenBLAS's idle threads busy-wait ~0.1 s on
+    the other cores after each build-time solve, which took the core of the other process
+    of a two-job check (docs/performance.md). Catches: twin.proctune not setting the
+    variables, numpy imported before the console script sets them, the forkserver's
+    preload importing the engine first. The control, the same run with two BLAS threads
+    asked for, shows that the count sees OpenBLAS's pool (and that the user's own setting
+    is kept)."""
+    run = ("import sys, atexit\nfrom twin.cli import main\n"
+           "sys.argv = ['twin', 'run', 'reference-w32', '--duration', '60']\n"
+           "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    assert _native_threads(run) == 0
+    assert _native_threads(run, OPENBLAS_NUM_THREADS="2") >= 1
+    assert _native_threads("import twin.check_worker\n") == 0
+
+
+def test_a_long_check_is_judged_on_its_computing_time_not_on_telemetry_it_never_keeps():
+    """`twin check` runs margins only (no telemetry). Catches: ten days of the NVL72 rack
+    refused for "2.34 GB of telemetry in memory" it would never hold, and a refusal that
+    tells the user to pass a flag `twin check` does not have."""
+    from twin.check import collect
+
+    nvl72 = SCEN / "catalogue" / "nvl72-class.toml"
+    (target,) = collect([nvl72], [], 864000.0, None)  # ~1 min of computing: well inside the 1 h limit
+    assert target.duration_s == 864000.0
+    r = CliRunner().invoke(cli, ["check", str(nvl72), "--duration", "1e8"])  # ~1.6 h: refused
+    assert r.exit_code == 2
+    line = r.output.strip().splitlines()[-1]
+    assert "(--duration): simulation.duration_s: 1e+08 s makes a run too long" in line, line
+    assert "telemetry" not in line
+    flag = re.search(r"pass (--[a-z-]+) to run it anyway", line).group(1)
+    assert flag in CliRunner().invoke(cli, ["check", "--help"]).output
+    (target,) = collect([nvl72], [], 1e8, None, allow_large=True)
+    assert target.duration_s == 1e8

@@ -104,12 +104,13 @@ def _duration(t: float) -> str:
     return f"{t:.3g} s"
 
 
-def check(s, where, in_memory: bool, flag: str = "--allow-large") -> Estimate:
+def check(s, where, in_memory: bool, flag: str = "--allow-large", telemetry: bool = True) -> Estimate:
     """Refuse (TwinInputError) a run beyond the limits; ``where(field)`` names the file
-    that set a field. Returns the estimate."""
+    that set a field. Returns the estimate. ``telemetry=False``: a run that keeps no
+    telemetry (``twin check``: margins only), judged on its computing time alone."""
     e = estimate(s)
     limit_bytes = MAX_MEMORY_BYTES if in_memory else MAX_OUTPUT_BYTES
-    too_big, too_long = e.bytes > limit_bytes, e.wall_s > MAX_WALL_S
+    too_big, too_long = telemetry and e.bytes > limit_bytes, e.wall_s > MAX_WALL_S
     if not (too_big or too_long):
         return e
     sim = s.simulation
@@ -120,13 +121,16 @@ def check(s, where, in_memory: bool, flag: str = "--allow-large") -> Estimate:
         coarse = estimate(s, output_interval_s=max(sim.output_interval_s, REFERENCE_OUTPUT_S))
         field = "simulation.output_interval_s" if coarse.bytes <= limit_bytes else "simulation.duration_s"
     value = getattr(sim, field.split(".")[1])
+    computing = f"about {_duration(e.wall_s)} of computing ({e.steps:.3g} steps, {e.chips} chips)"
+    if not telemetry:
+        raise TwinInputError(where(field), field, f"{value:g} s makes a run too long: {computing}; limit "
+                                                  f"{_duration(MAX_WALL_S)}; pass {flag} to run it anyway")
     store = "in memory (no -o)" if in_memory else "on disk"
     raise TwinInputError(
         where(field), field,
         f"{value:g} s makes a run too large: about {_size(e.bytes)} of telemetry {store} "
-        f"({e.rows:.3g} rows of {e.row_bytes} B) and about {_duration(e.wall_s)} of computing "
-        f"({e.steps:.3g} steps, {e.chips} chips); limits {_size(limit_bytes)} and {_duration(MAX_WALL_S)}; "
-        f"pass {flag} to run it anyway")
+        f"({e.rows:.3g} rows of {e.row_bytes} B) and {computing}; limits {_size(limit_bytes)} and "
+        f"{_duration(MAX_WALL_S)}; pass {flag} to run it anyway")
 
 
 __all__ = ["Estimate", "estimate", "check", "row_bytes"]

@@ -122,10 +122,12 @@ def find(args) -> list[Path]:
     return paths
 
 
-def collect(paths, overrides, duration, base: bl.Baseline | None) -> list[Target]:
+def collect(paths, overrides, duration, base: bl.Baseline | None, allow_large: bool = False) -> list[Target]:
     """The scenarios of ``paths`` (:func:`find`), each loaded and validated with the
     overrides and the duration it will run (``--duration``, else the baseline's, else its
-    own). Bad input raises TwinInputError."""
+    own). Bad input raises TwinInputError, and so does a run estimated to compute for
+    longer than the limit (:func:`twin.budget.check`; it keeps no telemetry) unless
+    ``allow_large``."""
     from .budget import check as budget_check  # the schema (pydantic) once every file is found
     from .budget import estimate
     from .scenario import load
@@ -152,7 +154,8 @@ def collect(paths, overrides, duration, base: bl.Baseline | None) -> list[Target
         if run_s is not None:
             loaded = load(path, list(overrides), {"simulation.duration_s": (run_s, origin)})
             s = loaded.scenario
-        budget_check(s, loaded.where, in_memory=True)
+        if not allow_large:
+            budget_check(s, loaded.where, in_memory=True, telemetry=False)
         targets.append(Target(key, real, run_s, origin, own, estimate(s).wall_s))
     return targets
 
@@ -647,7 +650,8 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def main(args, baseline_path, update, reason, junit_path, jobs, overrides, duration, out=print) -> int:
+def main(args, baseline_path, update, reason, junit_path, jobs, overrides, duration, out=print,
+         allow_large: bool = False) -> int:
     """The command: returns the exit status (bad input raises TwinInputError)."""
     if reason is not None and not update:
         raise TwinInputError("--reason", "", "is the reason of the entries --update-baseline writes; "
@@ -670,7 +674,7 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     pool = start_workers(min(jobs, len(paths)) - 1) if jobs > 1 and len(paths) > 1 else None
     try:
-        targets = collect(paths, overrides, duration, base)
+        targets = collect(paths, overrides, duration, base, allow_large)
         jobs = max(1, min(jobs, len(targets)))
         progress = Progress(len(targets), jobs)
     except BaseException:

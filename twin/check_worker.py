@@ -1,7 +1,8 @@
 """What ``twin check``'s forkserver imports before it forks the workers: the garbage
-collector tuned as the console script tunes it (:mod:`twin.gctune`), then the engine, so
-that a worker runs as a one-job check's process does."""
-from .gctune import tune
+collector and the BLAS threads tuned as the console script tunes them
+(:mod:`twin.proctune`), then the engine, so that a worker runs as a one-job check's
+process does."""
+from .proctune import tune
 
 tune()
 

@@ -432,7 +432,8 @@ def compare_cmd(ctx, scenarios, facilities, allow_large, plot):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a field of every scenario")
 @click.option("--duration", type=float, default=None,
               help="simulate every scenario this long [s] (baselines taken over another duration are not compared)")
-def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration):
+@click.option(ALLOW_LARGE, "allow_large", is_flag=True, help="run even when a run's estimated computing time passes the limit")
+def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration, allow_large):
     """Run scenarios (files, catalogue names or directories; none: the whole catalogue) in
     parallel, in memory, and judge every pass/fail margin against its limit and every
     baselined margin against the baseline (docs/check.md). Prints a table of scenario,
@@ -444,7 +445,7 @@ def check_cmd(scenarios, baseline_path, update, reason, junit_path, jobs, overri
     from .check import main as check_main
 
     sys.exit(check_main(scenarios, baseline_path, update, reason, junit_path, jobs, overrides, duration,
-                        out=click.echo))
+                        out=click.echo, allow_large=allow_large))
 
 
 @cli.command("size")
@@ -754,7 +755,8 @@ def accept_cmd(telemetry, scenario, spec, json_path, overrides):
 
 
 def main():
-    """The console script. It collects garbage in large batches (:mod:`twin.gctune`), and
+    """The console script. It collects garbage in large batches and runs one BLAS thread
+    unless the environment asks for more (:mod:`twin.proctune`), and
     at exit it freezes the garbage collector's generations (``gc.freeze``): the
     interpreter's finalization otherwise runs full collections over every object numba,
     pydantic and the model made, 0.4-0.7 s after the last line (docs/performance.md,
@@ -764,7 +766,7 @@ def main():
     group in a loop (tests, notebooks) keeps its collector."""
     import gc
 
-    from .gctune import tune
+    from .proctune import tune
 
     tune()
     try:
