@@ -286,12 +286,29 @@ def test_a_scenario_that_does_not_run_is_an_error_and_the_others_still_run(tmp_p
 # --------------------------------------------------------------------------- running
 
 
-def test_two_jobs_give_the_same_table_as_one(tmp_path):
-    """Catches: rows ordered by completion, results crossed between scenarios or lost in
-    the pool, workers that do not get the overrides."""
+def _run_script(*args):
+    """`twin check` as the console script runs it: a fresh process without threads, whose
+    workers are forks (twin.check.Forked)."""
+    p = subprocess.run([sys.executable, "-m", "twin.cli", "check", *[str(a) for a in args]], capture_output=True,
+                       text=True, timeout=300, cwd=ROOT)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("workers", ["forked", "pooled"])
+def test_two_jobs_give_the_same_table_as_one(workers, monkeypatch):
+    """Both kinds of workers: forks of one warm process (the console script) and a process
+    pool beside the checking process (a test runner, a notebook). Catches: rows ordered by
+    completion, results crossed between scenarios or lost between the processes, workers
+    that do not get the overrides."""
+    from twin import check
+
     args = ["catalogue/h100-hgx-liquid", "catalogue/nvl72-class", "faults/pump-trip-n1", "--set", PLATE_30]
     one = _run(*args, "--jobs", "1")
-    two = _run(*args, "--jobs", "2")
+    if workers == "pooled":
+        monkeypatch.setattr(check, "start_workers", check.Pooled)
+        two = _run(*args, "--jobs", "2")
+    else:
+        two = _run_script(*args, "--jobs", "2")
     assert one[0] == two[0] == 1
     assert one[1] == two[1]
     assert len(_rows(one[1])) > 30
@@ -390,10 +407,12 @@ def test_sigterm_stops_a_parallel_check_with_its_workers_and_writes_nothing(tmp_
 
 
 def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started and theirs (the check's workers are forks of its first)."""
     try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+    return kids + [g for k in kids for g in _children(k)]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children from /proc (Linux)")
@@ -423,7 +442,7 @@ def test_a_worker_killed_mid_run_fails_its_scenario_alone(tmp_path):
         assert workers, "no worker process"
         time.sleep(2.0)  # the worker has its engine and runs the ten days
         assert p.poll() is None, "the check ended before its worker could be killed"
-        for w in workers:
+        for w in _children(p.pid):  # every worker: the one with the ten days, the others idle by now
             os.kill(w, signal.SIGKILL)
         out, err = p.communicate(timeout=60)
     finally:
@@ -572,3 +591,34 @@ def test_a_long_check_is_judged_on_its_computing_time_not_on_telemetry_it_never_
     assert flag in CliRunner().invoke(cli, ["check", "--help"]).output
     (target,) = collect([nvl72], [], 1e8, None, allow_large=True)
     assert target.duration_s == 1e8
+
+
+def test_a_parallel_check_judges_without_the_engine_and_survives_workers_that_never_start(monkeypatch, capsys):
+    """The console script's two-job check: its workers are forks of one process that has
+    started the engine; the checking process reads, hands out and judges without numba
+    (the engine's start-up is paid once, beside the reading: docs/performance.md). Catches:
+    the checking process importing the engine (a start-up paid twice), and, when the
+    engine does not start in the workers, a check that hangs, loses scenarios or hides
+    why."""
+    code = ("import sys\nfrom twin.cli import main\nsys.argv = ['twin', 'check', 'catalogue/h100-hgx-liquid', "
+            "'catalogue/nvl72-class', '--jobs', '2', '--duration', '60']\ntry:\n    main()\nexcept SystemExit as e:\n"
+            "    print('exit', e.code, 'numba loaded:', 'numba' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.stdout.splitlines()[-1] == "exit 0 numba loaded: False", p.stdout[-500:] + p.stderr[-500:]
+
+    from twin import check
+
+    def broken():
+        raise ImportError("no engine here")
+
+    monkeypatch.setattr(check, "_warm", broken)  # the forks inherit it
+    targets = check.collect([SCEN / "catalogue" / "h100-hgx-liquid.toml", SCEN / "catalogue" / "nvl72-class.toml"],
+                            [], 60.0, None)
+    progress = check.Progress(2, 2, live=False)
+    answers = check.run_all(targets, (), 2, progress, check.Forked(2))
+    progress.close()
+    assert sorted(answers) == ["catalogue/h100-hgx-liquid", "catalogue/nvl72-class"]
+    assert all(a["error"] is None and a["rows"] for a in answers.values())
+    assert all(a["pid"] == os.getpid() for a in answers.values())  # run here, by the checking process
+    err = capsys.readouterr().err
+    assert err.count("a worker process did not start (ImportError: no engine here)") == 1, err

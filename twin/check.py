@@ -201,8 +201,9 @@ def run_one(target: Target, overrides: tuple) -> dict:
 def _context():
     """Worker processes where fork is not used (:func:`start_workers`): forkserver where
     the platform has it, the server importing the engine (numpy, numba, scipy, h5py;
-    :mod:`twin.check_worker`, with the console script's collector thresholds) once so that
-    each worker, a fork of it, starts without importing them again; else spawn."""
+    :mod:`twin.check_worker`, with the console script's collector thresholds and BLAS
+    threads) once so that each worker, a fork of it, starts without importing them again;
+    else spawn."""
     import multiprocessing as mp
 
     if "forkserver" in mp.get_all_start_methods():
@@ -216,75 +217,221 @@ def _warm() -> None:
     """A forked worker's first act, while the checking process still reads the scenarios:
     SIGINT ignored (Ctrl-C reaches the whole process group; the checking process stops
     the workers itself) and SIGTERM default (the parent's handler raises, for its own
-    clean-up), the console script's collector thresholds, the engine imported and numba's
-    runtime started (:func:`twin.kernels.warm`)."""
+    clean-up), the console script's collector thresholds and BLAS threads, the engine
+    imported and numba's runtime started (:func:`twin.kernels.warm`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from . import check_worker  # noqa: F401  (tunes the collector, imports the engine)
+    from . import check_worker  # noqa: F401  (tunes the process, imports the engine)
     from .kernels import warm
 
     warm()
 
 
-def start_workers(n: int):
-    """A pool of ``n`` worker processes, started now, before the scenarios are read (the
-    checking process itself is one more worker: :func:`run_all`).
+class WorkerDied(Exception):
+    """A worker process ended without answering (killed, out of memory)."""
 
-    Where the platform forks and this process has no other thread (the console script; not
-    a notebook or a test runner with threads, where forking can deadlock), the workers are
-    forks of this process taken before it has imported the engine: each imports it and
-    starts numba's runtime itself while this process reads and validates the scenarios
-    (~0.5 s), and is ready about when this process would be. (A forkserver imports the
-    engine once, serially, before its first fork; on two busy cores the two take the same
-    wall time, 1.02 of each other in an interleaved A/B: docs/performance.md, *twin check
-    over the catalogue*. This way a worker's death fails its scenario alone.) Elsewhere:
-    :func:`_context`."""
+
+class Forked:
+    """``n`` worker processes, all forks of one process forked from this one at once,
+    before this one imports the engine (POSIX; a process without other threads: the
+    console script). That first process imports the engine and starts numba's runtime
+    (:func:`_warm`, ~0.6 s) while this one reads the scenarios, then forks the other
+    ``n - 1``, which start warm: the start-up is paid once, in parallel with the reading,
+    and this process only hands out scenarios and judges (``local`` is False). Each worker
+    serves one pipe: it says its pid, then answers each scenario it is sent with
+    :func:`run_one`'s result, and ends at ``None`` or when the pipe closes."""
+
+    local = False
+
+    def __init__(self, n: int):
+        import threading
+        from multiprocessing import Pipe
+
+        ends = [Pipe() for _ in range(n)]
+        pid = os.fork()
+        if pid == 0:
+            _child(_first_worker, [c for _, c in ends], [p for p, _ in ends])
+        for _, c in ends:
+            c.close()
+        self.first, self.pids, self.lock = pid, {pid}, threading.Lock()
+        self.runners = [_PipeWorker(p, self) for p, _ in ends]
+
+    def stop(self) -> None:
+        """Kill every worker (in memory only: nothing of theirs to finish)."""
+        with self.lock:
+            pids = list(self.pids)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._reap()
+
+    def close(self) -> None:
+        """End the workers (each reads the end of its pipe) and reap the first one, which
+        reaps the others."""
+        for run in self.runners:
+            run.conn.close()
+        self._reap()
+
+    def _reap(self) -> None:
+        try:
+            os.waitpid(self.first, 0)
+        except ChildProcessError:
+            pass
+
+
+class _PipeWorker:
+    """The checking process's side of one :class:`Forked` worker's pipe."""
+
+    def __init__(self, conn, forked: Forked):
+        self.conn, self.forked = conn, forked
+
+    def ready(self) -> str | None:
+        """Wait for the worker's pid, its first message (before it is given a scenario,
+        so that a worker that never starts loses none); None, or why it did not start."""
+        try:
+            kind, what = self.conn.recv()
+        except (EOFError, OSError) as err:
+            return f"it ended ({type(err).__name__})"
+        if kind != "ready":
+            return what
+        with self.forked.lock:
+            self.forked.pids.add(what)
+        return None
+
+    def __call__(self, target, overrides) -> dict:
+        try:
+            self.conn.send((target, overrides))
+            return self.conn.recv()
+        except (EOFError, OSError) as err:
+            raise WorkerDied(f"it ended without an answer ({type(err).__name__})") from None
+
+
+def _child(fn, *args) -> None:
+    """A forked child's whole life: ``fn(*args)``, then ``os._exit`` (never back into the
+    parent's stack, its buffers or its exit handlers); an error ends it with status 1,
+    which its pipe's end tells the checking process."""
+    code = 1
+    try:
+        fn(*args)
+        code = 0
+    except BaseException:  # noqa: BLE001  (a child never returns to the parent's code)
+        pass
+    finally:
+        os._exit(code)
+
+
+def _first_worker(mine: list, theirs: list) -> None:
+    """The process :class:`Forked` forks: start the engine, fork the other workers (each
+    keeps its own pipe and closes the rest, so that its death closes it), serve pipe 0,
+    then reap the others."""
+    for c in theirs:
+        c.close()
+    try:
+        _warm()
+    except Exception as err:  # the engine does not start here: say why on every pipe, the check runs without us
+        for c in mine:
+            c.send(("failed", f"{type(err).__name__}: {err}"))
+        return
+    for i in range(1, len(mine)):
+        if os.fork() == 0:
+            _child(_serve, mine[i], [c for j, c in enumerate(mine) if j != i])
+    for c in mine[1:]:
+        c.close()
+    _serve(mine[0], [])
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+
+
+def _serve(conn, others: list) -> None:
+    for c in others:
+        c.close()
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(run_one(*task))
+
+
+class Pooled:
+    """``n - 1`` worker processes of a process pool (:func:`_context`: forkserver, else
+    spawn), and this process as the n-th (``local``): where forking this process is not
+    safe (threads: a test runner, a notebook) or not possible."""
+
+    local = True
+
+    def __init__(self, n: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = _context()
+        if ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()  # it imports the engine while this process reads the scenarios
+        self.pool = ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx)
+        self.runners = [self] * (n - 1)
+
+    def ready(self) -> None:
+        return None
+
+    def __call__(self, target, overrides):
+        try:
+            return self.pool.submit(run_one, target, overrides).result()
+        except Exception as err:  # BrokenProcessPool: the worker died
+            raise WorkerDied(f"{type(err).__name__}: {err}") from None
+
+    def stop(self) -> None:
+        for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+            proc.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def start_workers(n: int):
+    """The processes that run ``n`` scenarios at a time, started now, before the scenarios
+    are read: :class:`Forked` where the platform forks and this process has no other
+    thread (forking a process with threads can deadlock), else :class:`Pooled`."""
     import multiprocessing as mp
     import threading
-    from concurrent.futures import ProcessPoolExecutor
 
     if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork"), initializer=_warm)
-        pool.submit(int)  # a fork pool starts all its workers at its first task
-        return pool
-    ctx = _context()
-    if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()  # it imports the engine while this process reads the scenarios
-    return ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+        try:
+            return Forked(n)
+        except OSError:  # no process to spare: the pool's error, or this process alone
+            pass
+    return Pooled(n)
 
 
-def _stop(pool) -> None:
-    """Kill the workers (in memory only: nothing of theirs to finish) and drop the queue."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        proc.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, pool=None) -> dict:
+def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, workers=None) -> dict:
     """Run every target, ``jobs`` at a time; key -> answer.
 
-    One queue, longest estimate first, is served by this process and by ``jobs - 1``
-    worker processes (``pool``, else new ones; shut down at the end), each taking the next
-    scenario when it is free. This process runs its scenarios in memory, as ``--jobs 1``
-    does: one process fewer to start on the machine the check fills. A worker that dies
-    (killed, out of memory) fails its scenario alone; the others' scenarios go on in the
-    processes left."""
+    One queue, longest estimate first, is served by the worker processes (``workers``, from
+    :func:`start_workers`, else started here; ended at the end), each taking the next
+    scenario when it is free, and by this process too where the workers leave it a share
+    (:class:`Pooled`). A worker that dies (killed, out of memory) fails its scenario
+    alone; the others' scenarios go on in the processes left, and what none is left to run
+    runs in this process."""
     import threading
     from collections import deque
 
     order = deque(sorted(targets, key=lambda t: -t.estimate_s))
-    results, lock, stopped = {}, threading.Lock(), threading.Event()
-    helpers = min(jobs, len(order)) - 1
-    if helpers < 1:
-        if pool is not None:  # fewer scenarios than the paths named (one named twice): no use for it
-            _stop(pool)
-        pool = None
-    elif pool is None:
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(max_workers=helpers, mp_context=_context())
+    results, lock, stopped, noted = {}, threading.Lock(), threading.Event(), set()
+    if jobs < 2 or len(order) < 2:
+        if workers is not None:  # fewer scenarios than the paths named (one named twice): no use for them
+            workers.stop()
+        workers = None
+    elif workers is None:
+        workers = start_workers(jobs)
 
     def take():
         with lock:
@@ -301,34 +448,44 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, pool=N
             results[t.key] = answer
             progress.done(answer)
 
-    def feed():  # one thread per worker process: hands it the next scenario when it is free
+    def feed(run):  # one thread per worker process: hands it the next scenario when it is free
+        if (why := run.ready()) is not None:  # it never started: its share runs elsewhere
+            with lock:
+                if why not in noted:  # the forks of a first worker that failed all say the same
+                    noted.add(why)
+                    progress.note(f"a worker process did not start ({why}); the others run its share")
+            return
         while (t := take()) is not None:
             try:
-                answer = pool.submit(run_one, t, overrides).result()
-            except BaseException as err:  # the worker died: its scenario fails, the others go on elsewhere
-                record(t, dict(key=t.key, rows=[], error=f"worker process failed: {type(err).__name__}: {err}",
-                               elapsed_s=math.nan, complete=False))
+                answer = run(t, overrides)
+            except WorkerDied as err:  # its scenario fails, the others go on elsewhere
+                record(t, dict(key=t.key, rows=[], error=f"worker process failed: {err}", elapsed_s=math.nan,
+                               complete=False))
                 return
             record(t, answer)
 
-    feeders = [threading.Thread(target=feed, daemon=True, name=f"twin-check-feed-{i}") for i in range(helpers)]
+    feeders = [threading.Thread(target=feed, args=(run,), daemon=True, name=f"twin-check-feed-{i}")
+               for i, run in enumerate(workers.runners if workers is not None else [])]
     try:
         for th in feeders:
             th.start()
-        while (t := take()) is not None:
-            record(t, run_one(t, overrides))
+        if workers is None or workers.local:
+            while (t := take()) is not None:
+                record(t, run_one(t, overrides))
         for th in feeders:
             while th.is_alive():
                 th.join(0.1)  # a timeout keeps Ctrl-C and SIGTERM deliverable
+        while (t := take()) is not None:  # every worker died: the rest runs here
+            record(t, run_one(t, overrides))
     except BaseException:  # interrupted: the scenarios in progress (the row's day, ~30 s) are not waited for
         with lock:
             order.clear()
             stopped.set()
-        if pool is not None:
-            _stop(pool)
+        if workers is not None:
+            workers.stop()
         raise
-    if pool is not None:
-        pool.shutdown()
+    if workers is not None:
+        workers.close()
     return results
 
 
@@ -336,7 +493,7 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, pool=N
 
 
 def _fmt(v, integer=False) -> str:
-    from .margins import format_value
+    from .numfmt import format_value
 
     return "" if v is None else format_value(v, integer)
 
@@ -574,11 +731,14 @@ class Progress:
             st = [r["status"] for r in answer["rows"] if r["status"]]
             what = f"{len(st)} margins, {st.count('fail')} outside their limits" + (
                 "" if answer.get("complete", True) else " (run ended early)")
-        line = f"[{self.n}/{self.total}] {key}: {what} ({answer.get('elapsed_s', math.nan):.1f} s)"
+        self.note(f"[{self.n}/{self.total}] {key}: {what} ({answer.get('elapsed_s', math.nan):.1f} s)")
         if self.live:
-            self.bar.console.print(line, markup=False, highlight=False)
             self.bar.update(self.task, advance=1, description=("running " + ", ".join(self.running))
                             if self.running else "done")
+
+    def note(self, line: str) -> None:
+        if self.live:
+            self.bar.console.print(line, markup=False, highlight=False)
         else:
             print(line, file=sys.stderr, flush=True)
 
@@ -672,17 +832,17 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
     paths = find(args)
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    pool = start_workers(min(jobs, len(paths)) - 1) if jobs > 1 and len(paths) > 1 else None
+    workers = start_workers(min(jobs, len(paths))) if jobs > 1 and len(paths) > 1 else None
     try:
         targets = collect(paths, overrides, duration, base, allow_large)
         jobs = max(1, min(jobs, len(targets)))
         progress = Progress(len(targets), jobs)
     except BaseException:
-        if pool is not None:
-            _stop(pool)
+        if workers is not None:
+            workers.stop()
         raise
     try:
-        answers = run_all(targets, tuple(overrides), jobs, progress, pool)
+        answers = run_all(targets, tuple(overrides), jobs, progress, workers)
     finally:
         progress.close()
     rows = []

@@ -23,6 +23,7 @@ import numpy as np
 from .build import LPM
 from .faults import sensor_offset
 from .kernels import workload as kw
+from .numfmt import format_value  # noqa: F401  (twin.margins.format_value: the tables' format)
 
 OK, FAIL, NOT_JUDGED = "ok", "fail", "not judged"
 # Goodput is a ratio of step counts in floating point: within this of the limit it is at it.
@@ -62,18 +63,6 @@ def coarse_step(s, chip_types=("gpu",)) -> str:
         return ""
     return (f"time step {dt:g} s against {peak[1]} of {peak[0]:.3g} s: peaks may be averaged over a step, the "
             f"margin overstated (use time_step_s <= {peak[0] / STEPS_PER_PEAK:.3g}; docs/model.md, Time step)")
-
-
-def format_value(v: float, integer: bool = False) -> str:
-    """A margin's value as tables print it: 3 decimals; a value that would print as 0.000
-    or -0.000 but is not zero (a throttled GPU held a hair past its limit) in 2 significant
-    digits, so that its sign and size can be read against its verdict."""
-    if not math.isfinite(v):
-        return "n/a"
-    if integer:
-        return f"{int(round(v))}"
-    v = v + 0.0  # -0.0 prints as 0.000
-    return f"{v:.1e}" if v != 0 and abs(v) < 5e-4 else f"{v:.3f}"
 
 
 @dataclass
