@@ -4,8 +4,9 @@ Cases, each a fresh `twin check` process (as CI runs it: `make check`), interlea
 within every repeat with the order alternating from repeat to repeat (the machine is
 shared and its speed drifts: compare the two within a run, not across days):
   - ``jobs1``: ``twin check --jobs 1`` (every scenario in the one process);
-  - ``jobs2``: ``twin check --jobs 2`` (the checking process and one worker process, forked
-    from it at its start, serving one queue of scenarios: ``twin.check.run_all``).
+  - ``jobs2``: ``twin check --jobs 2`` (two worker processes, forks of one that the
+    checking process forks at its start and that starts the engine while the checking
+    process reads the scenarios, serving one queue: ``twin.check.Forked``, ``run_all``).
 Before the timed repeats one untimed ``twin check --jobs 2`` fills the numba cache (a
 fresh clone compiles the kernels on first use, ~20 s).
 

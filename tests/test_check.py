@@ -474,11 +474,11 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_check(monkeypatch):
         def __del__(self):
             errors.raise_signal(signal.SIGINT)  # the handler, run where its exception is swallowed
 
-    def run_one(target, overrides):
+    def run_one(target):
         calls.append(target.key)
         if len(calls) == 1:
             Finalizer()  # made and collected at once: the Ctrl-C lands in its __del__
-        return real(target, overrides)
+        return real(target)
 
     monkeypatch.setattr(check, "run_one", run_one)
     code, out, err = _run("catalogue/nvl72-class", "catalogue/h100-hgx-liquid", "--jobs", "1")
@@ -615,7 +615,7 @@ def test_a_parallel_check_judges_without_the_engine_and_survives_workers_that_ne
     targets = check.collect([SCEN / "catalogue" / "h100-hgx-liquid.toml", SCEN / "catalogue" / "nvl72-class.toml"],
                             [], 60.0, None)
     progress = check.Progress(2, 2, live=False)
-    answers = check.run_all(targets, (), 2, progress, check.Forked(2))
+    answers = check.run_all(targets, 2, progress, check.Forked(2))
     progress.close()
     assert sorted(answers) == ["catalogue/h100-hgx-liquid", "catalogue/nvl72-class"]
     assert all(a["error"] is None and a["rows"] for a in answers.values())

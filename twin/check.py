@@ -47,8 +47,10 @@ ROUND_OFF = 1e-6
 @dataclass
 class Target:
     """A scenario to check: its baseline key, file, the duration to simulate (None: its own)
-    and the option that set that duration (for error messages), its own duration, and the
-    estimated computing time (the order the pool is fed in: longest first)."""
+    and the option that set that duration (for error messages), its own duration, the
+    estimated computing time (the order the pool is fed in: longest first), and the
+    scenario itself, read and validated once (with the overrides and that duration) and
+    handed to the worker as it is."""
 
     key: str
     path: Path
@@ -56,6 +58,7 @@ class Target:
     duration_from: str
     own_duration_s: float
     estimate_s: float
+    scenario: object = field(repr=False, compare=False)
 
 
 @dataclass
@@ -156,14 +159,14 @@ def collect(paths, overrides, duration, base: bl.Baseline | None, allow_large: b
             s = loaded.scenario
         if not allow_large:
             budget_check(s, loaded.where, in_memory=True, telemetry=False)
-        targets.append(Target(key, real, run_s, origin, own, estimate(s).wall_s))
+        targets.append(Target(key, real, run_s, origin, own, estimate(s).wall_s, s))
     return targets
 
 
 # --------------------------------------------------------------------------- running
 
 
-def run_one(target: Target, overrides: tuple) -> dict:
+def run_one(target: Target) -> dict:
     """Run one scenario in memory and return its margins (picklable: a worker's answer).
     Never raises: a failure to run is reported as ``error``."""
     t0 = time.perf_counter()
@@ -171,11 +174,8 @@ def run_one(target: Target, overrides: tuple) -> dict:
                pid=os.getpid())
     try:
         from .engine import simulate
-        from .scenario import load
 
-        options = ({"simulation.duration_s": (target.duration_s, target.duration_from)}
-                   if target.duration_s is not None else None)
-        s = load(target.path, list(overrides), options).scenario
+        s = target.scenario
         r = simulate(s, channels=(), track_margins=True)  # margins only: no telemetry kept
         from .margins import coarse_step
 
@@ -300,9 +300,9 @@ class _PipeWorker:
             self.forked.pids.add(what)
         return None
 
-    def __call__(self, target, overrides) -> dict:
+    def __call__(self, target) -> dict:
         try:
-            self.conn.send((target, overrides))
+            self.conn.send(target)
             return self.conn.recv()
         except (EOFError, OSError) as err:
             raise WorkerDied(f"it ended without an answer ({type(err).__name__})") from None
@@ -358,7 +358,7 @@ def _serve(conn, others: list) -> None:
             return
         if task is None:
             return
-        conn.send(run_one(*task))
+        conn.send(run_one(task))
 
 
 class Pooled:
@@ -382,9 +382,9 @@ class Pooled:
     def ready(self) -> None:
         return None
 
-    def __call__(self, target, overrides):
+    def __call__(self, target):
         try:
-            return self.pool.submit(run_one, target, overrides).result()
+            return self.pool.submit(run_one, target).result()
         except Exception as err:  # BrokenProcessPool: the worker died
             raise WorkerDied(f"{type(err).__name__}: {err}") from None
 
@@ -412,7 +412,7 @@ def start_workers(n: int):
     return Pooled(n)
 
 
-def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, workers=None) -> dict:
+def run_all(targets: list[Target], jobs: int, progress, workers=None) -> dict:
     """Run every target, ``jobs`` at a time; key -> answer.
 
     One queue, longest estimate first, is served by the worker processes (``workers``, from
@@ -457,7 +457,7 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, worker
             return
         while (t := take()) is not None:
             try:
-                answer = run(t, overrides)
+                answer = run(t)
             except WorkerDied as err:  # its scenario fails, the others go on elsewhere
                 record(t, dict(key=t.key, rows=[], error=f"worker process failed: {err}", elapsed_s=math.nan,
                                complete=False))
@@ -471,12 +471,12 @@ def run_all(targets: list[Target], overrides: tuple, jobs: int, progress, worker
             th.start()
         if workers is None or workers.local:
             while (t := take()) is not None:
-                record(t, run_one(t, overrides))
+                record(t, run_one(t))
         for th in feeders:
             while th.is_alive():
                 th.join(0.1)  # a timeout keeps Ctrl-C and SIGTERM deliverable
         while (t := take()) is not None:  # every worker died: the rest runs here
-            record(t, run_one(t, overrides))
+            record(t, run_one(t))
     except BaseException:  # interrupted: the scenarios in progress (the row's day, ~30 s) are not waited for
         with lock:
             order.clear()
@@ -842,7 +842,7 @@ def main(args, baseline_path, update, reason, junit_path, jobs, overrides, durat
             workers.stop()
         raise
     try:
-        answers = run_all(targets, tuple(overrides), jobs, progress, workers)
+        answers = run_all(targets, jobs, progress, workers)
     finally:
         progress.close()
     rows = []
