@@ -622,3 +622,44 @@ def test_a_parallel_check_judges_without_the_engine_and_survives_workers_that_ne
     assert all(a["pid"] == os.getpid() for a in answers.values())  # run here, by the checking process
     err = capsys.readouterr().err
     assert err.count("a worker process did not start (ImportError: no engine here)") == 1, err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) and /proc: Linux")
+def test_a_check_killed_outright_takes_its_workers_with_it():
+    """SIGKILL (a CI job's last resort, the OOM killer) cannot be handled: the checking
+    process dies without stopping its workers. Catches: workers that run on to the end of
+    their scenarios (ten days each here, ~20 s), burning the cores and holding the check's
+    stdout and stderr open, so that whoever reads them waits."""
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "twin.cli", "check", "catalogue/nvl72-class", "catalogue/h100-hgx-liquid",
+                          "--duration", "864000", "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT, start_new_session=True)
+    try:
+        assert p.stderr.readline().startswith("checking 2 scenarios")
+        deadline = time.monotonic() + 30
+        while len(workers := _children(p.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2, workers
+        time.sleep(1.5)  # both are running their ten days
+        assert p.poll() is None
+        p.kill()
+        t = time.monotonic()
+        p.communicate(timeout=60)
+        closed = time.monotonic() - t
+        time.sleep(0.2)
+        assert closed < 5.0, f"the check's output stayed open {closed:.1f} s after it was killed"
+        assert not [w for w in workers if _alive(w)]
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -248,9 +248,10 @@ class Forked:
         from multiprocessing import Pipe
 
         ends = [Pipe() for _ in range(n)]
+        me = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(_first_worker, [c for _, c in ends], [p for p, _ in ends])
+            _child(me, _first_worker, [c for _, c in ends], [p for p, _ in ends])
         for _, c in ends:
             c.close()
         self.first, self.pids, self.lock = pid, {pid}, threading.Lock()
@@ -308,18 +309,38 @@ class _PipeWorker:
             raise WorkerDied(f"it ended without an answer ({type(err).__name__})") from None
 
 
-def _child(fn, *args) -> None:
+def _child(parent: int, fn, *args) -> None:
     """A forked child's whole life: ``fn(*args)``, then ``os._exit`` (never back into the
     parent's stack, its buffers or its exit handlers); an error ends it with status 1,
-    which its pipe's end tells the checking process."""
+    which its pipe's end tells the checking process. On Linux the child dies with its
+    parent (``parent``, the pid that forked it): a check killed outright (SIGKILL, a CI
+    job's last resort) takes its workers with it instead of leaving them to finish their
+    scenarios, holding its output pipes open."""
     code = 1
     try:
+        _die_with_parent(parent)
         fn(*args)
         code = 0
     except BaseException:  # noqa: BLE001  (a child never returns to the parent's code)
         pass
     finally:
         os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the process that forked it ends (Linux's
+    ``prctl(PR_SET_PDEATHSIG)``; elsewhere nothing: the worker ends at its next scenario,
+    when its pipe is found closed)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request was made
+        os._exit(1)
 
 
 def _first_worker(mine: list, theirs: list) -> None:
@@ -334,9 +355,10 @@ def _first_worker(mine: list, theirs: list) -> None:
         for c in mine:
             c.send(("failed", f"{type(err).__name__}: {err}"))
         return
+    me = os.getpid()
     for i in range(1, len(mine)):
         if os.fork() == 0:
-            _child(_serve, mine[i], [c for j, c in enumerate(mine) if j != i])
+            _child(me, _serve, mine[i], [c for j, c in enumerate(mine) if j != i])
     for c in mine[1:]:
         c.close()
     _serve(mine[0], [])
