@@ -663,3 +663,22 @@ def test_a_check_killed_outright_takes_its_workers_with_it():
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_no_process_to_spare_falls_back_to_the_pool(monkeypatch):
+    """fork() failing (EAGAIN: the user's process limit) in the console script. Catches:
+    the check failing with it instead of running with a process pool."""
+    import threading
+
+    from twin import check
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(check.os, "fork", no_fork)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # as in the console script
+    workers = check.start_workers(2)
+    try:
+        assert isinstance(workers, check.Pooled)
+    finally:
+        workers.stop()

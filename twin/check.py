@@ -249,7 +249,7 @@ class Forked:
 
         ends = [Pipe() for _ in range(n)]
         me = os.getpid()
-        pid = os.fork()
+        pid = os.fork()  # OSError: no process to spare (start_workers falls back to the pool)
         if pid == 0:
             _child(me, _first_worker, [c for _, c in ends], [p for p, _ in ends])
         for _, c in ends:
