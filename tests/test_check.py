@@ -682,3 +682,25 @@ def test_no_process_to_spare_falls_back_to_the_pool(monkeypatch):
         assert isinstance(workers, check.Pooled)
     finally:
         workers.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="closes a child's standard stream before exec")
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_check_started_without_stdout_or_stderr_still_runs_and_judges(closed, tmp_path):
+    """`twin check ... >&-` (a cron job, a daemon's child): Python starts with sys.stdout
+    (or sys.stderr) None. Catches: a traceback on `None.isatty()` before any scenario runs,
+    progress lines printed into the table's stream when stderr is closed, and the JUnit
+    report not written."""
+    report = tmp_path / "j.xml"
+    p = subprocess.run([sys.executable, "-c", "import sys; from twin.cli import main; sys.argv = ['twin'] + sys.argv[1:]; "
+                        "main()", "check", "catalogue/nvl72-class", "reference-w32", "--jobs", "2", "--junit", str(report)],
+                       stdout=subprocess.PIPE if closed == 2 else None, stderr=subprocess.PIPE if closed == 1 else None,
+                       text=True, cwd=ROOT, timeout=120, preexec_fn=lambda: os.close(closed))
+    assert p.returncode == 0, (p.stdout or "") + (p.stderr or "")
+    open_stream = p.stderr if closed == 1 else p.stdout
+    assert "Traceback" not in open_stream
+    if closed == 2:  # the table alone on stdout
+        assert "check: OK: 2 scenarios" in p.stdout and "[1/2]" not in p.stdout
+    else:
+        assert "[2/2]" in p.stderr
+    assert _validate(report).get("tests") is not None

@@ -763,12 +763,16 @@ def main():
     *Start-up and exit*). atexit handlers still run, files are
     closed by the code that opened them; only collecting cycles is skipped, whose memory
     the operating system frees anyway. Not in ``_Twin.main``: a process that calls the
-    group in a loop (tests, notebooks) keeps its collector."""
+    group in a loop (tests, notebooks) keeps its collector. A standard stream the process
+    was started without (``>&-``) is written to the null device."""
     import gc
 
     from .proctune import tune
 
     tune()
+    for name in ("stdout", "stderr"):  # started with it closed (`>&-`): Python made it None; write nowhere
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
     try:
         cli()
     finally:
