@@ -523,6 +523,8 @@ BAD = {
                                          "did you mean 'SupplyTemp_F'"),
     "mapping/missing-time-column": _case(WIDE, _edit('time = "t"', 'time = "time"'), "map.toml", "source.time",
                                          "no column 'time'"),
+    "mapping/another-delimiter": _case(WIDE.replace(",", ";"), WIDE_TOML, "map.toml", "source.time", "no column 't'",
+                                       "set source.delimiter = ';'"),
     "mapping/unknown-unit": _case(WIDE, _edit('unit = "degC"', 'unit = "Celsius"'), "map.toml",
                                   'channels."rack/supply_temp".unit', "unknown unit 'Celsius'"),
     "mapping/unit-of-another-quantity": _case(WIDE, _edit('unit = "degC"', 'unit = "gpm"'), "map.toml",

@@ -471,6 +471,9 @@ def _missing(m: Mapping, where: str, name: str, available, what: str, source) ->
     if not near:
         listed = ", ".join(repr(a) for a in available[:8]) + (", ..." if len(available) > 8 else "")
         near = f"; {what}s in the source: {listed}" if available else f"; the source has no {what}s"
+        seps = [c for c in ";\t|," if len(available) == 1 and c != m.delimiter and c in available[0]]
+        if seps:  # a header read as one column: another delimiter
+            near += f"; one column: set source.delimiter = {seps[0]!r} in the mapping if the file is delimited by it"
     return TwinInputError(m.file, where, f"no {what} {name!r} in {source}{near}")
 
 
