@@ -239,7 +239,7 @@ class Forked:
     ``n - 1``, which start warm: the start-up is paid once, in parallel with the reading,
     and this process only hands out scenarios and judges (``local`` is False). Each worker
     serves one pipe: it says its pid, then answers each scenario it is sent with
-    :func:`run_one`'s result, and ends at ``None`` or when the pipe closes."""
+    :func:`run_one`'s result, and ends when the pipe closes."""
 
     local = False
 
@@ -376,9 +376,7 @@ def _serve(conn, others: list) -> None:
     while True:
         try:
             task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
+        except EOFError:  # the checking process closed its end: no more scenarios
             return
         conn.send(run_one(task))
 

@@ -464,17 +464,22 @@ def _short(text: str, n: int = 24) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
 
 
-def _missing(m: Mapping, where: str, name: str, available, what: str, source) -> TwinInputError:
-    """A mapping naming a column that is not in the source: the field and the near names."""
+def _missing(m: Mapping, where: str, name: str, available, what: str, source, hint: str = "") -> TwinInputError:
+    """A mapping naming a column that is not in the source: the field and the near names
+    (and ``hint``, when the near names are not the point)."""
     available = [str(a) for a in available]
     near = did_you_mean(name, available)
     if not near:
         listed = ", ".join(repr(a) for a in available[:8]) + (", ..." if len(available) > 8 else "")
-        near = f"; {what}s in the source: {listed}" if available else f"; the source has no {what}s"
-        seps = [c for c in ";\t|," if len(available) == 1 and c != m.delimiter and c in available[0]]
-        if seps:  # a header read as one column: another delimiter
-            near += f"; one column: set source.delimiter = {seps[0]!r} in the mapping if the file is delimited by it"
+        near = (f"; {what}s in the source: {listed}" if available else f"; the source has no {what}s") + hint
     return TwinInputError(m.file, where, f"no {what} {name!r} in {source}{near}")
+
+
+def _delimiter_hint(m: Mapping, header: list) -> str:
+    """A CSV header read as one column that holds another delimiter: say which to set."""
+    seps = [c for c in ";\t|," if len(header) == 1 and c != m.delimiter and c in header[0]]
+    return f"; one column: set source.delimiter = {seps[0]!r} in the mapping if the file is delimited by it" \
+        if seps else ""
 
 
 def _detect(path: Path, m: Mapping, head: bytes) -> str:
@@ -536,7 +541,7 @@ def _read_csv(path: Path, m: Mapping) -> _Read:
     out = _Read(series={}, truncated=truncated)
     rows = _line_rows(lines)
     if m.time not in header:
-        raise _missing(m, "source.time", m.time, header, "column", path)
+        raise _missing(m, "source.time", m.time, header, "column", path, _delimiter_hint(m, header))
     if long:
         if m.value_column in header:
             i = header.index(m.value_column)

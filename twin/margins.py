@@ -23,7 +23,7 @@ import numpy as np
 from .build import LPM
 from .faults import sensor_offset
 from .kernels import workload as kw
-from .numfmt import format_value  # noqa: F401  (twin.margins.format_value: the tables' format)
+from .numfmt import format_value
 
 OK, FAIL, NOT_JUDGED = "ok", "fail", "not judged"
 # Goodput is a ratio of step counts in floating point: within this of the limit it is at it.
