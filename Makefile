@@ -12,32 +12,40 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The kernels' entry points compiled ahead of time for this machine (twin/kernels/dispatch.py;
+# ~15 s, needs the C compiler): processes then start without numba. Rebuilt when a kernel file
+# changes; where it cannot be built the kernels run under numba's JIT, as before (the build
+# says why, and make goes on).
+AOT := twin/kernels/_aot.stamp
+$(AOT): $(STAMP) $(addprefix twin/kernels/,hydraulics.py props.py thermal.py workload.py aot.py)
+	-$(BIN)/python -m twin.kernels.aot
+
+run: $(STAMP) $(AOT)
 	$(BIN)/twin run scenarios/reference-w32.toml -o results/reference-w32.h5
 
-test: $(STAMP)
+test: $(STAMP) $(AOT)
 	$(BIN)/python -m pytest -q
 
 # The slow tests (calibration fits, a sweep on separately started Dask processes; minutes): not part of `make test`, run by CI after it.
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(AOT)
 	$(BIN)/python -m pytest -q -m slow
 
 # Every runnable scenario of the catalogue against its limits and the committed baseline
 # (.twin/baseline.toml, docs/check.md); exit 1 on a violation or a regression. JUnit report
 # in results/margins.xml. 20-30 s on the shared two-core machine, numba cache warm.
-check: $(STAMP)
+check: $(STAMP) $(AOT)
 	$(BIN)/twin check --junit results/margins.xml
 
 # Plants physics errors one at a time and checks that the suite catches them
 # (docs/mutation.md); not part of `make test`: it runs the suite once per mutation.
-mutate: $(STAMP)
+mutate: $(STAMP) $(AOT)
 	$(BIN)/python benchmarks/mutate.py
 
 # One mutation per module, each must be caught (~5 min): what CI runs after the tests.
-mutate-sample: $(STAMP)
+mutate-sample: $(STAMP) $(AOT)
 	$(BIN)/python benchmarks/mutate.py --sample
 
-bench: $(STAMP)
+bench: $(STAMP) $(AOT)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_training_24h.py
 	$(BIN)/python benchmarks/bench_row.py

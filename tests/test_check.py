@@ -488,14 +488,15 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_check(monkeypatch):
 
 
 def test_warming_a_worker_loads_the_engines_own_kernel_specialisation():
-    """`twin check`'s workers start numba by calling one kernel on dummy arrays
-    (twin.kernels.warm). Catches: dummy arguments of other types than the engine's, which
-    would make every worker compile a second specialisation (seconds, per worker) instead
-    of loading the cached one."""
+    """`twin check`'s workers start numba, where the kernels run under it, by calling one
+    kernel on dummy arrays (twin.kernels.warm). Catches: dummy arguments of other types
+    than the engine's, which would make every worker compile a second specialisation
+    (seconds, per worker) instead of loading the cached one."""
     code = ("import twin; from twin.kernels import warm, props; warm(); "
             "twin.simulate(twin.load_scenario('catalogue/nvl72-class', {'simulation.duration_s': 1.0})); "
             "print(len(props.interp_column.signatures))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env={**os.environ, "TWIN_KERNELS": "jit"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[-1] == "1", r.stdout
 

@@ -8,14 +8,19 @@ every kernel file is compared with the one stored in the cache directory; when i
 differs, this package's cached kernels are dropped and compile afresh. (This covers the
 default cache next to the sources, which ``make`` uses; with ``NUMBA_CACHE_DIR`` set,
 clear that directory after changing the kernels.)
+
+The entry points the engine calls are also compiled ahead of time where ``make`` has
+built them: :mod:`twin.kernels.dispatch` says when a process uses them and never imports
+numba.
 """
-import hashlib
 from pathlib import Path
+
+from .dispatch import sources_digest
 
 
 def _drop_stale_cache(here: Path = Path(__file__).resolve().parent) -> None:
     sources = sorted(here.glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()
+    digest = sources_digest(here)
     cache = here / "__pycache__"
     stamp = cache / "kernel-sources.sha256"
     try:
@@ -39,7 +44,9 @@ def warm() -> None:
     process loads, even from the on-disk cache, pays for numba's target registries (which
     import scipy.linalg) and compiles numba's runtime (~0.4 s; docs/performance.md); this
     pays it now, by loading the smallest kernel with the argument types the engine passes
-    it (a test checks that it adds no compiled signature of its own)."""
+    it (a test checks that it adds no compiled signature of its own). Where the entry
+    points are compiled ahead of time (:mod:`twin.kernels.dispatch`) it only loads that
+    module: there is no numba to start."""
     import numpy as np
 
     from .props import interp_column

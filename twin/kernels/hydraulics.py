@@ -14,13 +14,14 @@ holds exactly at every iterate; Newton drives the loop sums ``B dp(Q)`` to zero
 Kernels take arrays and scalars only.
 """
 import numpy as np
-from numba import njit
+from .dispatch import kernel
 
 # Floor on dp'(Q) so the Jacobian stays positive definite at zero flow [Pa s/m3].
 MIN_SLOPE = 1.0e3
 
 
-@njit(cache=True)
+@kernel(cache=True,
+        aot="UniTuple(f8[::1], 2)(f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1])")
 def edge_dp(q, a, r, b, head, bcv):
     """Pressure drop of every edge and its derivative with respect to flow."""
     n = q.shape[0]
@@ -38,7 +39,7 @@ def edge_dp(q, a, r, b, head, bcv):
     return dp, slope
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _edge_flows(ptr, loops, signs, q_loop, n_edge):
     q = np.zeros(n_edge)
     for e in range(n_edge):
@@ -49,7 +50,7 @@ def _edge_flows(ptr, loops, signs, q_loop, n_edge):
     return q
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _loop_sums(ptr, loops, signs, dp, n_loop):
     res = np.zeros(n_loop)
     for e in range(dp.shape[0]):
@@ -58,7 +59,7 @@ def _loop_sums(ptr, loops, signs, dp, n_loop):
     return res
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _norms(v):
     """(2-norm, max-norm) of a vector, written out (numba's array reductions cost a
     second of compile time each)."""
@@ -70,7 +71,7 @@ def _norms(v):
     return np.sqrt(ss), mx
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _lu_solve(m, rhs, out, cols):
     """Solve ``m x = rhs`` into ``out`` by Gaussian elimination with partial pivoting
     (Golub & Van Loan, Matrix Computations, 4th ed., algorithm 3.4.1); ``m`` is
@@ -122,7 +123,10 @@ def _lu_solve(m, rhs, out, cols):
         out[i] = acc / m[i, i]
 
 
-@njit(cache=True)
+@kernel(cache=True,
+        aot=(
+            "Tuple((f8[::1], i8, f8))(i8[::1], i8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], "
+            "f8[::1], f8[::1], f8, i8)"))
 def solve_network(ptr, loops, signs, q_loop, a, r, b, head, bcv, tol_pa, max_iter):
     """Solve loop flows in place. Returns (edge flows [m3/s], iterations, residual [Pa]).
 
@@ -172,7 +176,8 @@ def solve_network(ptr, loops, signs, q_loop, a, r, b, head, bcv, tol_pa, max_ite
     return q, it, res_max if n_loop > 0 else 0.0
 
 
-@njit(cache=True)
+@kernel(cache=True,
+        aot="f8[::1](i8, i8[::1], i8[::1], i8[::1], i8[::1], f8[::1], f8)")
 def node_pressures(n_nodes, tree_order, tree_edge, tree_parent, edge_from, dp, ref_pressure):
     """Node pressures by walking the spanning tree from the reference node (tree_order[0])."""
     p = np.zeros(n_nodes)

@@ -1,9 +1,10 @@
 """Table look-ups used by the kernels (uniform grids, linear interpolation, clamped)."""
 import numpy as np
-from numba import njit
+from .dispatch import kernel
 
 
-@njit(cache=True)
+@kernel(cache=True,
+        aot="f8[::1](f8[:, ::1], i8, f8, f8, f8[::1])")
 def interp_column(packed, row, t0, dt, temps):
     """Row ``row`` of a (property, temperature) table on a uniform grid at ``temps``."""
     n = packed.shape[1]
@@ -21,7 +22,8 @@ def interp_column(packed, row, t0, dt, temps):
     return out
 
 
-@njit(cache=True)
+@kernel(cache=True,
+        aot="f8[::1](f8[:, :, ::1], i8[::1], f8, f8, f8, f8, f8[::1], f8[:])")
 def plate_ha(table, plate, logq0, dlogq, t0, dt, flow, temp):
     """Bilinear look-up of plate hA [W/K] in (temperature, log flow) for each chip."""
     nt, nq = table.shape[1], table.shape[2]

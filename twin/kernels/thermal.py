@@ -19,7 +19,7 @@ Cell kinds:
 - 2 heat exchanger (CDU secondary side, no capacity): ``T_out = T_in - eps Cmin/mcp (T_in - T_fac)``.
 """
 import numpy as np
-from numba import njit
+from .dispatch import kernel
 
 from .workload import (JS_STEPS, NEVER, WP_SHUT, WS_CLOCK_INT, WS_FIRST_SHUTDOWN, WS_INTERVAL_THROTTLED, WS_SHUTDOWN,
                        chip_power_step, hold_decay)
@@ -47,7 +47,7 @@ ACC_CHIP_J, ACC_AUX_LIQUID_J, ACC_LIQUID_J, ACC_HX_J, ACC_I_LIQUID, ACC_I_HX, AC
 ACC_CHIPS = 9  # first per-chip accumulator
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def _mul(x, y, out):
     """out = x @ y for 3-row matrices, without allocation or a BLAS call."""
     for i in range(3):
@@ -55,7 +55,7 @@ def _mul(x, y, out):
             out[i, j] = x[i, 0] * y[0, j] + x[i, 1] * y[1, j] + x[i, 2] * y[2, j]
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def plate_propagator(dt, r_jb, c_j, c_b, c_f, g, mcp, out_phi, out_gam, out_psi, out_lam):
     """Exact one-step maps of the plate cell for inputs u = [P, T_in] held over the step.
 
@@ -169,7 +169,10 @@ def cell_table(cell_kind, cell_aux, cell_chip):
     return ci
 
 
-@njit(cache=True)
+@kernel(cache=True,
+        aot=(
+            "none(f8, i8[:, ::1], i8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], "
+            "f8[::1], f8[:, ::1], f8[:, ::1])"))
 def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
                  chip_r, chip_cj, chip_cb, chip_g, cell_hx, cell_coef, packed):
     """Per-cell update coefficients for a step size and the current flows.
@@ -219,7 +222,13 @@ def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
             cell_coef[c, CF_HX_RATIO] = cell_hx[c] / mcp if mcp > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@kernel(cache=True, error_model="numpy", fastmath=True,
+        aot=(
+            "i8(i8, f8, i8, i8, i8[:, ::1], i8[::1], i8[:, ::1], f8[:, ::1], f8[::1], f8[:, ::1], f8, "
+            "f8[:, ::1], i8[::1], f8[::1], f8[::1], f8[::1], f8[:, ::1], f8[:, ::1], i8[::1], "
+            "f8[:, ::1], f8[:, ::1], f8[:, ::1], f8[:, ::1], f8[::1], f8[::1], f8[::1], f8[::1], "
+            "f8[::1], f8[::1], i8[::1], i8[::1], i8[::1], f8[:, ::1], f8[:, ::1], f8[:, ::1], "
+            "f8[:, ::1], f8[:, ::1], f8[:, ::1], f8[:, ::1], f8[:, ::1], f8[:, ::1], f8[:, ::1])"))
 def advance(n_steps, dt, step0, rec_every,
             sweep, node_in_edge, cell_int, cell_coef, edge_mcp, pk, fac_temp,
             demand, demand_row, aux_base, aux_slope, aux_frac,

@@ -40,7 +40,7 @@ falling with f: ASSUMPTION, the exponent 2 is a parameter to calibrate). A power
 as a clock limit the same way.
 """
 import numpy as np
-from numba import njit
+from .dispatch import kernel
 
 WP_IDLE, WP_THR, WP_GAIN, WP_SHUT, WP_HOLD_S, WP_CMIN, WP_CAP, WP_SPEED, WP_JITTER, WP_THROTTLE, \
     WP_P_BASE, WP_P_SLOPE = range(12)
@@ -83,14 +83,14 @@ def pace_constants(wp, jp, j, chips):
     jp[j, JP_UNCAPPED] = 1.0 if np.all(p_c * jit <= wp[chips, WP_CAP]) else 0.0
 
 
-@njit(cache=True)
+@kernel(cache=True)
 def hold_decay(wp, dt, out):
     """Per-chip decay of the junction peak hold over a step: ``exp(-dt / hold_s)``."""
     for k in range(wp.shape[0]):
         out[k] = np.exp(-dt / wp[k, WP_HOLD_S])
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@kernel(cache=True, error_model="numpy", inline="always")
 def _cap_clock(demand, idle, cap):
     """Largest clock fraction at which ``idle + (demand - idle) c^2`` stays within ``cap``."""
     if demand <= cap or demand <= idle:
@@ -100,7 +100,7 @@ def _cap_clock(demand, idle, cap):
     return np.sqrt((cap - idle) / (demand - idle))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@kernel(cache=True, error_model="numpy", inline="always")
 def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
     """Advance one job's phase machine (state at js[j, i0:i0+3]) by dt; returns the time
     spent in the compute phase during the step."""
@@ -139,7 +139,7 @@ def advance_phase(js, j, i0, rate, t_compute, t_comm, dt):
     return tc
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+@kernel(cache=True, error_model="numpy", fastmath=True, inline="always")
 def chip_power_step(row, gstep, dt, demand, chip_x, wp, ws, chip_job, jp, js, job_tmp, hold_decay, power_out):
     """Chip power of a step [W] into ``power_out``, from the level demand ``demand[row]``;
     updates clocks, throttling and jobs.
