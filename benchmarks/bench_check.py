@@ -7,8 +7,11 @@ shared and its speed drifts: compare the two within a run, not across days):
   - ``jobs2``: ``twin check --jobs 2`` (two worker processes, forks of one that the
     checking process forks at its start and that starts the engine while the checking
     process reads the scenarios, serving one queue: ``twin.check.Forked``, ``run_all``).
-Before the timed repeats one untimed ``twin check --jobs 2`` fills the numba cache (a
-fresh clone compiles the kernels on first use, ~20 s).
+Before the timed repeats one untimed ``twin check --jobs 2`` fills the numba cache where
+the kernels run under numba (a fresh clone compiles them on first use, ~20 s). Which they
+run under is reported with the machine (``kernels``: ``aot`` when the processes use the
+kernels ``make`` compiled ahead of time and never import numba, twin.kernels.dispatch;
+``TWIN_KERNELS=jit`` in the environment measures numba's JIT instead).
 
 A control measures what the machine gives two processes at that moment: a pure-Python
 loop (no I/O, no shared state) run twice in one process and once in each of two
@@ -56,7 +59,10 @@ def _machine() -> dict:
                      if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return dict(nproc=os.cpu_count(), cpu=model, python=sys.version.split()[0])
+    kernels = subprocess.run([sys.executable, "-c", "from twin.kernels import dispatch; "
+                              "print(dispatch.mode(), dispatch.why_not_compiled())"],
+                             capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    return dict(nproc=os.cpu_count(), cpu=model, python=sys.version.split()[0], kernels=kernels)
 
 
 def _load() -> str:
@@ -150,7 +156,8 @@ def main() -> int:
     a = ap.parse_args()
     machine = _machine()
     load0 = _load()
-    print(f"machine: nproc {machine['nproc']}, {machine['cpu']}, Python {machine['python']}; load {load0}", flush=True)
+    print(f"machine: nproc {machine['nproc']}, {machine['cpu']}, Python {machine['python']}, "
+          f"kernels {machine['kernels']}; load {load0}", flush=True)
     warm = _check(2)
     print(f"warm-up (untimed): {warm['wall_s']:.1f} s, exit {warm['code']}", flush=True)
     runs = {"jobs1": [], "jobs2": []}

@@ -2,9 +2,13 @@
 
 Cases, each a fresh process, interleaved within every repeat with the order rotating
 from repeat to repeat (the machine is shared: compare within a run):
-  - ``import``: ``python -c "import twin.engine"`` (numpy, numba, pydantic, fluids, ht);
+  - ``import``: ``python -c "import twin.engine"`` (numpy, pydantic, fluids, ht; numba
+    where the kernels run under it);
   - ``run``: ``twin run reference-w32`` as installed (the console script, which freezes
-    the garbage collector at exit: twin.cli.main);
+    the garbage collector at exit: twin.cli.main), on the kernels ``make`` compiled ahead
+    of time where they are built (twin.kernels.dispatch);
+  - ``import-jit``, ``run-jit``: the same two with ``TWIN_KERNELS=jit``: the kernels under
+    numba's JIT (from its on-disk cache), numba imported and its runtime started;
   - ``run-no-freeze``: the same command through the click group alone
     (``python -c "from twin.cli import cli; cli()" run reference-w32``), which exits
     without it, as every command did before.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,17 +32,24 @@ from pathlib import Path
 
 from bench_check import ROOT, TWIN, _load, _machine
 
-CASES = {
-    "import": [sys.executable, "-c", "import twin.engine"],
-    "run": [str(TWIN), "run", "reference-w32"],
-    "run-no-freeze": [sys.executable, "-c", "from twin.cli import cli; cli()", "run", "reference-w32"],
+IMPORT = [sys.executable, "-c", "import twin.engine"]
+RUN = [str(TWIN), "run", "reference-w32"]
+JIT = {"TWIN_KERNELS": "jit"}
+CASES = {  # name: (command, environment added)
+    "import": (IMPORT, {}),
+    "import-jit": (IMPORT, JIT),
+    "run": (RUN, {}),
+    "run-jit": (RUN, JIT),
+    "run-no-freeze": ([sys.executable, "-c", "from twin.cli import cli; cli()", "run", "reference-w32"], {}),
 }
 
 
-def _time(cmd: list[str]) -> dict:
-    """Wall time of ``cmd`` and the time from its last line of output to its end."""
+def _time(case: tuple) -> dict:
+    """Wall time of a case's command and the time from its last line of output to its end."""
+    cmd, env = case
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env={**os.environ, **env})
     last = t0
     for _ in p.stdout:
         last = time.perf_counter()
@@ -52,8 +64,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_startup.json")
     a = ap.parse_args()
     machine, load0 = _machine(), _load()
-    print(f"machine: nproc {machine['nproc']}, {machine['cpu']}, Python {machine['python']}; load {load0}", flush=True)
-    _time(CASES["run"])  # untimed: fills the numba cache on a fresh clone
+    print(f"machine: nproc {machine['nproc']}, {machine['cpu']}, Python {machine['python']}, "
+          f"kernels {machine['kernels']}; load {load0}", flush=True)
+    _time(CASES["run-jit"])  # untimed: fills the numba cache on a fresh clone
     names = list(CASES)
     got = {n: [] for n in names}
     for i in range(a.repeats):
@@ -69,7 +82,7 @@ def main() -> int:
         tail = [r["exit_s"] for r in got[n]]
         summary[n] = dict(wall_median_s=statistics.median(wall), wall_min_s=min(wall), wall_max_s=max(wall),
                           exit_median_s=statistics.median(tail), runs=got[n])
-        shown = f"{statistics.median(tail):.2f}" if n != "import" else ""
+        shown = f"{statistics.median(tail):.2f}" if not n.startswith("import") else ""
         print(f"{n:<14} {statistics.median(wall):>16.2f} {min(wall):>5.2f}-{max(wall):<5.2f} {shown:>24}")
     load1 = _load()
     print(f"load average before {load0}, after {load1}")

@@ -218,7 +218,9 @@ def _warm() -> None:
     SIGINT ignored (Ctrl-C reaches the whole process group; the checking process stops
     the workers itself) and SIGTERM default (the parent's handler raises, for its own
     clean-up), the console script's collector thresholds and BLAS threads, the engine
-    imported and numba's runtime started (:func:`twin.kernels.warm`)."""
+    imported and, where the kernels run under numba, numba's runtime started
+    (:func:`twin.kernels.warm`; with the kernels compiled ahead of time there is no numba
+    to start, :mod:`twin.kernels.dispatch`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from . import check_worker  # noqa: F401  (tunes the process, imports the engine)
@@ -234,10 +236,11 @@ class WorkerDied(Exception):
 class Forked:
     """``n`` worker processes, all forks of one process forked from this one at once,
     before this one imports the engine (POSIX; a process without other threads: the
-    console script). That first process imports the engine and starts numba's runtime
-    (:func:`_warm`, ~0.6 s) while this one reads the scenarios, then forks the other
-    ``n - 1``, which start warm: the start-up is paid once, in parallel with the reading,
-    and this process only hands out scenarios and judges (``local`` is False). Each worker
+    console script). That first process imports the engine and starts the kernels
+    (:func:`_warm`: ~0.3 s compiled ahead of time, ~0.6 s more under numba) while this one
+    reads the scenarios, then forks the other ``n - 1``, which start warm: the start-up is
+    paid once, in parallel with the reading, and this process only hands out scenarios
+    and judges (``local`` is False). Each worker
     serves one pipe: it says its pid, then answers each scenario it is sent with
     :func:`run_one`'s result, and ends when the pipe closes."""
 
