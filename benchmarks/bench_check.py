@@ -27,6 +27,10 @@ run's time outside the scenarios (startup, reading, the table): ``predicted`` is
 jobs1 wall time over that. It uses only the one-process run, so it holds whatever the
 other jobs on the machine do to a second process (compare it with the control).
 
+With ``--with-jit`` every repeat also runs both cases with ``TWIN_KERNELS=jit`` (the
+kernels under numba's JIT, as before they were compiled ahead of time), the four cases
+in an order that rotates from repeat to repeat.
+
 Reported: each case's wall time per repeat, the median and min-max, the jobs1/jobs2
 ratio of each repeat and its median (the speed-up), the exit status (0: the catalogue
 passes its baseline), the slowest scenarios of the last repeat (from the progress lines),
@@ -140,9 +144,10 @@ def _predicted(run: dict) -> float:
     return run["wall_s"] / (serial + max(bins))
 
 
-def _check(jobs: int) -> dict:
+def _check(jobs: int, jit: bool = False) -> dict:
     t = time.perf_counter()
-    p = subprocess.run([str(TWIN), "check", "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True)
+    env = {**os.environ, "TWIN_KERNELS": "jit"} if jit else None
+    p = subprocess.run([str(TWIN), "check", "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     per = [(m.group(1), float(m.group(2))) for m in re.finditer(r"^\[\d+/\d+\] (\S+): .*\(([0-9.]+) s\)$",
                                                                   p.stderr, re.M)]
@@ -153,25 +158,35 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_check.json")
+    ap.add_argument("--with-jit", action="store_true",
+                    help="also time both cases with TWIN_KERNELS=jit (numba's JIT), interleaved")
     a = ap.parse_args()
     machine = _machine()
     load0 = _load()
     print(f"machine: nproc {machine['nproc']}, {machine['cpu']}, Python {machine['python']}, "
           f"kernels {machine['kernels']}; load {load0}", flush=True)
     warm = _check(2)
+    if a.with_jit:
+        _check(2, jit=True)
     print(f"warm-up (untimed): {warm['wall_s']:.1f} s, exit {warm['code']}", flush=True)
-    runs = {"jobs1": [], "jobs2": []}
-    ratios, controls, sim_controls, predicted = [], [], [], []
+    cases = ["jobs1", "jobs2"] + (["jobs1-jit", "jobs2-jit"] if a.with_jit else [])
+    runs = {c: [] for c in cases}
+    ratios, jit_ratios, controls, sim_controls, predicted = [], [], [], [], []
     last = {}
     for i in range(a.repeats):
-        order = ("jobs1", "jobs2") if i % 2 == 0 else ("jobs2", "jobs1")
+        order = cases[i % len(cases):] + cases[:i % len(cases)] if a.with_jit else \
+            (("jobs1", "jobs2") if i % 2 == 0 else ("jobs2", "jobs1"))
         got = {}
         for case in order:
-            got[case] = _check(1 if case == "jobs1" else 2)
+            got[case] = _check(1 if case.startswith("jobs1") else 2, jit=case.endswith("-jit"))
             runs[case].append(got[case]["wall_s"])
             if got[case]["code"] != 0:
                 print(f"  {case} exit {got[case]['code']}: {got[case]['tail']}", flush=True)
         ratios.append(got["jobs1"]["wall_s"] / got["jobs2"]["wall_s"])
+        if a.with_jit:
+            jit_ratios.append(got["jobs1-jit"]["wall_s"] / got["jobs2-jit"]["wall_s"])
+            print(f"  under numba's JIT: jobs1 {got['jobs1-jit']['wall_s']:.1f} s, "
+                  f"jobs2 {got['jobs2-jit']['wall_s']:.1f} s, ratio {jit_ratios[-1]:.2f}", flush=True)
         controls.append(_control())
         sim_controls.append(_sim_control())
         predicted.append(_predicted(got["jobs1"]))
@@ -184,18 +199,25 @@ def main() -> int:
     summary = {case: dict(median_s=statistics.median(v), min_s=min(v), max_s=max(v), runs_s=v)
                for case, v in runs.items()}
     summary["ratio"] = dict(median=statistics.median(ratios), min=min(ratios), max=max(ratios), runs=ratios)
+    if jit_ratios:
+        summary["ratio_jit"] = dict(median=statistics.median(jit_ratios), min=min(jit_ratios), max=max(jit_ratios),
+                                    runs=jit_ratios)
     summary["predicted"] = dict(median=statistics.median(predicted), min=min(predicted), max=max(predicted),
                                 runs=predicted)
     summary["control"] = dict(median=statistics.median(controls), min=min(controls), max=max(controls), runs=controls)
     summary["simulation_control"] = dict(median=statistics.median(sim_controls), min=min(sim_controls),
                                          max=max(sim_controls), runs=sim_controls)
     print(f"\n{'case':<8} {'median [s]':>11} {'min-max [s]':>14}")
-    for case in ("jobs1", "jobs2"):
+    for case in cases:
         s = summary[case]
-        print(f"{case:<8} {s['median_s']:>11.1f} {s['min_s']:>6.1f}-{s['max_s']:<6.1f}")
+        print(f"{case:<10} {s['median_s']:>9.1f} {s['min_s']:>6.1f}-{s['max_s']:<6.1f}")
     r = summary["ratio"]
     print(f"jobs1/jobs2 per repeat: median {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}); "
           f"ratio of medians {summary['jobs1']['median_s'] / summary['jobs2']['median_s']:.2f}")
+    if jit_ratios:
+        r = summary["ratio_jit"]
+        print(f"the same under numba's JIT: median {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}); "
+              f"ratio of medians {summary['jobs1-jit']['median_s'] / summary['jobs2-jit']['median_s']:.2f}")
     c = summary["control"]
     print(f"control, two processes of a pure loop against one: median {c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f})")
     c = summary["simulation_control"]

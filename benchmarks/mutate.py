@@ -615,7 +615,10 @@ def check_substitutions(mutations, root: Path = ROOT) -> list:
 
 
 def copy_tree(dest: Path, seed: Path | None = None, coolant_seed: Path | None = None) -> None:
-    """The repository's tracked files as they are in the working tree (mtimes kept), plus
+    """The repository's tracked files as they are in the working tree (mtimes kept), the
+    kernels ``make`` compiled ahead of time (twin/kernels/_aot*: used only where the copy's
+    kernel sources are those they were built from, so a mutated kernel runs under numba,
+    twin.kernels.dispatch), plus
     the Numba cache of ``seed`` (a copy whose kernels compiled): ``twin.kernels`` drops it
     by itself when the kernel sources differ, so only an unmutated kernel reuses it; and
     the coolant tables of ``coolant_seed`` (pass none where twin/coolant.py is mutated:
@@ -626,6 +629,8 @@ def copy_tree(dest: Path, seed: Path | None = None, coolant_seed: Path | None = 
         if rel and src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    for built in (ROOT / "twin" / "kernels").glob("_aot*"):
+        shutil.copy2(built, dest / "twin" / "kernels" / built.name)
     if seed is not None:
         cache = dest / "twin" / "kernels" / "__pycache__"
         cache.mkdir(exist_ok=True)

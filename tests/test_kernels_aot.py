@@ -10,6 +10,7 @@ skipped, since processes then use numba, which the rest of the suite tests.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -173,10 +174,28 @@ def test_the_declared_signatures_read_as_the_check_reads_them():
     dtypes, dimensions, layout. Catches: a parser that splits ``f8[:, ::1]`` at its comma,
     or takes a tuple return type's parentheses for the arguments."""
     f8, i8 = np.dtype(np.float64), np.dtype(np.int64)
+    c, any_layout = dispatch.ARRAY_C, dispatch.ARRAY_ANY
     assert dispatch.parse_signature("Tuple((f8[::1], i8, f8))(i8[::1], f8[:, ::1], f8, i8)") == (
-        "Tuple((f8[::1], i8, f8))", ((i8, 1, True), (f8, 2, True), "float64", "int64"))
+        "Tuple((f8[::1], i8, f8))", ((i8, 1, c), (f8, 2, c), float, int))
     assert dispatch.parse_signature("f8[::1](f8[:, :, ::1], f8[:])") == (
-        "f8[::1]", ((f8, 3, True), (f8, 1, False)))
+        "f8[::1]", ((f8, 3, c), (f8, 1, any_layout)))
+
+
+def test_the_flag_bits_are_numpys():
+    """The check reads an array's flags as one integer (``flags.num``) against numpy's bit
+    values, written out in twin.kernels.dispatch; each bit against the named flag, on
+    arrays that have it and arrays that do not. Catches: a wrong bit value, which would
+    let a strided or read-only array through to the compiled code."""
+    base = np.zeros((4, 4))
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    unaligned = np.frombuffer(np.zeros(8 * 4 + 1, np.uint8).data, dtype=np.float64, count=4, offset=1)
+    for a in (base, base[:, ::2], base.T, readonly, unaligned, np.zeros(0)):
+        num = a.flags.num
+        assert bool(num & dispatch.C_CONTIGUOUS) == a.flags.c_contiguous
+        assert bool(num & dispatch.ALIGNED) == a.flags.aligned
+        assert bool(num & dispatch.WRITEABLE) == a.flags.writeable
+    assert not unaligned.flags.aligned and not readonly.flags.writeable and not base[:, ::2].flags.c_contiguous
 
 
 def test_the_check_passes_the_declared_types_only():
@@ -190,6 +209,11 @@ def test_the_check_passes_the_declared_types_only():
     good = [table, 1, 0.5, np.zeros(4)[::2], ints]
     assert dispatch.accepts(spec, good)
     assert dispatch.accepts(spec, [table, np.int64(1), np.float64(0.5), np.zeros(2), ints])
+    # an unpickled array (a check worker's scenario, a cached table) has a copy of numpy's
+    # dtype object, not numpy's own: equal, so accepted
+    unpickled = pickle.loads(pickle.dumps(table))
+    assert unpickled.dtype is not table.dtype
+    assert dispatch.accepts(spec, [unpickled] + good[1:])
     readonly = table.copy()
     readonly.flags.writeable = False
     wrong = {
@@ -219,3 +243,20 @@ def test_every_kernel_file_is_part_of_the_compiled_modules_stamp():
     with_kernels = {p.name for p in dispatch.HERE.glob("*.py")
                     if any(ln.startswith("@kernel(") for ln in p.read_text().splitlines())}
     assert with_kernels == set(dispatch.KERNEL_FILES)
+
+
+def test_a_build_that_cannot_be_made_says_why_on_one_line_and_leaves_the_old_module():
+    """`python -m twin.kernels.aot` where no module can be built for this processor (here:
+    no description of it, as off Linux): exit 1, one line naming the reason, and the
+    module and stamp already there untouched (processes go on as before). Catches: a
+    build that fails with a traceback in `make`'s output, or removes a working module
+    before it knows it can replace it."""
+    before = {p.name: p.stat().st_mtime_ns for p in dispatch.HERE.glob("_aot*")}
+    code = ("import sys; from twin.kernels import dispatch, aot; dispatch.machine_tag = lambda: ''; "
+            "sys.exit(aot.main([]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "twin.kernels.aot: not built, the kernels run under numba's JIT: no processor description to stamp "
+        "the module with (Linux's /proc/cpuinfo)"], r.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in dispatch.HERE.glob("_aot*")} == before
