@@ -186,7 +186,7 @@ def _to_numba() -> None:
 
 # ----------------------------------------------------------------- signatures and checks
 
-# numpy's array flag bits (numpy/ndarraytypes.h: NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_ALIGNED,
+# numpy's array flag bits [NUMPY-C] (numpy/ndarraytypes.h: NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_ALIGNED,
 # NPY_ARRAY_WRITEABLE), read in one go from ``ndarray.flags.num`` (a test checks them
 # against the named flags)
 C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x0001, 0x0100, 0x0400
