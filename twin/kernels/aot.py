@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         path = build(verbose="-v" in argv)
-    except RuntimeError as err:
+    except (RuntimeError, OSError) as err:  # OSError: a read-only or full install directory
         print(f"twin.kernels.aot: not built, the kernels run under numba's JIT: {err}", file=sys.stderr)
         return 1
     print(f"twin.kernels.aot: compiled the kernels' entry points into {path.name} "
