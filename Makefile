@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # changes; where it cannot be built the kernels run under numba's JIT, as before (the build
 # says why, and make goes on).
 AOT := twin/kernels/_aot.stamp
-$(AOT): $(STAMP) $(addprefix twin/kernels/,hydraulics.py props.py thermal.py workload.py aot.py)
+$(AOT): $(STAMP) $(addprefix twin/kernels/,hydraulics.py props.py thermal.py workload.py aot.py dispatch.py)
 	-$(BIN)/python -m twin.kernels.aot
 
 # twin's own modules compiled to bytecode: an environment with PYTHONDONTWRITEBYTECODE set

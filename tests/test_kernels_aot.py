@@ -134,11 +134,12 @@ print('after', dispatch.mode(), 'numba' in sys.modules)
 
 
 def test_a_stale_or_foreign_build_is_not_loaded(tmp_path, monkeypatch):
-    """The stamp beside the compiled module names the kernel sources and the processor it
-    was built for; a build from other sources (a kernel edited since) or for another
-    processor is not used. Catches: a stale module running old kernel code after an
-    edit, or a module with this host's AVX-512 instructions loaded on a processor
-    without them (a crash)."""
+    """The stamp beside the compiled module names the kernel sources, the processor and the
+    numba it was built from; a build from other sources (a kernel edited since), for
+    another processor or by another numba is not used. Catches: a stale module running
+    old kernel code after an edit, a module with this host's AVX-512 instructions loaded
+    on a processor without them (a crash), or one whose last bits differ from the
+    installed numba's JIT."""
     stamp = tmp_path / "_aot.stamp"
     monkeypatch.setattr(dispatch, "STAMP", stamp)
     assert "not built" in dispatch._load()[1]
@@ -147,6 +148,10 @@ def test_a_stale_or_foreign_build_is_not_loaded(tmp_path, monkeypatch):
     assert "other kernel sources" in dispatch._load()[1]
     stamp.write_text(dispatch.stamp_text(here, "ffffffffffffffff"))
     assert "another processor" in dispatch._load()[1]
+    good = dispatch.stamp_text(here, dispatch.machine_tag())
+    assert f"numba {dispatch.compiler_version()}\n" in good
+    stamp.write_text(good.replace(f"numba {dispatch.compiler_version()}", "numba 0.0.1"))
+    assert "numba" in dispatch._load()[1]
     if dispatch.machine_tag():
         stamp.write_text(dispatch.stamp_text(here, dispatch.machine_tag()))
         module, why = dispatch._load()

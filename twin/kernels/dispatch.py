@@ -7,7 +7,8 @@ numba's notation): ``make`` compiles them ahead of time into one extension modul
 writes beside it a stamp of the kernel sources and the processor it was built from.
 
 A process runs the entry points from that module, and never imports numba, when the
-module is there, its stamp matches the kernel sources on disk and this processor, and
+module is there, its stamp matches the kernel sources on disk, this processor, Python and
+the installed numba, and
 ``TWIN_KERNELS`` is not ``jit``. That saves each process numba's start-up: its import,
 its target registries (which import scipy.linalg) and its runtime compile, ~0.35-0.5 s of
 a ``twin run`` or of each ``twin check`` worker (docs/performance.md). Otherwise (no
@@ -74,8 +75,21 @@ def machine_tag() -> str:
     return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
 
 
+def compiler_version() -> str:
+    """The numba that compiles (the build) or would compile (the JIT) the kernels, read
+    from its installed metadata without importing it: a module built by another numba
+    could give other numbers than this one's JIT in the last bits."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numba")
+    except PackageNotFoundError:
+        return "none"
+
+
 def stamp_text(digest: str, machine: str) -> str:
-    return f"sources {digest}\nmachine {machine}\npython {sys.implementation.cache_tag}\n"
+    return (f"sources {digest}\nmachine {machine}\npython {sys.implementation.cache_tag}\n"
+            f"numba {compiler_version()}\n")
 
 
 def mode() -> str:
@@ -116,7 +130,7 @@ def _load():
     except OSError:
         return None, f"not built ({STAMP.name} missing: make, or python -m twin.kernels.aot)"
     if stamp != stamp_text(sources_digest(names=BUILD_FILES), machine):
-        return None, f"built from other kernel sources, for another processor or Python ({STAMP.name})"
+        return None, f"built from other kernel sources, for another processor, Python or numba ({STAMP.name})"
     try:
         from . import _aot
     except ImportError as err:
