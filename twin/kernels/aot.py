@@ -5,7 +5,8 @@ kernel modules with numba (``TWIN_KERNELS=jit``), compiles every entry point dec
 ``@kernel(aot=...)`` (:mod:`twin.kernels.dispatch`) for this processor into one extension
 module with numba's ``pycc`` (a C compiler is needed; ~10 s), moves it into place beside
 the sources and writes the stamp that lets processes use it: the digest of the kernel
-sources it was built from and this processor's description. Each entry point is exported
+sources it was built from, this processor's description, the Python and the numba
+(:func:`twin.kernels.dispatch.stamp_text`). Each entry point is exported
 as a one-line function that calls the kernel's numba dispatcher, so that the kernel is
 compiled with its own options (``fastmath``, ``error_model``, inlining) exactly as the JIT
 compiles it: the two give the same numbers (tests/test_kernels_aot.py).
@@ -27,7 +28,6 @@ import warnings
 from pathlib import Path
 
 
-
 def _forwarder(dispatcher):
     """``def name(a, b, ...): return dispatcher(a, b, ...)`` with the kernel's own
     parameters (pycc compiles the exported function with default options; the kernel it
@@ -39,14 +39,15 @@ def _forwarder(dispatcher):
     return namespace["forward"]
 
 
-def build(out_dir: Path | None = None, verbose: bool = False) -> Path:
-    """Build the module into ``out_dir`` (default: the kernels' directory) and write its
-    stamp; returns the module's path. Raises RuntimeError with the reason."""
+def build(verbose: bool = False) -> Path:
+    """Build the module beside the kernel sources and write its stamp; returns the
+    module's path. Raises RuntimeError with the reason (OSError where the directory cannot
+    be written). Sets ``TWIN_KERNELS=jit`` in this process's environment: a process that
+    builds runs its kernels under numba."""
     os.environ["TWIN_KERNELS"] = "jit"
     from . import dispatch
 
     here = dispatch.HERE
-    out_dir = Path(out_dir) if out_dir is not None else here
     machine = dispatch.machine_tag()
     if not machine:
         raise RuntimeError("no processor description to stamp the module with (Linux's /proc/cpuinfo)")
@@ -73,14 +74,15 @@ def build(out_dir: Path | None = None, verbose: bool = False) -> Path:
                 warnings.simplefilter("ignore")
                 cc.compile()
         except Exception as err:  # noqa: BLE001  (the compiler's or distutils' error, whatever its class)
-            raise RuntimeError(f"compiling failed: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}") from None
+            last = (str(err).strip().splitlines() or [""])[-1]
+            raise RuntimeError(f"compiling failed: {type(err).__name__}: {last}") from None
         built = [p for p in Path(tmp).iterdir() if p.name.startswith("_aot.") and p.suffix in (".so", ".pyd")]
         if len(built) != 1:
             raise RuntimeError(f"compiling left no single module in {tmp}")
-        target = out_dir / built[0].name
-        stamp = out_dir / dispatch.STAMP.name
+        target = here / built[0].name
+        stamp = dispatch.STAMP
         stamp.unlink(missing_ok=True)  # no stamp while the module is replaced: processes meanwhile use numba
-        staged = out_dir / (built[0].name + ".tmp")
+        staged = here / (built[0].name + ".tmp")
         shutil.copyfile(built[0], staged)
         os.replace(staged, target)
     stamp.write_text(dispatch.stamp_text(digest, machine))
