@@ -139,21 +139,30 @@ def test_a_parameter_name_typo_names_the_parameter_field_and_the_near_name(rack)
 def test_ctrl_c_halfway_through_a_fit_stops_it(rack, monkeypatch):
     """SIGINT during a model run of the fit ends the fit (KeyboardInterrupt), as it would
     any command: the run's own handler (end the run after its segment) must not turn it
-    into a failed step the solver steps around."""
+    into a failed step the solver steps around. The signal comes as the fit's third model
+    run reads the measured power (a model run reads it from its start; the first run is
+    the starting point, the next ones the solver's own), wherever the fit would converge:
+    a fixed count of reads (the 200th of the fit's 247) let a model that converges in
+    fewer escape the signal and fail this test for a reason not its own (a physics error;
+    docs/mutation.md)."""
     from twin.calibration import measured
 
-    calls = {"n": 0}
+    seen = dict(runs=0, last_t0=None, sent=False)
     block = measured.MeasuredPower.block
 
     def interrupting(self, t0, dt, n):
-        calls["n"] += 1
-        if calls["n"] == 200:  # inside the third model run or so
-            os.kill(os.getpid(), signal.SIGINT)
+        if seen["last_t0"] is None or t0 <= seen["last_t0"]:  # a model run starts reading
+            seen["runs"] += 1
+            if seen["runs"] == 3:
+                seen["sent"] = True
+                os.kill(os.getpid(), signal.SIGINT)
+        seen["last_t0"] = t0
         return block(self, t0, dt, n)
 
     monkeypatch.setattr(measured.MeasuredPower, "block", interrupting)
     with pytest.raises(KeyboardInterrupt):
         run(_base(), rack, Spec.model_validate(SPEC))
+    assert seen["sent"] and seen["runs"] == 3, seen  # nothing ran after the signal
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
