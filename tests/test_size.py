@@ -177,6 +177,7 @@ def test_an_interrupted_search_stops_and_prints_no_answer(tmp_path, sig, code, l
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == code, stderr
     assert stderr.strip().splitlines()[-1] == last, stderr
+    assert stderr.splitlines()[-2:-1] != [""], stderr  # no empty line above it (click's own Ctrl-C echo)
     assert "found" not in stdout and not out.exists() and not list(tmp_path.glob("*.partial"))
 
 

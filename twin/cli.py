@@ -59,6 +59,14 @@ class _Twin(click.Group):
             return code
         sys.exit(code if isinstance(code, int) else 0)
 
+    def invoke(self, ctx):
+        """The command; an interruption leaves it as ``click.Abort`` at once (click's own
+        handling of a KeyboardInterrupt prints an empty line before our one line)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as err:  # Terminated (SIGTERM) too: interrupted_by reads the cause
+            raise click.Abort() from err
+
     def _main(self, args, prog_name, complete_var, **extra):
         code = None
         try:
