@@ -509,3 +509,40 @@ def test_a_killed_sweep_restarted_with_the_same_command_repeats_no_finished_run(
     assert list(table["run"]) == list(range(16)) and (table["status"] == "ok").all()
     kept = before.set_index("run_hash")["started_at"]
     assert (table.set_index("run_hash").loc[kept.index, "started_at"] == kept).all()
+
+
+def test_a_sweep_at_the_top_level_of_an_unguarded_script_says_so_before_starting_dask(tmp_path):
+    """A script that calls twin.sweep at its top level, without `if __name__ ==
+    "__main__":`, on a local cluster: Dask's spawned workers import the script again and
+    start the sweep again. Catches: the ~500 lines of tracebacks that gave ("Nanny failed
+    to start", ports in use) instead of one message naming the script, its line and the
+    guard, raised before any worker starts."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("import twin\n"
+                      "twin.sweep({'base': 'reference-w32', 'duration_s': 10.0,\n"
+                      "            'grid': {'facility.supply_temp_c': [25.0, 30.0]}}, workers=2)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"RuntimeError: {script}:2: a sweep on a local Dask cluster"), r.stderr[-1000:]
+    assert 'if __name__ == "__main__":' in last
+    assert "Nanny" not in r.stderr and r.stderr.count("Traceback") == 1, r.stderr[-2000:]
+
+
+def test_a_guarded_call_or_a_call_from_the_guard_is_not_taken_for_an_unguarded_one(tmp_path):
+    """The check looks at the script's top-level statement that led to the call (through
+    any functions) and whether an `if __name__ == "__main__":` block, either way round,
+    holds it. Catches: a guarded script refused (the guard's body is top-level code too),
+    or an unguarded call through a function let through."""
+    script = tmp_path / "s.py"
+    script.write_text("from twin.sweeps.runner import unguarded_script_line\n"
+                      "def f():\n"
+                      "    return unguarded_script_line(1)\n"
+                      "print(f())\n"
+                      "if '__main__' == __name__:\n"
+                      "    print(f())\n"
+                      "if __name__ != '__main__':\n"
+                      "    pass\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"({str(script)!r}, 4)", "None"]

@@ -137,6 +137,45 @@ class Progress:
             self.bar.stop()
 
 
+def _is_main_guard(test) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+def unguarded_script_line(depth: int = 2):
+    """(script, line) when this call comes from the top level of the script Python runs
+    (``__main__`` with a file) outside an ``if __name__ == "__main__":`` block, else None.
+    A local cluster's worker processes are started by spawning (Dask's default): each
+    imports that script again, and a sweep at its top level would start again in every
+    worker, each failing with a page of tracebacks ("Nanny failed to start")."""
+    import ast
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:  # a notebook, `python -c`, an interactive session: nothing is imported again
+        return None
+    frame = sys._getframe(depth)
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        tree = ast.parse(Path(path).read_text(), path)
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+    line = frame.f_lineno
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_guard(node.test) and node.lineno <= line <= node.end_lineno:
+            return None
+    return path, line
+
+
 def client_for(scheduler, workers):
     """A Dask client: of the cluster at ``scheduler``, else of a new local cluster
     (worker processes, one thread each). Returns (client, cluster or None)."""
@@ -149,6 +188,13 @@ def client_for(scheduler, workers):
             from ..errors import TwinInputError
 
             raise TwinInputError("--scheduler", scheduler, f"cannot reach the Dask scheduler: {err}") from None
+    unguarded = unguarded_script_line()
+    if unguarded is not None:
+        path, line = unguarded
+        raise RuntimeError(
+            f"{path}:{line}: a sweep on a local Dask cluster started from the top level of a script without "
+            "`if __name__ == \"__main__\":`; Dask's worker processes import the script again and would start "
+            "the sweep again: put the call under that guard")
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR)
