@@ -265,3 +265,15 @@ def test_a_build_that_cannot_be_made_says_why_on_one_line_and_leaves_the_old_mod
         "twin.kernels.aot: not built, the kernels run under numba's JIT: no processor description to stamp "
         "the module with (Linux's /proc/cpuinfo)"], r.stderr
     assert {p.name: p.stat().st_mtime_ns for p in dispatch.HERE.glob("_aot*")} == before
+
+
+def test_a_bad_kernels_setting_is_one_line_and_exit_2():
+    """``TWIN_KERNELS`` is input: a value that is not a mode is refused as bad input is,
+    on one line with exit 2, before anything runs. Catches: the RuntimeError traceback
+    it gave."""
+    r = subprocess.run([sys.executable, "-m", "twin.cli", "run", "reference-w32"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120, env={**os.environ, "TWIN_KERNELS": "bogus"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: environment: TWIN_KERNELS: 'bogus': expected one of auto, jit, aot"], r.stderr
+    assert r.stdout == ""

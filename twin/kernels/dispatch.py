@@ -108,17 +108,23 @@ def _compiled():
     with _lock:
         if _state["checked"]:
             return _state["module"]
-        _state["checked"] = True
         want = os.environ.get("TWIN_KERNELS", "auto").strip().lower() or "auto"
         if want not in MODES:
-            raise RuntimeError(f"TWIN_KERNELS={want!r}: expected one of {', '.join(MODES)}")
+            raise _setting_error(f"{want!r}: expected one of {', '.join(MODES)}")
         module, why = None, "TWIN_KERNELS=jit"
         if want != "jit":
             module, why = _load()
         if want == "aot" and module is None:
-            raise RuntimeError(f"TWIN_KERNELS=aot: the compiled kernels cannot be used: {why}")
-        _state.update(module=module, why=why)
+            raise _setting_error(f"'aot': the compiled kernels cannot be used: {why}")
+        _state.update(module=module, why=why, checked=True)  # a bad setting is refused again at the next import
         return module
+
+
+def _setting_error(message: str):
+    """A bad ``TWIN_KERNELS``, reported as bad input (the command line: one line, exit 2)."""
+    from ..errors import TwinInputError
+
+    return TwinInputError("environment", "TWIN_KERNELS", message)
 
 
 def _load():
