@@ -31,6 +31,7 @@ import twin
 from twin.build import build_model
 from twin.engine import Network, _empty_records, steady_state
 from twin.kernels import hydraulics as hk
+from twin.kernels import thermal as tk
 from twin.workload import ScheduleSource
 
 REPEATS = 7
@@ -47,7 +48,7 @@ def median_time(fn, repeats=REPEATS, number=1):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def bare_update(n_steps, pk, x, path_len, p, t_sup, decay, meanfac, cell_t):
+def bare_update(n_steps, pk, x, path_len, p, t_sup, end_in, mean_in, cell_t):
     """The floor: plates (rows of ``pk`` as in twin.kernels.thermal) in series along
     paths of ``path_len`` plates fed at ``t_sup``, then a chain of fluid cells."""
     n_chip = x.shape[0]
@@ -71,8 +72,8 @@ def bare_update(n_steps, pk, x, path_len, p, t_sup, decay, meanfac, cell_t):
         t_in = t_sup
         for c in range(cell_t.shape[0]):
             t0 = cell_t[c]
-            cell_t[c] = t_in + (t0 - t_in) * decay[c]
-            t_in = t_in + (t0 - t_in) * meanfac[c]
+            cell_t[c] = t0 + (t_in - t0) * end_in[c]
+            t_in = t0 + (t_in - t0) * mean_in[c]
     return t_out
 
 
@@ -138,14 +139,14 @@ def main():
     # the floor: the same plates (3 in series along each path) and coolant cells
     plates = np.ascontiguousarray(net.packed)
     fluid = model.cell_kind == 0
-    decay = np.ascontiguousarray(net.cell_coef[fluid, 0])
-    meanfac = np.ascontiguousarray(net.cell_coef[fluid, 1])
+    end_in = np.ascontiguousarray(net.cell_coef[fluid, tk.CF_END_IN])
+    mean_in = np.ascontiguousarray(net.cell_coef[fluid, tk.CF_MEAN_IN])
     x0 = state.chip_x.copy()
     chip_p = model.chip_tdp.copy()
     cells0 = state.cell_t[fluid].copy()
 
     def floor():
-        bare_update(steps, plates, x0, 3, chip_p, 30.0, decay, meanfac, cells0)
+        bare_update(steps, plates, x0, 3, chip_p, 30.0, end_in, mean_in, cells0)
 
     floor()
     bare = median_time(floor) / (steps * dt)

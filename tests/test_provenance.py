@@ -122,7 +122,8 @@ NOT_PHYSICS = {
     "traces.py": {"MAX_TRACE_POWER_W"},  # input sanity limit
     "kernels/hydraulics.py": {"MIN_SLOPE"},  # Newton safeguard
     "kernels/thermal.py": {"FLUID", "PLATE", "HX", "N_PK", "N_SW", "N_CI", "N_CF", "ACC_CHIPS",  # array layout
-                            "PK_PHI", "PK_GAM", "PK_PSI_F", "PK_LAM_F", "PK_CF"},
+                            "PK_PHI", "PK_GAM", "PK_PSI_F", "PK_LAM_F", "PK_CF",
+                            "SERIES_X"},  # numerical switch-over (series or expm1), exact either side
     "kernels/workload.py": {"N_WP", "N_WS", "N_JP", "N_JS", "N_JT",  # array layout
                             "NEVER"},  # the finite stand-in for infinity
     "scenario.py": {

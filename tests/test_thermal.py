@@ -8,6 +8,7 @@ from scipy.linalg import expm
 
 import twin
 from twin.coolant import coolant_table
+from twin.kernels import thermal as tk
 from twin.kernels.thermal import plate_propagator
 
 from .conftest import REFERENCE, single_plate_overrides, steady_overrides
@@ -105,6 +106,41 @@ def test_plate_propagator_over_step_sizes_and_no_flow(dt):
         big = expm(m * dt)
         for got, want in ((phi, big[:3, :3]), (gam, big[:3, 6:]), (psi, big[3:6, :3] / dt), (lam, big[3:6, 6:] / dt)):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+
+
+# A stopped loop's hydraulic solve leaves ~1e-8 L/min (about 1e-6 W/K of mcp): the cases
+# below run from no flow through that residue to a cell that empties 100 times per step.
+FLUID_MCP_W_PER_K = [0.0, 1e-30, 1e-12, 1e-6, 1e-3, 0.5, 30.0, 8e4]
+# scipy's expm (Pade, scaling and squaring) is accurate to ~1e-15 relative: 1e-9 K is far above it
+FLUID_ATOL_K = 1e-9
+
+
+@pytest.mark.parametrize("mcp", FLUID_MCP_W_PER_K)
+def test_a_fluid_cell_over_a_step_equals_the_exponential_from_no_flow_to_no_capacity(mcp):
+    """``C dT/dt = mcp (T_in - T) + Q`` over one step, end temperature and step mean,
+    against scipy's expm of the augmented system [T, int T, 1] (the form of Van Loan 1978
+    that needs no division by mcp). Catches the form ``T_eq + (T0 - T_eq) e^-x`` with
+    ``T_eq = T_in + Q / mcp``: its step mean is off by 2.2 K at 1e-6 W/K (a stopped loop)
+    and 1.6e-5 K at 1e-3 W/K, and at 1e-30 W/K its end temperature is 0 degC."""
+    cap, q, t0, t_in, dt = 80.0, 400.0, 50.0, 45.0, 0.1  # ~20 mL of coolant, a tray's aux heat
+    coef = np.zeros((1, tk.N_CF))
+    coef[0, tk.CF_CAP] = cap
+    tk.fluid_coefficients(dt, mcp, cap, coef, 0)
+    end, mean = tk.fluid_step(t0, t_in, q, mcp, coef, 0)
+    m = np.zeros((3, 3))
+    m[0, 0], m[0, 2], m[1, 0] = -mcp / cap, (mcp * t_in + q) / cap, 1.0
+    want = expm(m * dt) @ np.array([t0, 0.0, 1.0])
+    assert end == pytest.approx(want[0], abs=FLUID_ATOL_K)
+    assert mean == pytest.approx(want[1] / dt, abs=FLUID_ATOL_K)
+
+
+def test_a_fluid_cell_without_capacity_passes_its_heat_on():
+    """No capacity: the outflow is ``T_in + Q / mcp`` (what the mcp leaving carries), the
+    inflow where nothing flows."""
+    coef = np.zeros((1, tk.N_CF))
+    tk.fluid_coefficients(0.1, 30.0, 0.0, coef, 0)
+    assert tk.fluid_step(50.0, 45.0, 300.0, 30.0, coef, 0) == pytest.approx((55.0, 55.0), abs=1e-12)
+    assert tk.fluid_step(50.0, 45.0, 0.0, 0.0, coef, 0) == (45.0, 45.0)
 
 
 def test_power_step_gives_first_order_rc_response():

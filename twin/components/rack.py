@@ -24,6 +24,12 @@ from .base import LPM, Assembly
 # (ASSUMPTION: 8 tanks; the residence-time variance of N tanks is 1/N of the mean squared,
 # a hose's real dispersion is not modelled).
 HOSE_CELLS = 8
+# The coolant a mated quick-disconnect pair holds: its bore over this length (ASSUMPTION:
+# UQD couplings are a few centimetres long; no hold-up is published). The floor of a tray's
+# return cell, which takes the tray's auxiliary heat: with tubing of zero length the cell
+# would have no capacity, and with the loop stopped that heat would have nowhere to go
+# (twin.kernels.thermal.fluid_step).
+QD_FLOW_LENGTH_M = 0.05
 
 
 def tube_fit(asm: Assembly, t, q_nom, length=None, k_extra=0.0):
@@ -191,7 +197,8 @@ def tray(asm: Assembly, path: str, rack_spec, type_name: str, rack: int, s_node:
         coolant_path(asm, f"{path}/path{pi}", path, rack_spec, chip_types, counts, ti, rack, tin, tout,
                      q_tray / len(tt.paths))
     a, b, err = branch()
-    ret = asm.edge(f"{path}/return", a, b, tout, r_node, cells=[asm.fluid_cell(tube_volume(tubing, half), aux=ti)],
+    ret_volume = max(tube_volume(tubing, half), math.pi * d_qd ** 2 / 4.0 * QD_FLOW_LENGTH_M)
+    ret = asm.edge(f"{path}/return", a, b, tout, r_node, cells=[asm.fluid_cell(ret_volume, aux=ti)],
                    fit_error=err, q_nom=q_tray)
     tray_chips = [rack_spec.chip_types[c] for p in tt.paths for c in p]
     base, slope, full = corr.aux_power_line(tt.aux_power_w, tt.aux_idle_power_w, sum(c.tdp_w for c in tray_chips),

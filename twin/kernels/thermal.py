@@ -11,7 +11,9 @@ what the next receives: energy is conserved to round-off. The one place the loop
 one-step transit is counted by ``twin.engine.Network.stored_energy``.
 
 Cell kinds:
-- 0 fluid: ``C dT/dt = mcp (T_in - T) + Q_ext``
+- 0 fluid: ``C dT/dt = mcp (T_in - T) + Q_ext`` (:func:`fluid_coefficients`,
+  :func:`fluid_step`: written so that no term grows as ``mcp`` vanishes: a pump trip
+  leaves ~1e-10 L/min of solver residue, and ``T_in + Q_ext/mcp`` is then 1e8 K)
 - 1 plate: chip junction, plate base and plate coolant, states ``[Tj, Tb, Tf]``:
   ``Cj dTj/dt = P - (Tj - Tb)/R``; ``Cb dTb/dt = (Tj - Tb)/R - G (Tb - T_in)``;
   ``Cf dTf/dt = G (Tb - T_in) + mcp (T_in - Tf)`` with ``G`` the plate conductance
@@ -38,8 +40,8 @@ N_SW = 8  # width of the sweep table
 # columns of the per-cell tables: integers (CI_*) and step coefficients (CF_*)
 CI_KIND, CI_AUX, CI_CHIP = range(3)
 N_CI = 4  # width of the integer cell table
-CF_DECAY, CF_MEANFAC, CF_CAP, CF_HX_RATIO = range(4)
-N_CF = 4  # width of the cell coefficient table
+CF_END_IN, CF_MEAN_IN, CF_END_Q, CF_MEAN_Q, CF_CAP, CF_HX_RATIO = range(6)
+N_CF = 6  # width of the cell coefficient table
 # the accumulators ``acc`` of :func:`advance`: run totals, record-interval sums, then each
 # chip's energy over the record interval from ACC_CHIPS on
 ACC_CHIP_J, ACC_AUX_LIQUID_J, ACC_LIQUID_J, ACC_HX_J, ACC_I_LIQUID, ACC_I_HX, ACC_I_SPAN, ACC_I_AUX, \
@@ -169,6 +171,56 @@ def cell_table(cell_kind, cell_aux, cell_chip):
     return ci
 
 
+# below this x = mcp dt / C the step's weights come from their Taylor series (the next
+# term is below 1e-18 there); above it from expm1, exact to round-off
+SERIES_X = 1e-3
+
+
+@kernel(cache=True)
+def fluid_coefficients(dt, mcp, cap, out, c):
+    """A fluid cell's step weights (``out[c, CF_END_IN:CF_MEAN_Q + 1]``) for
+    ``C dT/dt = mcp (T_in - T) + Q`` with ``T_in`` and ``Q`` held over the step ``dt``.
+
+    The exact solution from ``T0``, with ``x = mcp dt / C``, ``g = (1 - e^-x) / x`` and
+    ``h = (1 - g) / x``: ``T(dt) = T0 + (T_in - T0) x g + Q dt g / C`` and its step
+    mean ``T0 + (T_in - T0) x h + Q dt h / C``. Every weight is bounded as ``mcp -> 0``
+    (``g -> 1``, ``h -> 1/2``: the stagnant cell heats at ``Q / C``) and as ``x`` grows
+    (``Q dt g / C -> Q / mcp``: the cell without capacity). The usual form
+    ``T_eq + (T0 - T_eq) e^-x`` with ``T_eq = T_in + Q / mcp`` subtracts two numbers
+    of order ``Q / mcp``: at the 1e-10 L/min a stopped loop's hydraulic solve leaves,
+    hundreds of kelvin of round-off. ``g`` from ``expm1`` (no cancellation) and, below
+    :data:`SERIES_X`, both from their Taylor series. A cell without capacity (``cap
+    <= 0``) takes none of these (:func:`fluid_step`)."""
+    if cap <= 0.0:
+        return
+    x = dt * mcp / cap if mcp > 0.0 else 0.0
+    if x < SERIES_X:
+        g = 1.0 - x * (1.0 / 2.0 - x * (1.0 / 6.0 - x * (1.0 / 24.0 - x / 120.0)))
+        h = 1.0 / 2.0 - x * (1.0 / 6.0 - x * (1.0 / 24.0 - x * (1.0 / 120.0 - x / 720.0)))
+    else:
+        g = -np.expm1(-x) / x
+        h = (1.0 - g) / x
+    out[c, CF_END_IN] = x * g
+    out[c, CF_MEAN_IN] = x * h
+    out[c, CF_END_Q] = dt * g / cap
+    out[c, CF_MEAN_Q] = dt * h / cap
+
+
+@kernel(cache=True)
+def fluid_step(t0, t_in, q, mcp, coef, c):
+    """A fluid cell over one step: its end temperature and step mean, from its
+    temperature ``t0``, inflow temperature ``t_in`` and heat ``q`` [W]
+    (:func:`fluid_coefficients`' weights, row ``c`` of ``coef``). A cell without capacity passes
+    ``t_in + q / mcp`` (no flow: ``t_in``; :mod:`twin.build` gives every cell that takes
+    heat a capacity)."""
+    if coef[c, CF_CAP] > 0.0:
+        d = t_in - t0
+        return (t0 + d * coef[c, CF_END_IN] + q * coef[c, CF_END_Q],
+                t0 + d * coef[c, CF_MEAN_IN] + q * coef[c, CF_MEAN_Q])
+    t_eq = t_in + (q / mcp if mcp > 0.0 else 0.0)
+    return t_eq, t_eq
+
+
 @kernel(cache=True,
         aot=(
             "none(f8, i8[:, ::1], i8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1], "
@@ -177,8 +229,8 @@ def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
                  chip_r, chip_cj, chip_cb, chip_g, cell_hx, cell_coef, packed):
     """Per-cell update coefficients for a step size and the current flows.
 
-    ``cell_coef[cell, :]`` (columns CF_*): a fluid cell's decay and step-mean factors
-    and capacity, an HX cell's ``eps Cmin / mcp`` (``cell_hx[cell]``: that CDU
+    ``cell_coef[cell, :]`` (columns CF_*): a fluid cell's step weights
+    (:func:`fluid_coefficients`) and capacity, an HX cell's ``eps Cmin / mcp`` (``cell_hx[cell]``: that CDU
     exchanger's ``eps Cmin`` [W/K]; zero elsewhere). ``packed[chip, :]`` holds what the
     step needs of a plate's maps in one row (PK_* offsets): phi (9, row-major), gam (6,
     row-major), the coolant row of psi (3) and of lam (2), the coolant capacity."""
@@ -190,21 +242,11 @@ def prepare_step(dt, cell_int, cell_edge, cell_c, edge_mcp,
         kind = cell_int[c, CI_KIND]
         mcp = edge_mcp[cell_edge[c]]
         cap = cell_c[c]
+        for j in range(N_CF):
+            cell_coef[c, j] = 0.0
         cell_coef[c, CF_CAP] = cap
-        cell_coef[c, CF_DECAY] = 0.0
-        cell_coef[c, CF_MEANFAC] = 0.0
-        cell_coef[c, CF_HX_RATIO] = 0.0
         if kind == FLUID:
-            if cap <= 0.0:
-                pass
-            elif mcp <= 0.0:
-                cell_coef[c, CF_DECAY] = 1.0
-                cell_coef[c, CF_MEANFAC] = 1.0
-            else:
-                x = dt * mcp / cap
-                decay = np.exp(-x)
-                cell_coef[c, CF_DECAY] = decay
-                cell_coef[c, CF_MEANFAC] = (1.0 - decay) / x if x > 1e-12 else 1.0
+            fluid_coefficients(dt, mcp, cap, cell_coef, c)
         elif kind == PLATE:
             k = cell_int[c, CI_CHIP]
             plate_propagator(dt, chip_r[k], chip_cj[k], chip_cb[k], cap, chip_g[k], mcp, phi, gam, psi, lam)
@@ -352,19 +394,8 @@ def advance(n_steps, dt, step0, rec_every,
                         q_ext = aux_frac[t] * a_tray
                         step_aux += q_ext * dt
                         step_aux_all += a_tray
-                    cap = cell_coef[c, CF_CAP]
-                    t0 = cell_t[c]
-                    if cap > 0.0 and mcp > 0.0:  # the common case first
-                        t_eq = t_in + q_ext / mcp
-                        cell_t[c] = t_eq + (t0 - t_eq) * cell_coef[c, CF_DECAY]
-                        t_mean = t_eq + (t0 - t_eq) * cell_coef[c, CF_MEANFAC]
-                    elif cap <= 0.0:
-                        t_eq = t_in + (q_ext / mcp if mcp > 0.0 else 0.0)
-                        cell_t[c] = t_eq
-                        t_mean = t_eq
-                    else:  # a cell with capacity and no flow
-                        cell_t[c] = t0 + q_ext * dt / cap
-                        t_mean = t0 + 0.5 * q_ext * dt / cap
+                    t_end, t_mean = fluid_step(cell_t[c], t_in, q_ext, mcp, cell_coef, c)
+                    cell_t[c] = t_end
                     t_in = t_mean
                 elif kind == PLATE:
                     k = np.uint64(cell_int[c, CI_CHIP])
