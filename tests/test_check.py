@@ -705,3 +705,16 @@ def test_a_check_started_without_stdout_or_stderr_still_runs_and_judges(closed, 
     else:
         assert "[2/2]" in p.stderr
     assert _validate(report).get("tests") is not None
+
+
+def test_a_problem_line_names_the_place_once():
+    """The coolant margins' notes begin with their place: "at rack01/tray02/return:
+    at rack01/tray02/return; boiling at ..." named it twice."""
+    from twin.check import Row, problem_line
+
+    r = Row("mixed-rack", "coolant_temp_max_c", 43.27, "degC", instance="rack01/tray02/return",
+            note="at rack01/tray02/return; boiling at 1 atm: 99.97 degC", verdict="REGRESSED", problems=["0.329 degC worse"])
+    assert problem_line(r).count("rack01/tray02/return") == 1, problem_line(r)
+    r = Row("reference-w32", "tray_flow_ratio_min", 0.9, "1", instance="rack01/tray09", note="6.86 L/min vs 7.0 required",
+            verdict="FAIL", problems=["below its limit"])
+    assert "; at rack01/tray09" in problem_line(r)

@@ -607,7 +607,7 @@ def _verdict(r: Row, comparable: bool) -> None:
 
 def problem_line(r: Row) -> str:
     """One line naming the scenario, the margin, what is wrong and the part that sets it."""
-    where = f"; at {r.instance}" if r.instance else ""
+    where = f"; at {r.instance}" if r.instance and f"at {r.instance}" not in r.note else ""  # once
     note = f": {r.note}" if r.note else ""
     return f"{r.verdict} {r.key} {r.name}: " + "; ".join(r.problems) + where + note
 

@@ -184,7 +184,7 @@ def simulate(scenario: Scenario, output=None, power=None,
                     times = (np.arange(a // rec_every + 1, b // rec_every + 1) * rec_every) * dt
                     recorder.commit(rows, times, snap)
                     end.time_s = b * dt
-                    limits.check(net, state, end, b * dt)
+                    limits.check(net, state, end, b * dt, rec, rows)
                     if end.stopped:
                         break
                 step += n

@@ -113,9 +113,11 @@ def _interrupts(end: RunEnd):
 class CoolantLimits:
     """The coolant states the model represents: liquid between its freezing point and its
     boiling point at 1 atm (``twin.coolant``), inside the property tables. Tracks the
-    run's coolant extremes (every cell, at the end of each segment) for the
-    ``coolant_temp_*`` margins and stops the run, with a named event, where the coolant
-    leaves that range or a temperature stops being finite."""
+    run's coolant extremes (every cell at the end of each segment, and every coolant
+    temperature recorded in it: the tray and rack returns, the rack and CDU supplies and
+    returns, whose step means between two segment ends can pass the cells' values at
+    them) for the ``coolant_temp_*`` margins and stops the run, with a named event, where
+    the coolant leaves that range or a temperature stops being finite."""
 
     def __init__(self, model: Model):
         table = model.coolant
@@ -131,9 +133,31 @@ class CoolantLimits:
         fluid = model.cell_kind != tk.PLATE
         self.fluid_cells = np.nonzero(fluid)[0]
         self.names = [model.edge_names[e] for e in model.cell_edge[self.fluid_cells]]
+        self.n_plates = len(model.chip_names)
+        self.rec_names = None  # the recorded temperatures' places, from the network at the first records
 
-    def check(self, net, state, end: RunEnd, t: float) -> None:
-        temps = np.concatenate([state.cell_t[self.fluid_cells], state.chip_x[:, 2]])
+    def _recorded_names(self, net) -> list:
+        """Where each recorded coolant temperature is (columns of ``edge_out``, then of
+        ``node_t``): tray returns by their edge, the rack inlet and outlet nodes as the
+        rack's supply and return, the CDU's nodes by name."""
+        m = self.m
+        racks_in, racks_out = set(m.rack_in_node.tolist()), set(m.rack_out_node.tolist())
+        nodes = []
+        for i in net.rec_nodes:
+            name = m.node_names[i]
+            rack = name.split("/")[0]
+            nodes.append(f"{rack}/supply" if i in racks_in else f"{rack}/return" if i in racks_out else name)
+        return [m.edge_names[e] for e in net.rec_edges] + nodes
+
+    def check(self, net, state, end: RunEnd, t: float, rec: dict | None = None, rows: int = 0) -> None:
+        """The cells' temperatures now, and ``rows`` rows of records ``rec`` (the segment's)."""
+        parts = [state.cell_t[self.fluid_cells], state.chip_x[:, 2]]
+        if rows:
+            if self.rec_names is None:
+                self.rec_names = self._recorded_names(net)
+            recorded = np.concatenate([rec["edge_out"][:rows], rec["node_t"][:rows]], axis=1)
+            parts += [recorded.max(axis=0), recorded.min(axis=0)]
+        temps = np.concatenate(parts)
         chips = state.chip_x
         if not (np.all(np.isfinite(temps)) and np.all(np.isfinite(chips))):
             self.t_max = self.t_min = math.nan
@@ -153,4 +177,8 @@ class CoolantLimits:
 
     def _name(self, i):
         n = len(self.fluid_cells)
-        return self.names[i] if i < n else f"{self.m.chip_names[i - n]} plate"
+        if i < n:
+            return self.names[i]
+        if i < n + self.n_plates:
+            return f"{self.m.chip_names[i - n]} plate"
+        return self.rec_names[(i - n - self.n_plates) % len(self.rec_names)]
