@@ -210,6 +210,12 @@ def test_the_pump_head_margin_says_when_every_pump_of_a_cdu_stopped():
     assert "no pump of cdu1 running from 10 s" in row.note, row.note
     ok = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml", {"simulation.duration_s": 20.0}))
     assert "no pump" not in next(m for m in ok.margin_table.rows if m.name == "pump_head_margin_kpa").note
+    # the duty pump trips at 60 s, the standby runs after the 5 s failover delay: an outage,
+    # not the rest of the run ("no pump of cdu1 running from 60 s" said otherwise)
+    failover = twin.simulate(twin.load_scenario(FAULTS / "pump-trip-n1.toml", {"simulation.duration_s": 80.0,
+                                                                                "cdu.pumps.running": 1}))
+    note = next(m for m in failover.margin_table.rows if m.name == "pump_head_margin_kpa").note
+    assert "no pump of cdu1 running 60-65 s" in note and "from 60" not in note, note
 
 
 def test_a_flow_setpoint_the_pumps_cannot_reach_fails_the_pump_head_margin():

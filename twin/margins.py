@@ -168,7 +168,8 @@ class MarginTracker:
         self.pump_time_s = 0.0
         self.return_max = -np.inf
         self.head_margin_min = np.inf
-        self.pumps_stopped: dict = {}  # CDU index -> the first time [s] none of its pumps ran
+        # CDU index -> the spans [from_s, to_s] when none of its pumps ran (to_s None: to the end)
+        self.pump_outages: dict = {}
         # the flow setpoint not held with the running pumps at their top speed: the least
         # delivered/setpoint seen, (delivered, setpoint) [L/min] there, and since when [s]
         self.setpoint_ratio_min, self.setpoint_at, self.setpoint_lost_s = np.inf, (np.nan, np.nan), None
@@ -261,8 +262,12 @@ class MarginTracker:
         # head their CDU's pumps deliver now
         delivered = (hyd.pressure_pa[m.cdu_discharge_node] - hyd.pressure_pa[m.cdu_suction_node])[m.pump_cdu]
         for c in range(m.n_cdus):  # the head reserve is that of running pumps: say when there were none
-            if c not in self.pumps_stopped and not np.any(hyd.speed[m.pump_cdu == c] > 0):
-                self.pumps_stopped[c] = t_start
+            spans = self.pump_outages.get(c, [])
+            if not np.any(hyd.speed[m.pump_cdu == c] > 0):
+                if not spans or spans[-1][1] is not None:
+                    self.pump_outages[c] = spans + [[t_start, None]]
+            elif spans and spans[-1][1] is None:  # a pump runs again (a standby after the failover delay)
+                spans[-1][1] = t_start
         scale = self._setpoint_scale(hyd, t_start)  # >1: the pumps at their top speed short of the setpoint
         for i, e in enumerate(m.pump_edges):
             if hyd.speed[i] > 0:
@@ -370,9 +375,9 @@ class MarginTracker:
             rows.append(MarginRow("pump_head_margin_kpa", self.head_margin_min, "kPa",
                                   s.margin_limit("pump_head_margin_kpa"), "min",
                                   self._head_note() + "".join(
-                                      f"; no pump of {m.cdu_names[c]} running" + (f" from {t:g} s" if t is not None else "")
-                                      + " (the reserve is that of the time pumps ran)"
-                                      for c, t in sorted(self.pumps_stopped.items())), instance="cdu"))
+                                      f"; no pump of {m.cdu_names[c]} running {_spans(spans)}"
+                                      " (the reserve is that of the time pumps ran)"
+                                      for c, spans in sorted(self.pump_outages.items())), instance="cdu"))
         if coolant is not None:
             stop = end.reason if end is not None and end.kind.startswith("coolant") else ""
             rows.append(MarginRow("coolant_temp_max_c", coolant.t_max, "degC", coolant.boil_c, "max",
@@ -464,6 +469,13 @@ class MarginTracker:
                               f"flow per nominal requirement: {m.rack_names[i]} {lo[i]:.3f}, {m.rack_names[j]} "
                               f"{hi[j]:.3f} (1 = every rack served alike)", instance=m.rack_names[i]))
         return rows
+
+
+def _spans(spans, most: int = 3) -> str:
+    """``from 10 s`` (to the end), ``60-65 s``, several joined; the first ``most`` of them."""
+    text = [f"from {a:g} s" if b is None else f"{a:g}-{b:g} s" for a, b in spans[:most]]
+    more = f" and {len(spans) - most} more" if len(spans) > most else ""
+    return ", ".join(text) + more
 
 
 def _nanmax(current: float, values) -> float:
