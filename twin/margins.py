@@ -42,6 +42,12 @@ RIDE_THROUGH_STEP_MAX_S = 0.5
 # flow meter's accuracy, so a shortfall flagged is the pumps', not the meter's).
 SETPOINT_SHORT = 1e-3
 
+# Heat into the coolant over an output interval above the most IT power the rack drew in
+# any interval is heat stored earlier (chips, plates, stagnant coolant) coming out; the
+# peak's note says so past this ratio (ASSUMPTION: 1 % clears the interval means' own
+# lag of a step between power and heat).
+STORED_RELEASE_RATIO = 1.01
+
 
 def coarse_step(s, chip_types=("gpu",)) -> str:
     """The caveat of a thermal step too long to resolve the power peaks of the chips of
@@ -175,6 +181,7 @@ class MarginTracker:
         self.setpoint_ratio_min, self.setpoint_at, self.setpoint_lost_s = np.inf, (np.nan, np.nan), None
         self.rack_dp_max = -np.inf
         self.peak_liquid = -np.inf
+        self.peak_it = -np.inf
         self.flow_at_peak = np.nan
         self.liquid_sum = 0.0
         self.it_sum = 0.0
@@ -278,6 +285,7 @@ class MarginTracker:
         liquid = data[f"{total}liquid_heat"]
         self.liquid_sum += float(np.sum(liquid))
         self.it_sum += float(np.sum(data[f"{total}it_power"]))
+        self.peak_it = _nanmax(self.peak_it, data[f"{total}it_power"])
         # the rating of the CDUs still rejecting heat against the heat of the same rows
         up = ~np.asarray(hx_lost, dtype=bool) if len(hx_lost) else np.ones(m.n_cdus, dtype=bool)
         avail = float(np.sum(m.cdu_rated_heat_w[up]))
@@ -398,6 +406,9 @@ class MarginTracker:
         over = ("" if m.is_row or not self.peak_liquid > rated else  # a row: cdu_capacity_margin_kw judges it
                 f"; above the CDU's rated {rated / 1e3:g} kW ({100 * self.peak_liquid / rated:.0f} %): its exchanger "
                 "runs at a wider approach than rated")
+        if self.peak_liquid > STORED_RELEASE_RATIO * self.peak_it:  # more than the rack ever drew: stored heat
+            over += (f"; above the peak IT power ({self.peak_it / 1e3:.1f} kW): heat the chips, plates and "
+                     "coolant had stored, released into the flow (as after a stop of the flow)")
         rows.append(MarginRow(f"{unit}_liquid_heat_peak_kw", self.peak_liquid / 1e3, "kW",
                               note="output-interval mean" + over))
         per_kw = self.flow_at_peak / (self.peak_liquid / 1e3) if self.peak_liquid > 0 else math.nan

@@ -211,7 +211,7 @@ def fluid_step(t0, t_in, q, mcp, coef, c):
     """A fluid cell over one step: its end temperature and step mean, from its
     temperature ``t0``, inflow temperature ``t_in`` and heat ``q`` [W]
     (:func:`fluid_coefficients`' weights, row ``c`` of ``coef``). A cell without capacity passes
-    ``t_in + q / mcp`` (no flow: ``t_in``; :mod:`twin.build` gives every cell that takes
+    ``t_in + q / mcp`` (no flow: ``t_in``; :func:`twin.components.rack.tray` gives the one cell that takes
     heat a capacity)."""
     if coef[c, CF_CAP] > 0.0:
         d = t_in - t0
