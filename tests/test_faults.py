@@ -330,3 +330,19 @@ def test_a_liquid_heat_peak_above_what_the_rack_drew_is_said_to_be_stored_heat()
     ok, _ = _run("pump-trip-n1", **{"simulation.duration_s": 80.0})
     assert "above the peak IT power" not in next(m for m in ok.margin_table.rows
                                                  if m.name == "rack_liquid_heat_peak_kw").note
+
+
+def test_a_lost_facility_flow_leaves_its_return_temperature_unread_without_a_warning():
+    """Facility flow lost at 60 s: its return temperature has no value (NaN, as a gap in
+    measured telemetry) rather than a division by zero that numpy warns about on the
+    user's terminal; before the loss it is the supply plus the CDU's heat over its mcp."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = twin.simulate(twin.load_scenario(ROOT / "scenarios" / "reference-w32.toml", {
+            "simulation.duration_s": 120.0, "faults": [{"kind": "facility_flow", "start_s": 60.0, "severity": 1.0}]}))
+    tel = r.telemetry()
+    t, ret = tel.time, np.asarray(tel["facility/return_temp"], dtype=float)
+    assert np.all(np.isfinite(ret[t <= 60.0])) and np.all(np.isnan(ret[t > 61.0]))
+    assert np.all(tel["facility/flow"][t > 61.0] == 0.0)

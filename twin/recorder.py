@@ -110,6 +110,16 @@ def _rack_heat(m: Model, power, rows):
     return chip, rack_aux, rack_aux_liquid
 
 
+def _facility_return(supply_c, heat_w, m_cp):
+    """The facility water leaving the CDUs' exchangers: supply plus heat over its mcp
+    [W/K]; NaN, no reading, while it does not flow (a lost facility flow), without
+    numpy's division warning."""
+    heat = np.asarray(heat_w, dtype=float)
+    if m_cp > 0.0:
+        return supply_c + heat / m_cp
+    return np.full(heat.shape, np.nan)
+
+
 def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: dict) -> dict:
     """Telemetry channels of ``rows`` kernel records (per-chip records grouped by type:
     ``type_slices``, see ``Network.rec_col``)."""
@@ -149,7 +159,7 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
         out["cdu/return_temp"] = node_t[:, REC_NODES.index("cdu_return")]
         out["cdu/heat"] = hx_heat
         out["cdu/dp"] = np.full(rows, (p[m.node["discharge"]] - p[m.node["suction"]]) / 1e3)
-        out["facility/return_temp"] = fac_t + hx_heat / m_fac_cp
+        out["facility/return_temp"] = _facility_return(fac_t, hx_heat, m_fac_cp)
         out["facility/flow"] = np.full(rows, snap.fac_flow_m3s / LPM)
     else:  # a row: per rack and per CDU (columns in rack and CDU order), row totals
         out["row/liquid_heat"] = liquid
@@ -169,7 +179,7 @@ def _record_rows(m: Model, snap: _Snapshot, rec: dict, rows: int, type_slices: d
         out["cdu/heat"] = rec["cdu_heat"][:rows]
         out["cdu/flow"] = np.broadcast_to(q[m.cdu_hx_edge] / LPM, (rows, nc))
         out["cdu/dp"] = np.broadcast_to((p[m.cdu_discharge_node] - p[m.cdu_suction_node]) / 1e3, (rows, nc))
-        out["facility/return_temp"] = fac_t + rec["cdu_heat"][:rows] / m_fac_cp
+        out["facility/return_temp"] = _facility_return(fac_t, rec["cdu_heat"][:rows], m_fac_cp)
         out["facility/flow"] = np.full(rows, nc * snap.fac_flow_m3s / LPM)
     for channel in {c for c, _ in snap.offsets}:  # a faulty sensor reads off
         out[channel] = out[channel] + sensor_offset(snap.offsets, channel, np.shape(out[channel])[1:])
