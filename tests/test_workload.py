@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import twin
+from twin.errors import TwinInputError
 from twin.telemetry import read_telemetry
 
 from .conftest import ROOT
@@ -191,6 +192,28 @@ def test_replay_of_a_telemetry_file(tmp_path):
     gpu = tel["gpu/power"].astype(float).mean(axis=1)
     # sample k of the source holds over (t_k, t_k+1]: the replay's interval k+1
     np.testing.assert_allclose(gpu[1:], 1200.0 * u[:19], rtol=1e-5)
+    # the first sample (at 1 s, the mean over 0-1 s) holds over the interval before it:
+    # the run's first second is not left without power (it was: 0 W)
+    assert gpu[0] == pytest.approx(1200.0 * u[0], rel=1e-5)
+
+
+def test_a_run_longer_than_its_replay_trace_is_refused(tmp_path):
+    """A trace of 0 s to 45 s (15 s samples) replayed for 60 s: past its last sample the chips
+    would draw nothing, and the run would pass judgement on a rack that idled. Refused when
+    the scenario is loaded, naming the trace and what it covers, and by ``simulate`` for a
+    ``duration_s`` beyond the scenario's own."""
+    trace = tmp_path / "short.csv"
+    trace.write_text("time,power\n0,1000\n15,2000\n30,1500\n45,1000\n")
+    over = {"workload.replay.file": str(trace), "workload.replay.column": "power",
+            "simulation.output_interval_s": 1.0, "simulation.hydraulic_update_s": 5.0}
+    with pytest.raises(TwinInputError) as err:
+        twin.load_scenario(ROOT / "scenarios" / "replay-hpc-trace.toml", {**over, "simulation.duration_s": 60.0})
+    assert err.value.field == "workload.replay.file" and "covers trace time -15 s to 45 s" in err.value.message
+    assert "needs 0 s to 60 s" in err.value.message, err.value.message
+    s = twin.load_scenario(ROOT / "scenarios" / "replay-hpc-trace.toml", {**over, "simulation.duration_s": 45.0})
+    assert float(np.min(twin.simulate(s).telemetry()["gpu/power"])) > 0.0  # every second has its power
+    with pytest.raises(TwinInputError, match="needs 0 s to 50 s"):
+        twin.simulate(s, duration_s=50.0)
 
 
 def test_idle_job_holds_gpus_at_its_power_and_frees_them():

@@ -94,6 +94,8 @@ def simulate(scenario: Scenario, output=None, power=None,
     rec_every = int(round(sim.output_interval_s / dt))
     block_steps = int(round(sim.hydraulic_update_s / dt))
     source = power or make_source(model, dt)
+    if hasattr(source, "check_span"):  # a replayed trace: it must cover the run
+        source.check_span(duration)
     wl = source.kernel
     n_jobs = wl.jp.shape[0]
     net = Network(model)

@@ -1256,9 +1256,10 @@ def validate(sources: Sources) -> Loaded:
         origin = origins.get(("workload", "replay", "file"), path)
         if not Path(rp.file).is_absolute():
             rp.file = str((relative_base(origin) / rp.file).resolve())
-        from .traces import read_trace
+        from .traces import check_span, read_trace
         regular_file(rp.file, origin, "workload.replay.file", f"replay file {rp.file}")
-        read_trace(rp.file, rp.column, rp.time_column)
+        t, _ = read_trace(rp.file, rp.column, rp.time_column)
+        check_span(rp.file, t, rp.start_s, scenario.simulation.duration_s)
         inputs[Path(rp.file)] = "the replay trace"
     return Loaded(scenario, sources, inputs)
 

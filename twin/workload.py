@@ -483,16 +483,31 @@ def idle_job(env, rack: RackWorkload, spec, rec: JobRecord):
 class ReplaySource(ScheduleSource):
     """Chip power from a measured trace: every chip at ``peak_fraction_of_tdp`` of its TDP
     times the trace over its maximum. Samples hold until the next (a 15 s sample of a
-    measured load is an interval mean); step means are exact integrals of that."""
+    measured load is an interval mean), the first also over the interval before it
+    (:func:`twin.traces.held`); step means are exact integrals of that. A run beyond
+    what the trace holds is refused (:meth:`check_span`)."""
 
     def __init__(self, model, times_s, power_w):
         super().__init__(model)
         rp = model.scenario.workload.replay
+        from .traces import held
+
+        times_s = np.concatenate([[held(times_s)[0]], times_s])
+        power_w = np.concatenate([[power_w[0]], power_w])
         self.t = np.asarray(times_s, dtype=float) - rp.start_s
         u = np.asarray(power_w, dtype=float) / float(np.max(power_w))
         self.u = u * rp.peak_fraction_of_tdp
         # cumulative integral of the zero-order-hold trace at the sample times
         self.cum = np.concatenate([[0.0], np.cumsum(self.u[:-1] * np.diff(self.t))])
+
+    def check_span(self, duration_s: float) -> None:
+        """Refuse a run longer than the trace covers (:func:`twin.traces.check_span`; the
+        scenario's own duration was checked when it was loaded, this is for a
+        ``simulate(duration_s=...)`` beyond it)."""
+        from .traces import check_span
+
+        rp = self.model.scenario.workload.replay
+        check_span(rp.file, self.t[1:] + rp.start_s, rp.start_s, duration_s)
 
     def _integral(self, t):
         t = np.clip(t, self.t[0], self.t[-1])
