@@ -55,7 +55,7 @@ column = "power_w"
 [simulation]
 duration_s = 5.0
 """
-GOOD_TRACE = "time,power_w\n0,1000\n1,1200\n2,900\n3,1100\n"
+GOOD_TRACE = "time,power_w\n0,1000\n1,1200\n2,900\n3,1100\n4,1000\n5,1200\n6,900\n"  # covers the 5 s runs
 
 
 # --------------------------------------------------------------------------- the case machinery
@@ -873,8 +873,11 @@ def test_bad_input_exits_2_with_one_line_and_leaves_everything_as_it_was(c: Case
     assert "Traceback" not in err
     for word in PYDANTIC_WORDING:
         assert word not in line, line
+    # needles are looked for with pytest's temporary root written as TMP: its name
+    # ("pytest-of-root", "test_bad_input_exits...") holds "-o" and "input" of its own
+    said = line.replace(str(tmp_path), "TMP")
     for needle in c.needles:
-        assert needle.replace("{d}", str(d)) in line, f"{needle!r} not in {line!r}"
+        assert needle.replace("{d}", "TMP/case") in said, f"{needle!r} not in {said!r}"
     assert _hashes(d, REPO_PARTS) == before, "an input changed"
     assert not (d / "out.h5").exists() and not (d / "o.h5").exists()
     assert not [p for p in tmp_path.rglob("*.partial") if p.name != "o.h5.partial"], "a .partial was left"
