@@ -141,13 +141,9 @@ class CoolantLimits:
         ``node_t``): tray returns by their edge, the rack inlet and outlet nodes as the
         rack's supply and return, the CDU's nodes by name."""
         m = self.m
-        racks_in, racks_out = set(m.rack_in_node.tolist()), set(m.rack_out_node.tolist())
-        nodes = []
-        for i in net.rec_nodes:
-            name = m.node_names[i]
-            rack = name.split("/")[0]
-            nodes.append(f"{rack}/supply" if i in racks_in else f"{rack}/return" if i in racks_out else name)
-        return [m.edge_names[e] for e in net.rec_edges] + nodes
+        rack_of = {int(n): f"{r}/supply" for r, n in zip(m.rack_names, m.rack_in_node)}
+        rack_of.update({int(n): f"{r}/return" for r, n in zip(m.rack_names, m.rack_out_node)})
+        return [m.edge_names[e] for e in net.rec_edges] + [rack_of.get(int(i), m.node_names[i]) for i in net.rec_nodes]
 
     def check(self, net, state, end: RunEnd, t: float, rec: dict | None = None, rows: int = 0) -> None:
         """The cells' temperatures now, and ``rows`` rows of records ``rec`` (the segment's)."""

@@ -36,17 +36,16 @@ def held(times_s) -> tuple[float, float]:
     return float(t[0] - (t[1] - t[0])), float(t[-1])
 
 
-def check_span(path, times_s, start_s: float, duration_s: float, where=None) -> None:
+def check_span(path, times_s, start_s: float, duration_s: float) -> None:
     """Refuse a run the trace does not cover: trace time ``start_s`` to ``start_s +
     duration_s`` must lie within what its samples hold (:func:`held`: from one interval
     before the first sample to the last). Past that the replay would have no power to
-    give and the chips would idle, under a verdict of the whole run. ``where``: the file
-    named in the error (default the trace)."""
+    give and the chips would idle, under a verdict of the whole run."""
     t0, t1 = held(times_s)
     a, b = float(start_s), float(start_s) + float(duration_s)
     slack = 1e-9 * max(1.0, abs(t0), abs(t1))  # round-off of times written in decimal
     if a < t0 - slack or b > t1 + slack:
-        raise TwinInputError(where or path, FILE, f"covers trace time {t0:g} s to {t1:g} s and the run needs {a:g} s to {b:g} s "
+        raise TwinInputError(path, FILE, f"covers trace time {t0:g} s to {t1:g} s and the run needs {a:g} s to {b:g} s "
                                                   "(workload.replay.start_s + simulation.duration_s): a shorter run, "
                                                   "another start_s or a longer trace")
 

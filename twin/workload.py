@@ -492,9 +492,9 @@ class ReplaySource(ScheduleSource):
         rp = model.scenario.workload.replay
         from .traces import held
 
-        times_s = np.concatenate([[held(times_s)[0]], times_s])
+        self.times_s = np.asarray(times_s, dtype=float)  # the trace's own, for check_span
+        self.t = np.concatenate([[held(times_s)[0]], self.times_s]) - rp.start_s
         power_w = np.concatenate([[power_w[0]], power_w])
-        self.t = np.asarray(times_s, dtype=float) - rp.start_s
         u = np.asarray(power_w, dtype=float) / float(np.max(power_w))
         self.u = u * rp.peak_fraction_of_tdp
         # cumulative integral of the zero-order-hold trace at the sample times
@@ -507,7 +507,7 @@ class ReplaySource(ScheduleSource):
         from .traces import check_span
 
         rp = self.model.scenario.workload.replay
-        check_span(rp.file, self.t[1:] + rp.start_s, rp.start_s, duration_s)
+        check_span(rp.file, self.times_s, rp.start_s, duration_s)
 
     def _integral(self, t):
         t = np.clip(t, self.t[0], self.t[-1])
